@@ -1,0 +1,187 @@
+"""Typed configuration: built-in defaults < backstop.toml < BACKSTOP_* environment variables.
+
+Unknown keys, bad types and bad URLs raise ``ConfigError`` with a one-line message naming the key, so the
+CLI can print it and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path("data") / "backstop.duckdb"
+DEFAULT_CONFIG_PATH = Path("backstop.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for a one-line CLI error."""
+
+
+class Intervals(BaseModel):
+    """Poll intervals in seconds per dataset (0 disables the dataset's job)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    funds: float = Field(default=300, ge=0)
+    open_interest: float = Field(default=300, ge=0)
+    funding: float = Field(default=600, ge=0)
+    prices: float = Field(default=300, ge=0)
+    adl: float = Field(default=600, ge=0)
+    liquidations: float = Field(default=300, ge=0)
+
+
+class VenueConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    base_url: AnyHttpUrl | None = None
+    intervals: Intervals = Field(default_factory=Intervals)
+    symbols: list[str] = Field(default_factory=list, description="only these venue symbols; empty = all")
+    max_symbols: int = Field(default=50, ge=1, description="cap on per-symbol REST calls per cycle")
+    timeout_s: float = Field(default=20, gt=0)
+    streams: bool = True
+
+    def base_url_str(self) -> str | None:
+        return str(self.base_url).rstrip("/") if self.base_url else None
+
+
+class CollectorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jitter_s: float = Field(default=5, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    backfill_days: int = Field(default=90, ge=1)
+
+
+class DashboardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65535)
+    refresh_s: int = Field(default=60, ge=5)
+    cache_ttl_s: int = Field(default=30, ge=1)
+
+
+class AlertRuleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    severity: str | None = None
+    threshold_pct: float | None = None
+    windows_h: list[float] | None = None
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    targets: list[SecretStr] = Field(default_factory=list, description="apprise URLs (secrets: never logged)")
+    cooldown_s: float = Field(default=3600, ge=0)
+    delivery_retries: int = Field(default=3, ge=0)
+    rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
+
+
+def _default_venues() -> dict[str, VenueConfig]:
+    from collectors.registry import venue_keys
+
+    return {key: VenueConfig() for key in venue_keys()}
+
+
+class Settings(BaseSettings):
+    """Everything Backstop reads from config. Env vars: BACKSTOP_DB, BACKSTOP_VENUES__OKX__ENABLED=false, ..."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BACKSTOP_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    db: Path = DEFAULT_DB_PATH
+    simulated: bool = False
+    venues: dict[str, VenueConfig] = Field(default_factory=_default_venues)
+    collector: CollectorConfig = Field(default_factory=CollectorConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @field_validator("venues", mode="after")
+    @classmethod
+    def _known_venues(cls, venues: dict[str, VenueConfig]) -> dict[str, VenueConfig]:
+        from collectors.registry import venue_keys
+
+        known = venue_keys()
+        unknown = sorted(set(venues) - set(known))
+        if unknown:
+            raise ValueError(f"unknown venue {unknown[0]!r} (known: {', '.join(known)})")
+        merged = {key: VenueConfig() for key in known}
+        merged.update(venues)
+        return merged
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # env beats the file (passed as init kwargs) so one deployment file can be overridden per host
+        return (env_settings, init_settings)
+
+    def enabled_venues(self) -> list[str]:
+        return [key for key, cfg in self.venues.items() if cfg.enabled]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(root)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{key}'"
+    return f"{source}: invalid value for '{key}': {first['msg']}"
+
+
+def load_settings(config_path: Path | None = None, db_path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings. A missing explicit --config file is an error; a missing default one is fine."""
+    data: dict[str, Any] = {}
+    path = config_path
+    if path is None and "BACKSTOP_CONFIG" in os.environ:
+        path = Path(os.environ["BACKSTOP_CONFIG"])
+    source = str(path) if path else "config"
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif DEFAULT_CONFIG_PATH.exists():
+        source = str(DEFAULT_CONFIG_PATH)
+        try:
+            data = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{DEFAULT_CONFIG_PATH}: not valid TOML: {exc}") from None
+    data.update(overrides)
+    if db_path is not None:
+        data["db"] = db_path
+    try:
+        settings = Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+    if db_path is not None:  # --db beats the environment too
+        settings.db = db_path
+    return settings

@@ -1,0 +1,197 @@
+"""Composition root of the collector process: adapters + storage + scheduler.
+
+One ccxt client per venue for the process lifetime; venues are polled concurrently; the DuckDB writes
+go through one worker thread (``Store``) so the event loop never blocks on a lock held by a reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from backstop.config import Settings
+from collectors.base import Batch, VenueAdapter
+from collectors.registry import adapter_class
+from collectors.runner import RetryPolicy, RunOutcome, fetch_with_retry, run_job
+from storage import queries
+from storage.writer import RunRecord, Store
+
+log = logging.getLogger(__name__)
+
+CycleHook = Callable[[list[RunOutcome]], Awaitable[None]]
+
+
+def _run_record(outcome: RunOutcome) -> RunRecord:
+    return RunRecord(
+        run_id=outcome.run_id, venue=outcome.venue, dataset=outcome.dataset, kind=outcome.kind,
+        started_at=outcome.started_at, finished_at=outcome.finished_at, status=outcome.status,
+        error_class=outcome.error_class, error_message=outcome.error_message, attempts=outcome.attempts,
+    )
+
+
+@dataclass
+class Collector:
+    settings: Settings
+    adapters: dict[str, VenueAdapter] = field(default_factory=dict)
+    store: Store = field(init=False)
+    after_cycle: list[CycleHook] = field(default_factory=list)
+    background: list[Callable[[Collector], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.settings.db)
+        self.policy = RetryPolicy(
+            self.settings.collector.max_retries,
+            self.settings.collector.backoff_base_s,
+            self.settings.collector.backoff_max_s,
+        )
+
+    @classmethod
+    def for_venues(cls, settings: Settings, venues: list[str] | None = None) -> Collector:
+        keys = venues or settings.enabled_venues()
+        adapters = {key: adapter_class(key)(settings.venues[key]) for key in keys}
+        return cls(settings=settings, adapters=adapters)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Collector]:
+        await asyncio.gather(*(adapter.open() for adapter in self.adapters.values()))
+        try:
+            yield self
+        finally:
+            await asyncio.gather(*(adapter.close() for adapter in self.adapters.values()),
+                                 return_exceptions=True)
+            await asyncio.to_thread(self.store.flush)
+
+    # -- writing ---------------------------------------------------------------------------------
+    async def sink(self, outcome: RunOutcome) -> int | None:
+        inserted = await asyncio.to_thread(self.store.write, outcome.batch, _run_record(outcome))
+        return None if inserted is None else sum(inserted.values())
+
+    async def since(self, venue: str, dataset: str) -> datetime | None:
+        return await asyncio.to_thread(queries.newest_ts, self.settings.db, venue, dataset)
+
+    # -- polling ---------------------------------------------------------------------------------
+    def jobs(self) -> list[tuple[str, str]]:
+        pairs = []
+        for key, adapter in self.adapters.items():
+            intervals = self.settings.venues[key].intervals
+            for dataset in adapter.datasets():
+                if getattr(intervals, dataset, 0) > 0 and hasattr(adapter, f"fetch_{dataset}"):
+                    pairs.append((key, dataset))
+        return pairs
+
+    async def run_one(self, venue: str, dataset: str) -> RunOutcome:
+        return await run_job(self.adapters[venue], dataset, self.sink, self.policy, self.since)
+
+    async def run_cycle(self) -> list[RunOutcome]:
+        """Every venue x dataset once, concurrently; then the after-cycle hooks (alerts)."""
+        outcomes = await asyncio.gather(*(self.run_one(v, d) for v, d in self.jobs()))
+        await self._after(list(outcomes))
+        return list(outcomes)
+
+    async def _after(self, outcomes: list[RunOutcome]) -> None:
+        for hook in self.after_cycle:
+            try:
+                await hook(outcomes)
+            except Exception:  # noqa: BLE001 - a hook never stops collection
+                log.exception("after-cycle hook failed")
+
+    async def _scheduled(self, venue: str, dataset: str) -> None:
+        outcome = await self.run_one(venue, dataset)
+        await self._after([outcome])
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """The daemon: one APScheduler job per venue x dataset until ``stop`` is set."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        jitter = self.settings.collector.jitter_s
+        for venue, dataset in self.jobs():
+            interval = getattr(self.settings.venues[venue].intervals, dataset)
+            scheduler.add_job(
+                self._scheduled, IntervalTrigger(seconds=interval, jitter=jitter or None),
+                args=[venue, dataset], id=f"{venue}:{dataset}", max_instances=1, coalesce=True,
+                next_run_time=datetime.now(UTC), misfire_grace_time=max(30, int(interval)),
+            )
+        scheduler.add_job(lambda: asyncio.to_thread(self.store.flush), IntervalTrigger(seconds=15),
+                          id="flush", max_instances=1, coalesce=True)
+        tasks = [asyncio.create_task(task(self)) for task in self.background]
+        scheduler.start()
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- backfill --------------------------------------------------------------------------------
+    async def backfill(self, venue: str, dataset: str, since: datetime,
+                       progress: Callable[[int], None] | None = None) -> RunOutcome:
+        """Walk a venue's history endpoint; each page is written as it arrives (one run row at the end)."""
+        adapter = self.adapters[venue]
+        started = datetime.now(UTC)
+        total_rows = 0
+        pages = adapter.backfill(dataset, since)
+        error: BaseException | None = None
+        attempts = 0
+
+        async def next_page() -> Batch:
+            return await anext(pages)
+
+        while True:
+            page, error, tries = await fetch_with_retry(next_page, self.policy)
+            attempts += tries
+            if error is not None:
+                if isinstance(error, StopAsyncIteration):
+                    error = None
+                break
+            assert page is not None
+            inserted = await asyncio.to_thread(self.store.write, page, None)
+            total_rows += sum((inserted or {}).values())
+            if progress:
+                progress(page.row_count())
+        from collectors.errors import classify, error_message
+
+        outcome = RunOutcome(
+            run_id=uuid.uuid4().hex, venue=venue, dataset=dataset, kind="backfill", started_at=started,
+            finished_at=datetime.now(UTC), status="ok" if error is None else "error",
+            error_class=None if error is None else classify(error).name,
+            error_message=None if error is None else error_message(error), attempts=max(attempts, 1),
+            batch=Batch(), rows_written=total_rows,
+        )
+        record = _run_record(outcome)
+        record.rows_written = total_rows
+        await asyncio.to_thread(self.store.write, Batch(), record)
+        return outcome
+
+
+def backfill_pairs(collector: Collector) -> list[tuple[str, str]]:
+    return [
+        (key, cap.dataset)
+        for key, adapter in collector.adapters.items()
+        for cap in adapter.capabilities
+        if adapter.has_backfill(cap.dataset)
+    ]
+
+
+def jittered(seconds: float) -> float:
+    return seconds * (0.9 + random.random() * 0.2)
+
+
+def summarize(outcomes: list[RunOutcome]) -> list[dict[str, Any]]:
+    return [
+        {
+            "venue": o.venue, "dataset": o.dataset, "status": o.status, "rows": o.rows_written,
+            "attempts": o.attempts, "seconds": round(o.duration_s, 2),
+            "error": f"{o.error_class}: {o.error_message}" if o.error_class else "",
+        }
+        for o in sorted(outcomes, key=lambda o: (o.venue, o.dataset))
+    ]

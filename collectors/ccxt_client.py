@@ -1,0 +1,73 @@
+"""One ccxt async client per venue for the process lifetime, pointed at ``base_url`` when configured."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from collectors.errors import RetryAfter
+
+T = TypeVar("T")
+
+
+def _rebase(url: str, base_url: str) -> str:
+    """https://fapi.binance.com/fapi/v1 -> {base_url}/fapi/v1 (the path is the venue's real path)."""
+    parts = urlsplit(url.replace("{hostname}", "hostname.invalid"))
+    return base_url.rstrip("/") + parts.path
+
+
+def _rebase_tree(node: Any, base_url: str) -> Any:
+    if isinstance(node, str):
+        return _rebase(node, base_url) if node.startswith(("http://", "https://")) else node
+    if isinstance(node, dict):
+        return {key: _rebase_tree(value, base_url) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_rebase_tree(value, base_url) for value in node]
+    return node
+
+
+def make_exchange(
+    exchange_id: str,
+    base_url: str | None,
+    timeout_s: float,
+    options: dict[str, Any] | None = None,
+    **config: Any,
+) -> ccxt_async.Exchange:
+    """A rate-limited async ccxt client; with ``base_url`` every API host is replaced by it."""
+    klass = getattr(ccxt_async, exchange_id)
+    exchange: ccxt_async.Exchange = klass(
+        {
+            "enableRateLimit": True,
+            "timeout": int(timeout_s * 1000),
+            "options": options or {},
+            **config,
+        }
+    )
+    if base_url:
+        exchange.urls["api"] = _rebase_tree(exchange.urls["api"], base_url)
+    return exchange
+
+
+def _retry_after(exchange: ccxt_async.Exchange) -> float | None:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+async def ccxt_call(exchange: ccxt_async.Exchange, awaitable: Awaitable[T]) -> T:
+    """Await a ccxt call; a 429 becomes ``RetryAfter`` carrying the venue's Retry-After seconds."""
+    try:
+        return await awaitable
+    except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
+        if isinstance(exc, RetryAfter):
+            raise
+        raise RetryAfter(str(exc), _retry_after(exchange)) from exc

@@ -1,0 +1,21 @@
+"""Simulated venues: key -> module with ``build(market) -> SimVenue`` and ``routes(market) -> list``.
+
+Each module answers the venue's real paths (mounted under ``/<key>`` on the simulator) with the
+venue's real JSON shapes, including the market-metadata endpoints ccxt calls in ``load_markets``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+SIM_VENUES: dict[str, str] = {
+    "binance": "simulator.venues.binance",
+    "bybit": "simulator.venues.bybit",
+    "okx": "simulator.venues.okx",
+    "bitmex": "simulator.venues.bitmex",
+}
+
+
+def venue_module(key: str) -> ModuleType:
+    return importlib.import_module(SIM_VENUES[key])

@@ -1,0 +1,148 @@
+"""DuckDB connections and migrations.
+
+DuckDB allows one read-write process OR many read-only processes on a file, never both. So nobody
+holds a connection for long: the collector opens a read-write connection per write transaction, the
+dashboard/CLI open short read-only ones, and both retry with backoff while the other holds the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseBusy(RuntimeError):
+    """The file stayed locked by another process for longer than the retry budget."""
+
+
+class DatabaseMissing(FileNotFoundError):
+    """A read-only open of a database file that does not exist yet."""
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and ("lock" in text or "being used by another process" in text)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """First column of the first row. Fetches the whole result: DuckDB 2 refuses new statements on a
+    connection that still has an unfinished result, so never leave a ``fetchone()`` half-read."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _connect_with_retry(path: Path, read_only: bool, budget_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + budget_s
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        except duckdb.Error as exc:
+            if not is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(f"database {path} is locked by another process ({exc})") from None
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def read_connection(path: Path | str, budget_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection; retries while the writer holds the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DatabaseMissing(f"no database at {path} (run 'backstop collect' or 'backstop demo' first)")
+    con = _connect_with_retry(path, read_only=True, budget_s=budget_s)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def write_connection(path: Path | str, budget_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-write connection (migrated); callers keep their transaction short."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _connect_with_retry(path, read_only=False, budget_s=budget_s)
+    try:
+        migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        match = _MIGRATION_RE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 001.. without gaps, found {versions}")
+    return found
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
+    if not exists:
+        return 0
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version"))
+
+
+def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> int:
+    """Apply pending migrations, each atomically together with its version row. Returns the version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    version = current_version(con)
+    for migration in migrations():
+        if migration.version <= version or (target is not None and migration.version > target):
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(migration.sql)
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, ?)",
+                [migration.version, migration.name, datetime.now(UTC)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        log.info("applied migration %s", migration.name)
+        version = migration.version
+    return version
+
+
+def ensure_database(path: Path | str) -> int:
+    """Create/migrate the file; returns the schema version."""
+    with write_connection(path) as con:
+        return current_version(con)

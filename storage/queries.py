@@ -1,0 +1,84 @@
+"""Named read queries for the CLI and the collector (short read-only connections, parameterised SQL).
+
+The dashboard's analytic queries live in ``storage.analytics``; export in ``storage.export``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from storage.db import DatabaseMissing, read_connection
+
+# dataset (job name) -> (table, venue-timestamp column) for incremental polling
+_NEWEST: dict[str, tuple[str, str]] = {
+    "funds": ("fund_balances", "ts"),
+    "open_interest": ("open_interest", "ts"),
+    "funding": ("funding_rates", "ts"),
+    "prices": ("prices", "ts"),
+    "adl": ("adl_signals", "ts"),
+}
+
+
+def register_newest(dataset: str, table: str, ts_column: str = "ts") -> None:
+    _NEWEST[dataset] = (table, ts_column)
+
+
+def newest_ts(db: Path, venue: str, dataset: str) -> datetime | None:
+    """Newest stored venue timestamp for venue x dataset (history venues poll from there)."""
+    if dataset not in _NEWEST:
+        return None
+    table, column = _NEWEST[dataset]
+    try:
+        with read_connection(db) as con:
+            rows = con.execute(
+                f"SELECT max({column}) FROM {table} WHERE venue = ?",  # noqa: S608 - internal identifiers
+                [venue],
+            ).fetchall()
+    except DatabaseMissing:
+        return None
+    except Exception:  # noqa: BLE001 - table may not exist before migration; poll from scratch
+        return None
+    return rows[0][0] if rows else None
+
+
+def collector_status(db: Path) -> pd.DataFrame:
+    """Per venue x dataset: last success, last error, success rate (24 h), rows, data age."""
+    with read_connection(db) as con:
+        return con.execute(
+            """
+            WITH runs AS (SELECT * FROM collection_runs WHERE kind = 'poll')
+            SELECT venue, dataset,
+                   max(finished_at) FILTER (WHERE status = 'ok') AS last_success,
+                   max(finished_at) FILTER (WHERE status = 'error') AS last_error_at,
+                   arg_max(error_class, finished_at) FILTER (WHERE status = 'error') AS last_error_class,
+                   arg_max(error_message, finished_at) FILTER (WHERE status = 'error') AS last_error_message,
+                   count(*) FILTER (WHERE finished_at >= now() - INTERVAL 24 HOUR) AS runs_24h,
+                   avg(CASE WHEN status = 'ok' THEN 1.0 ELSE 0.0 END)
+                       FILTER (WHERE finished_at >= now() - INTERVAL 24 HOUR) AS success_rate_24h,
+                   sum(rows_written) AS rows_written,
+                   arg_max(status, finished_at) AS last_status,
+                   date_diff('second', max(finished_at) FILTER (WHERE status = 'ok'), now()) AS age_s
+            FROM runs GROUP BY venue, dataset ORDER BY venue, dataset
+            """
+        ).df()
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    with read_connection(db) as con:
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+        ).fetchall()]
+        return {
+            name: int(con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0])  # noqa: S608
+            for name in names
+        }
+
+
+def query_df(db: Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """For tests and benches only: an ad-hoc read."""
+    with read_connection(db) as con:
+        return con.execute(sql, params or []).df()

@@ -1,0 +1,283 @@
+"""The single write path: records -> Arrow -> one short DuckDB transaction per batch, idempotent.
+
+``Store.write`` buffers a batch (with its run row) and flushes it in one transaction; when another
+process holds the file the batch stays buffered and is retried, so no row is lost and no half-batch is
+ever visible. Fund balances get their USD value in SQL, from the nearest collected price.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from collectors.base import Batch
+from storage.db import DatabaseBusy, scalar, write_connection
+
+log = logging.getLogger(__name__)
+
+STABLE_ASSETS = ("USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "USDE", "BNFCR")
+PRICE_MATCH_AFTER = "INTERVAL 10 MINUTE"  # a price up to 10 min after the fund's timestamp is fine
+PRICE_MAX_AGE = "INTERVAL 36 HOUR"  # older prices are not used: the USD value stays NULL (flagged)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one table is written: its natural key and its time column (for zone-map pruning)."""
+
+    name: str
+    key: tuple[str, ...]
+    ts_column: str = "ts"
+    decimals: tuple[str, ...] = ()
+
+
+TABLES: dict[str, TableSpec] = {
+    "funds": TableSpec("fund_balances", ("venue", "pool_id", "asset", "ts"),
+                       decimals=("balance", "usd_value")),
+    "fund_flows": TableSpec("fund_flows", ("venue", "pool_id", "asset", "ts", "flow_type"),
+                            decimals=("amount", "balance_after")),
+    "open_interest": TableSpec("open_interest", ("venue", "symbol", "ts")),
+    "funding": TableSpec("funding_rates", ("venue", "symbol", "ts")),
+    "prices": TableSpec("prices", ("venue", "asset", "source", "ts")),
+    "adl": TableSpec("adl_signals", ("venue", "scope", "signal_type", "ts")),
+}
+
+
+def register_table(batch_key: str, spec: TableSpec) -> None:
+    """Later features (liquidations, alerts) register their tables for ``Batch.extra[batch_key]``."""
+    TABLES[batch_key] = spec
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    venue: str
+    dataset: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    error_class: str | None
+    error_message: str | None
+    attempts: int
+    rows_written: int = 0
+
+
+def records_to_arrow(records: Sequence[Any], fetched_at: datetime, decimals: Sequence[str] = ()) -> pa.Table:
+    """Dataclass records -> Arrow table (+ fetched_at), decimals kept exact as DECIMAL(38,12)."""
+    names = [f.name for f in dataclasses.fields(records[0])]
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    for record in records:
+        for name in names:
+            columns[name].append(getattr(record, name))
+    arrays = {}
+    for name, values in columns.items():
+        if name in decimals:
+            arrays[name] = pa.array(
+                [None if v is None else Decimal(v).quantize(Decimal("1e-12")) for v in values],
+                type=pa.decimal128(38, 12),
+            )
+        else:
+            arrays[name] = pa.array(values)
+    arrays["fetched_at"] = pa.array([fetched_at] * len(records), type=pa.timestamp("us", tz="UTC"))
+    return pa.table(arrays)
+
+
+def insert_idempotent(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pa.Table) -> int:
+    """Insert rows whose natural key is not stored yet; returns how many were inserted.
+
+    The anti-join is limited to the batch's time range so DuckDB prunes by zone maps instead of
+    scanning years of history (no ART index needed on tens of millions of rows)."""
+    if rows.num_rows == 0:
+        return 0
+    con.register("incoming_rows", rows)
+    try:
+        ts_min, ts_max = con.execute(
+            f"SELECT min({spec.ts_column}), max({spec.ts_column}) FROM incoming_rows"  # noqa: S608 - internal identifiers
+        ).fetchall()[0]
+        key_list = ", ".join(spec.key)
+        match = " AND ".join(f"stored.{col} = fresh.{col}" for col in spec.key)
+        before = scalar(con, f"SELECT count(*) FROM {spec.name}")  # noqa: S608
+        con.execute(
+            f"""
+            INSERT INTO {spec.name} BY NAME
+            SELECT fresh.* FROM (SELECT DISTINCT ON ({key_list}) * FROM incoming_rows) AS fresh
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {spec.name} AS stored
+                WHERE stored.{spec.ts_column} BETWEEN ? AND ? AND {match}
+            )
+            """,  # noqa: S608 - identifiers come from TABLES, values are parameters
+            [ts_min, ts_max],
+        )
+        after = scalar(con, f"SELECT count(*) FROM {spec.name}")  # noqa: S608
+        return int(after - before)
+    finally:
+        con.unregister("incoming_rows")
+
+
+def _upsert_pool_members(con: duckdb.DuckDBPyConnection, batch: Batch, fetched_at: datetime) -> None:
+    if not batch.pool_members:
+        return
+    seen_at: dict[tuple[str, str], datetime] = {}
+    for fund in batch.funds:
+        key = (fund.venue, fund.pool_id)
+        seen_at[key] = max(seen_at.get(key, fund.ts), fund.ts)
+    rows = pa.table({
+        "venue": [m.venue for m in batch.pool_members],
+        "pool_id": [m.pool_id for m in batch.pool_members],
+        "symbol": [m.symbol for m in batch.pool_members],
+        "asset": [m.asset for m in batch.pool_members],
+        "seen": pa.array([seen_at.get((m.venue, m.pool_id), fetched_at) for m in batch.pool_members],
+                         type=pa.timestamp("us", tz="UTC")),
+    })
+    con.register("incoming_members", rows)
+    try:
+        con.execute(
+            """
+            INSERT INTO fund_pool_members
+            SELECT venue, pool_id, symbol, asset, min(seen), max(seen)
+            FROM incoming_members GROUP BY ALL
+            ON CONFLICT (venue, pool_id, symbol, asset) DO UPDATE SET
+                first_seen = least(fund_pool_members.first_seen, excluded.first_seen),
+                last_seen = greatest(fund_pool_members.last_seen, excluded.last_seen)
+            """
+        )
+    finally:
+        con.unregister("incoming_members")
+
+
+def revalue_funds(con: duckdb.DuckDBPyConnection, ts_from: datetime, ts_to: datetime) -> None:
+    """Give fund rows in [ts_from, ts_to] without a USD value one: venue-stated > stablecoin = 1 >
+    nearest collected price (never older than PRICE_MAX_AGE). Rows with no price stay NULL."""
+    con.execute(
+        """
+        UPDATE fund_balances SET usd_value = balance, usd_source = 'stable'
+        WHERE usd_source IS NULL AND ts BETWEEN ? AND ? AND list_contains(?, asset)
+        """,
+        [ts_from, ts_to, list(STABLE_ASSETS)],
+    )
+    con.execute(
+        f"""
+        UPDATE fund_balances AS f
+        SET usd_value = CAST(f.balance * CAST(m.price_usd AS DECIMAL(38, 12)) AS DECIMAL(38, 8)),
+            usd_source = 'price'
+        FROM (
+            SELECT fb.venue, fb.pool_id, fb.asset, fb.ts, p.price_usd
+            FROM (SELECT venue, pool_id, asset, ts FROM fund_balances
+                  WHERE usd_source IS NULL AND ts BETWEEN ? AND ?) AS fb
+            ASOF JOIN (SELECT asset, ts, avg(price_usd) AS price_usd FROM prices GROUP BY asset, ts) AS p
+              ON fb.asset = p.asset AND fb.ts + {PRICE_MATCH_AFTER} >= p.ts
+            WHERE p.ts >= fb.ts - {PRICE_MAX_AGE}
+        ) AS m
+        WHERE f.venue = m.venue AND f.pool_id = m.pool_id AND f.asset = m.asset AND f.ts = m.ts
+        """,  # noqa: S608 - interval constants only
+        [ts_from, ts_to],
+    )
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, fetched_at: datetime,
+                run: RunRecord | None = None) -> dict[str, int]:
+    """Write one batch (and its run row) in a single transaction. Returns rows inserted per table."""
+    inserted: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for batch_key, records in [
+            ("funds", batch.funds), ("fund_flows", batch.fund_flows),
+            ("open_interest", batch.open_interest), ("funding", batch.funding),
+            ("prices", batch.prices), ("adl", batch.adl), *batch.extra.items(),
+        ]:
+            if not records:
+                continue
+            spec = TABLES[batch_key]
+            rows = records if isinstance(records, pa.Table) else records_to_arrow(records, fetched_at, spec.decimals)
+            inserted[spec.name] = insert_idempotent(con, spec, rows)
+        _upsert_pool_members(con, batch, fetched_at)
+        stamps = [f.ts for f in batch.funds] + [p.ts for p in batch.prices]
+        if stamps:
+            margin = _hours(48)
+            revalue_funds(con, min(stamps) - margin, max(stamps) + margin)
+        if run is not None:
+            run.rows_written += sum(inserted.values())
+            con.execute(
+                "INSERT INTO collection_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run.run_id, run.venue, run.dataset, run.kind, run.started_at, run.finished_at,
+                 run.status, run.error_class, run.error_message, run.attempts, run.rows_written],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+def _hours(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=n)
+
+
+@dataclass
+class _Pending:
+    batch: Batch
+    fetched_at: datetime
+    run: RunRecord | None
+    done: Callable[[dict[str, int]], None] | None = None
+
+
+@dataclass
+class Store:
+    """The collector process's writer. Thread-safe; one write transaction at a time.
+
+    A batch that cannot be written because another process holds the file stays in ``pending`` and
+    goes out with the next write or ``flush()``: buffered, never dropped."""
+
+    path: Path
+    lock_budget_s: float = 10.0
+    pending: deque[_Pending] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def write(self, batch: Batch, run: RunRecord | None = None,
+              fetched_at: datetime | None = None) -> dict[str, int] | None:
+        """Queue and flush. Returns rows inserted for this batch, or None if it is still buffered."""
+        result: dict[str, dict[str, int]] = {}
+        item = _Pending(batch, fetched_at or datetime.now(UTC), run,
+                        done=lambda inserted: result.setdefault("inserted", inserted))
+        with self._lock:
+            self.pending.append(item)
+            self._flush_locked()
+        return result.get("inserted")
+
+    def flush(self) -> int:
+        """Write whatever is buffered; returns how many batches are still waiting."""
+        with self._lock:
+            self._flush_locked()
+            return len(self.pending)
+
+    def _flush_locked(self) -> None:
+        if not self.pending:
+            return
+        try:
+            with write_connection(self.path, budget_s=self.lock_budget_s) as con:
+                while self.pending:
+                    item = self.pending[0]
+                    inserted = write_batch(con, item.batch, item.fetched_at, item.run)
+                    self.pending.popleft()
+                    if item.done:
+                        item.done(inserted)
+        except DatabaseBusy as exc:
+            log.warning("database busy, %d batch(es) buffered: %s", len(self.pending), exc)
+
+    def execute_write(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run another short write (alerts, gaps) under the same lock and retry discipline."""
+        with self._lock, write_connection(self.path, budget_s=max(self.lock_budget_s, 30.0)) as con:
+            return fn(con)

@@ -27,8 +27,7 @@ from storage.db import DatabaseBusy, scalar, write_connection
 log = logging.getLogger(__name__)
 
 STABLE_ASSETS = ("USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "USDE", "BNFCR")
-PRICE_MATCH_AFTER = "INTERVAL 10 MINUTE"  # a price up to 10 min after the fund's timestamp is fine
-PRICE_MAX_AGE = "INTERVAL 36 HOUR"  # older prices are not used: the USD value stays NULL (flagged)
+PRICE_MAX_AGE = "INTERVAL 36 HOUR"  # the nearest price before/after within this; else NULL (flagged)
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def _upsert_pool_members(con: duckdb.DuckDBPyConnection, batch: Batch, fetched_a
 
 def revalue_funds(con: duckdb.DuckDBPyConnection, ts_from: datetime, ts_to: datetime) -> None:
     """Give fund rows in [ts_from, ts_to] without a USD value one: venue-stated > stablecoin = 1 >
-    nearest collected price (never older than PRICE_MAX_AGE). Rows with no price stay NULL."""
+    nearest collected price before or after (at most PRICE_MAX_AGE away). Rows with no price stay NULL."""
     con.execute(
         """
         UPDATE fund_balances SET usd_value = balance, usd_source = 'stable'
@@ -172,14 +171,23 @@ def revalue_funds(con: duckdb.DuckDBPyConnection, ts_from: datetime, ts_to: date
         SET usd_value = CAST(f.balance * CAST(m.price_usd AS DECIMAL(38, 12)) AS DECIMAL(38, 8)),
             usd_source = 'price'
         FROM (
-            SELECT fb.venue, fb.pool_id, fb.asset, fb.ts, p.price_usd
-            FROM (SELECT venue, pool_id, asset, ts FROM fund_balances
-                  WHERE usd_source IS NULL AND ts BETWEEN ? AND ?) AS fb
-            ASOF JOIN (SELECT asset, ts, avg(price_usd) AS price_usd FROM prices GROUP BY asset, ts) AS p
-              ON fb.asset = p.asset AND fb.ts + {PRICE_MATCH_AFTER} >= p.ts
-            WHERE p.ts >= fb.ts - {PRICE_MAX_AGE}
+            WITH todo AS (
+                SELECT venue, pool_id, asset, ts FROM fund_balances
+                WHERE usd_source IS NULL AND ts BETWEEN ? AND ?
+            ), px AS (SELECT asset, ts, avg(price_usd) AS price_usd FROM prices GROUP BY asset, ts)
+            SELECT t.venue, t.pool_id, t.asset, t.ts,
+                   CASE WHEN b.ts IS NULL THEN a.price_usd
+                        WHEN a.ts IS NULL THEN b.price_usd
+                        WHEN t.ts - b.ts <= a.ts - t.ts THEN b.price_usd
+                        ELSE a.price_usd END AS price_usd
+            FROM todo AS t
+            ASOF LEFT JOIN px AS b ON t.asset = b.asset AND t.ts >= b.ts
+            ASOF LEFT JOIN px AS a ON t.asset = a.asset AND t.ts <= a.ts
+            WHERE (b.ts IS NOT NULL AND b.ts >= t.ts - {PRICE_MAX_AGE})
+               OR (a.ts IS NOT NULL AND a.ts <= t.ts + {PRICE_MAX_AGE})
         ) AS m
         WHERE f.venue = m.venue AND f.pool_id = m.pool_id AND f.asset = m.asset AND f.ts = m.ts
+          AND m.price_usd IS NOT NULL
         """,  # noqa: S608 - interval constants only
         [ts_from, ts_to],
     )

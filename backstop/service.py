@@ -73,7 +73,18 @@ class Collector:
 
     # -- writing ---------------------------------------------------------------------------------
     async def sink(self, outcome: RunOutcome) -> int | None:
-        inserted = await asyncio.to_thread(self.store.write, outcome.batch, _run_record(outcome))
+        """Write the batch with its run row; if the batch itself cannot be stored, record the run as
+        a storage error (no data row) so the failure is visible in the health table."""
+        try:
+            inserted = await asyncio.to_thread(self.store.write, outcome.batch, _run_record(outcome))
+        except Exception as exc:  # noqa: BLE001 - recorded below
+            log.exception("%s %s: batch could not be stored", outcome.venue, outcome.dataset)
+            from collectors.errors import error_message
+
+            outcome.status, outcome.error_class = "error", f"StorageError:{type(exc).__name__}"
+            outcome.error_message = error_message(exc)
+            await asyncio.to_thread(self.store.write, Batch(), _run_record(outcome))
+            return 0
         return None if inserted is None else sum(inserted.values())
 
     async def since(self, venue: str, dataset: str) -> datetime | None:

@@ -76,11 +76,15 @@ def _fault_middleware(venue: str, faults: FaultBook, market: Market) -> Callable
     return middleware
 
 
+MARKET_KEY = web.AppKey("market", Market)
+FAULTS_KEY = web.AppKey("faults", FaultBook)
+
+
 def create_app(market: Market, faults: FaultBook | None = None) -> web.Application:
     faults = faults or FaultBook()
     app = web.Application()
-    app["market"] = market
-    app["faults"] = faults
+    app[MARKET_KEY] = market
+    app[FAULTS_KEY] = faults
     for key in market.venues:
         sub = web.Application(middlewares=[_fault_middleware(key, faults, market)])
         sub.add_routes(venue_module(key).routes(market))

@@ -59,7 +59,7 @@ def collector_status(db: Path) -> pd.DataFrame:
                    count(*) FILTER (WHERE finished_at >= now() - INTERVAL 24 HOUR) AS runs_24h,
                    avg(CASE WHEN status = 'ok' THEN 1.0 ELSE 0.0 END)
                        FILTER (WHERE finished_at >= now() - INTERVAL 24 HOUR) AS success_rate_24h,
-                   sum(rows_written) AS rows_written,
+                   CAST(sum(rows_written) AS BIGINT) AS rows_written,
                    arg_max(status, finished_at) AS last_status,
                    date_diff('second', max(finished_at) FILTER (WHERE status = 'ok'), now()) AS age_s
             FROM runs GROUP BY venue, dataset ORDER BY venue, dataset

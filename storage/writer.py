@@ -278,7 +278,13 @@ class Store:
             with write_connection(self.path, budget_s=self.lock_budget_s) as con:
                 while self.pending:
                     item = self.pending[0]
-                    inserted = write_batch(con, item.batch, item.fetched_at, item.run)
+                    try:
+                        inserted = write_batch(con, item.batch, item.fetched_at, item.run)
+                    except Exception:
+                        # not a lock problem: this batch can never be written (rolled back whole);
+                        # drop it so it does not block every later batch, and tell the caller
+                        self.pending.popleft()
+                        raise
                     self.pending.popleft()
                     if item.done:
                         item.done(inserted)

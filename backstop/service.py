@@ -88,7 +88,8 @@ class Collector:
         return None if inserted is None else sum(inserted.values())
 
     async def since(self, venue: str, dataset: str) -> datetime | None:
-        return await asyncio.to_thread(queries.newest_ts, self.settings.db, venue, dataset)
+        # through the store: this process is the writer and must not open a second, read-only handle
+        return await asyncio.to_thread(self.store.read, lambda con: queries.newest_ts_on(con, venue, dataset))
 
     # -- polling ---------------------------------------------------------------------------------
     def jobs(self) -> list[tuple[str, str]]:

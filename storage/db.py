@@ -36,7 +36,10 @@ class DatabaseMissing(FileNotFoundError):
 
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return isinstance(exc, duckdb.Error) and ("lock" in text or "being used by another process" in text)
+    # "different configuration": a read-only and a read-write connection to one file inside one process
+    return isinstance(exc, duckdb.Error) and (
+        "lock" in text or "being used by another process" in text or "different configuration" in text
+    )
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:

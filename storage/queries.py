@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from storage.db import DatabaseMissing, read_connection
@@ -27,22 +28,25 @@ def register_newest(dataset: str, table: str, ts_column: str = "ts") -> None:
     _NEWEST[dataset] = (table, ts_column)
 
 
-def newest_ts(db: Path, venue: str, dataset: str) -> datetime | None:
+def newest_ts_on(con: duckdb.DuckDBPyConnection, venue: str, dataset: str) -> datetime | None:
     """Newest stored venue timestamp for venue x dataset (history venues poll from there)."""
     if dataset not in _NEWEST:
         return None
     table, column = _NEWEST[dataset]
+    rows = con.execute(
+        f"SELECT max({column}) FROM {table} WHERE venue = ?",  # noqa: S608 - internal identifiers
+        [venue],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def newest_ts(db: Path, venue: str, dataset: str) -> datetime | None:
+    """The same from another process (read-only connection)."""
     try:
         with read_connection(db) as con:
-            rows = con.execute(
-                f"SELECT max({column}) FROM {table} WHERE venue = ?",  # noqa: S608 - internal identifiers
-                [venue],
-            ).fetchall()
+            return newest_ts_on(con, venue, dataset)
     except DatabaseMissing:
         return None
-    except Exception:  # noqa: BLE001 - table may not exist before migration; poll from scratch
-        return None
-    return rows[0][0] if rows else None
 
 
 def collector_status(db: Path) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 
 from collectors.base import Batch
 from storage.db import DatabaseBusy, scalar, write_connection
@@ -208,6 +209,9 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, fetched_at: dateti
                 continue
             spec = TABLES[batch_key]
             rows = records if isinstance(records, pa.Table) else records_to_arrow(records, fetched_at, spec.decimals)
+            if batch_key == "funds" and "usd_source" not in rows.column_names:
+                stated = pa.compute.is_valid(rows.column("usd_value"))
+                rows = rows.append_column("usd_source", pa.compute.if_else(stated, "venue", pa.scalar(None, pa.string())))
             inserted[spec.name] = insert_idempotent(con, spec, rows)
         _upsert_pool_members(con, batch, fetched_at)
         stamps = [f.ts for f in batch.funds] + [p.ts for p in batch.prices]
@@ -262,7 +266,13 @@ class Store:
                         done=lambda inserted: result.setdefault("inserted", inserted))
         with self._lock:
             self.pending.append(item)
-            self._flush_locked()
+            try:
+                self._flush_locked()
+            except Exception:
+                # this batch cannot be written (rolled back whole): it must not stay queued
+                if item in self.pending:
+                    self.pending.remove(item)
+                raise
         return result.get("inserted")
 
     def flush(self) -> int:
@@ -290,6 +300,12 @@ class Store:
                         item.done(inserted)
         except DatabaseBusy as exc:
             log.warning("database busy, %d batch(es) buffered: %s", len(self.pending), exc)
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """A read inside the writer process: under the write lock on the writer's own connection, since
+        one process may not hold a read-only and a read-write connection to a file at once."""
+        with self._lock, write_connection(self.path, budget_s=max(self.lock_budget_s, 30.0)) as con:
+            return fn(con)
 
     def execute_write(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """Run another short write (alerts, gaps) under the same lock and retry discipline."""

@@ -28,12 +28,9 @@ zero or negative = the drawdown condition is met. ``adlTriggerThreshold`` (not a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-import ccxt.async_support as ccxt_async
 
 from collectors.base import (
     ADL,
@@ -315,20 +312,6 @@ def parse_adl_alert(venue: str, payload: Any) -> list[AdlSignal]:
     return signals
 
 
-def status_before_body(exchange: ccxt_async.Exchange) -> None:
-    """Let HTTP 429 / 5xx win over Bybit's body check: ccxt's bybit ``handle_errors`` turns any JSON body
-    without ``retCode: 0`` (e.g. a proxy's 429 page) into a plain ExchangeError, which is never retried."""
-    venue_handler: Callable[..., Any] = exchange.handle_errors
-
-    def handle_errors(code: int, reason: str, url: str, method: str, headers: Any, body: str, response: Any,
-                      request_headers: Any, request_body: Any) -> Any:
-        if code == 429 or code >= 500:
-            exchange.handle_http_status_code(code, reason, url, method, body)
-        return venue_handler(code, reason, url, method, headers, body, response, request_headers, request_body)
-
-    exchange.handle_errors = handle_errors  # type: ignore[method-assign]
-
-
 class BybitAdapter(VenueAdapter):
     key = "bybit"
     display_name = "Bybit v5"
@@ -345,7 +328,6 @@ class BybitAdapter(VenueAdapter):
 
     async def open(self) -> None:
         self.exchange = make_exchange("bybit", self.config.base_url_str(), self.config.timeout_s)
-        status_before_body(self.exchange)
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -49,7 +49,22 @@ def make_exchange(
     )
     if base_url:
         exchange.urls["api"] = _rebase_tree(exchange.urls["api"], base_url)
+    status_before_body(exchange)
     return exchange
+
+
+def status_before_body(exchange: ccxt_async.Exchange) -> None:
+    """Let HTTP 429 / 5xx win over a venue's body check: e.g. ccxt's bybit ``handle_errors`` turns any JSON
+    body without ``retCode: 0`` (a proxy's 429 page) into a plain ExchangeError, which is never retried."""
+    venue_handler: Callable[..., Any] = exchange.handle_errors
+
+    def handle_errors(code: int, reason: str, url: str, method: str, headers: Any, body: str, response: Any,
+                      request_headers: Any, request_body: Any) -> Any:
+        if code == 429 or code >= 500:
+            exchange.handle_http_status_code(code, reason, url, method, body)
+        return venue_handler(code, reason, url, method, headers, body, response, request_headers, request_body)
+
+    exchange.handle_errors = handle_errors  # type: ignore[method-assign]
 
 
 def _retry_after(exchange: ccxt_async.Exchange) -> float | None:

@@ -1,0 +1,190 @@
+"""Hyperliquid: no insurance fund. The HLP vault (and its child "HLP Liquidator") absorbs liquidations, so
+Backstop tracks their account value as the backstop proxy; OI, funding and oracle prices per perp.
+
+Everything is ``POST /info`` with a ``type`` (ccxt implicit ``publicPostInfo``). The vault's history
+comes from ``vaultDetails`` (``portfolio`` windows day/week/month/allTime), the live value from the
+cheaper ``clearinghouseState`` (weight 2 vs 20).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collectors.base import (
+    FUNDING,
+    FUNDS,
+    OPEN_INTEREST,
+    PRICES,
+    Batch,
+    Capability,
+    FundBalance,
+    FundingRate,
+    OpenInterest,
+    Price,
+    VenueAdapter,
+)
+from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.errors import PayloadError
+from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
+
+HLP_VAULT = "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"  # official docs' vaultDetails example
+HLP_LIQUIDATOR = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"  # child of HLP: UNCONFIRMED by official docs
+# pool_id -> address; the liquidator is a child vault, so its value is not part of the HLP account value
+VAULTS: dict[str, str] = {"HLP": HLP_VAULT, "HLP Liquidator": HLP_LIQUIDATOR}
+# portfolio windows holding the whole account; perpDay/perpWeek/... are the perp-only view
+HISTORY_WINDOWS = ("day", "week", "month", "allTime")
+ASSET = "USDC"
+KIND = "hlp_vault"
+
+
+def parse_clearinghouse_state(venue: str, pool_id: str, payload: Any) -> FundBalance:
+    """POST /info {"type": "clearinghouseState", "user": X}::
+
+        {"marginSummary": {"accountValue": "13109.482328", "totalMarginUsed": "4.967826", ...},
+         "crossMarginSummary": {...}, "withdrawable": "13104.514502", "time": 1708622398623, ...}
+
+    ``marginSummary.accountValue`` (USDC, cross + isolated) at the venue's ``time``."""
+    summary = require(payload, "marginSummary", "clearinghouseState")
+    raw = require(summary, "accountValue", "clearinghouseState.marginSummary")
+    return FundBalance(
+        venue=venue, pool_id=pool_id, asset=ASSET,
+        ts=ts_ms(require(payload, "time", "clearinghouseState"), "time"),
+        balance=dec(raw, "accountValue"), balance_raw=raw_text(raw), unit_raw=ASSET, kind=KIND,
+    )
+
+
+def parse_vault_history(venue: str, pool_id: str, payload: Any,
+                        since: datetime | None = None) -> dict[str, list[FundBalance]]:
+    """POST /info {"type": "vaultDetails", "vaultAddress": X} -> ``portfolio``::
+
+        {"vaultAddress": "0xdfc2...", "portfolio": [
+            ["day", {"accountValueHistory": [[1734397526634, "329265410.90790099"]], "pnlHistory": [...]}],
+            ["week", {...}], ...]}
+
+    One list of history rows per window (day/week/month/allTime; coarser windows reach further back),
+    only points at or after ``since``."""
+    portfolio = require_list(require(payload, "portfolio", "vaultDetails"), "vaultDetails.portfolio")
+    windows: dict[str, list[FundBalance]] = {}
+    for index, entry in enumerate(portfolio):
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise PayloadError(f"vaultDetails.portfolio[{index}]: expected [window, data]")
+        window, data = str(entry[0]), entry[1]
+        if window not in HISTORY_WINDOWS:
+            continue
+        where = f"vaultDetails.portfolio[{window}]"
+        rows = []
+        for point in require_list(require(data, "accountValueHistory", where), f"{where}.accountValueHistory"):
+            if not isinstance(point, list) or len(point) != 2:
+                raise PayloadError(f"{where}.accountValueHistory: expected [ms, value], got {point!r}")
+            ts = ts_ms(point[0], f"{where}.accountValueHistory[0]")
+            if since is not None and ts < since:
+                continue
+            rows.append(FundBalance(
+                venue=venue, pool_id=pool_id, asset=ASSET, ts=ts, balance=dec(point[1], "accountValue"),
+                balance_raw=raw_text(point[1]), unit_raw=ASSET, kind=KIND, source="history",
+            ))
+        windows[window] = rows
+    return windows
+
+
+def next_hour(ts: datetime) -> datetime:
+    """Hyperliquid pays funding on the hour."""
+    return ts.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def parse_meta_and_asset_ctxs(venue: str, payload: Any, ts: datetime,
+                              symbols: list[str] | None = None) -> Batch:
+    """POST /info {"type": "metaAndAssetCtxs"} -> ``[meta, ctxs]`` zipped by position::
+
+        [{"universe": [{"name": "BTC", "szDecimals": 5, "maxLeverage": 50}, ...]},
+         [{"funding": "0.0000125", "openInterest": "688.11", "markPx": "14.3161", "oraclePx": "14.32", ...}]]
+
+    ``openInterest`` is in base coin (one side), ``funding`` is the hourly rate, ``oraclePx`` the USD
+    oracle price. The payload has no timestamp: ``ts`` is the fetch time."""
+    pair = require_list(payload, "metaAndAssetCtxs")
+    if len(pair) != 2:
+        raise PayloadError(f"metaAndAssetCtxs: expected [meta, assetCtxs], got {len(pair)} elements")
+    universe = require_list(require(pair[0], "universe", "metaAndAssetCtxs[0]"), "metaAndAssetCtxs.universe")
+    ctxs = require_list(pair[1], "metaAndAssetCtxs[1]")
+    if len(universe) != len(ctxs):
+        raise PayloadError(f"metaAndAssetCtxs: {len(universe)} assets but {len(ctxs)} contexts")
+    batch = Batch()
+    for asset, ctx in zip(universe, ctxs, strict=True):
+        coin = str(require(asset, "name", "metaAndAssetCtxs.universe"))
+        if asset.get("isDelisted") or (symbols and coin not in symbols):
+            continue
+        oi_raw = require(ctx, "openInterest", coin)
+        oi_base = num(oi_raw, f"{coin}.openInterest")
+        mark = opt_num(ctx.get("markPx"), f"{coin}.markPx")
+        oracle = opt_num(ctx.get("oraclePx"), f"{coin}.oraclePx")
+        batch.open_interest.append(OpenInterest(
+            venue=venue, symbol=coin, ts=ts, base_asset=coin, settle_asset=ASSET, oi_raw=raw_text(oi_raw),
+            oi_unit="base", contract_size=1.0, inverse=False, oi_base=oi_base,
+            oi_usd=oi_base * mark if mark is not None else None,
+        ))
+        rate_raw = require(ctx, "funding", coin)
+        batch.funding.append(FundingRate(
+            venue=venue, symbol=coin, ts=ts, funding_rate=num(rate_raw, f"{coin}.funding"),
+            funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_hour(ts), interval_h=1.0, mark_price=mark,
+        ))
+        if oracle is not None:
+            batch.prices.append(Price(venue, coin, ts, oracle, "index"))
+    return batch
+
+
+class HyperliquidAdapter(VenueAdapter):
+    key = "hyperliquid"
+    display_name = "Hyperliquid"
+    default_base_url = "https://api.hyperliquid.xyz"
+    fund_label = "HLP vault (backstop proxy)"
+    capabilities = (
+        Capability(FUNDS, "POST /info clearinghouseState (HLP, HLP Liquidator)", 60,
+                   "vaultDetails portfolio day/week/month/allTime", "USDC (accountValue)",
+                   "no insurance fund: the HLP vault absorbs liquidations; HLP Liquidator address UNCONFIRMED"),
+        Capability(OPEN_INTEREST, "POST /info metaAndAssetCtxs", 60, "none", "base coin"),
+        Capability(FUNDING, "POST /info metaAndAssetCtxs", 3_600, "none", "hourly rate"),
+        Capability(PRICES, "POST /info metaAndAssetCtxs", 60, "none", "USD (oraclePx)"),
+    )
+
+    async def open(self) -> None:
+        self.exchange = make_exchange("hyperliquid", self.config.base_url_str(), self.config.timeout_s)
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    async def _info(self, body: dict[str, Any]) -> Any:
+        return await ccxt_call(self.exchange, self.exchange.publicPostInfo(body))
+
+    async def _asset_ctxs(self) -> Batch:
+        payload = await self._info({"type": "metaAndAssetCtxs"})
+        return parse_meta_and_asset_ctxs(self.key, payload, datetime.now(UTC), self.config.symbols or None)
+
+    async def fetch_funds(self, since: datetime | None) -> Batch:
+        batch = Batch()
+        for pool_id, address in VAULTS.items():
+            payload = await self._info({"type": "clearinghouseState", "user": address})
+            batch.funds.append(parse_clearinghouse_state(self.key, pool_id, payload))
+        return batch
+
+    async def fetch_open_interest(self, since: datetime | None) -> Batch:
+        ctxs = await self._asset_ctxs()
+        return Batch(open_interest=ctxs.open_interest, prices=ctxs.prices)
+
+    async def fetch_funding(self, since: datetime | None) -> Batch:
+        ctxs = await self._asset_ctxs()
+        return Batch(funding=ctxs.funding)
+
+    async def fetch_prices(self, since: datetime | None) -> Batch:
+        ctxs = await self._asset_ctxs()
+        return Batch(prices=ctxs.prices)
+
+    async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
+        """Each vault's portfolio windows, one batch per vault x window (overlapping points dedupe on
+        the natural key)."""
+        for pool_id, address in VAULTS.items():
+            payload = await self._info({"type": "vaultDetails", "vaultAddress": address})
+            for rows in parse_vault_history(self.key, pool_id, payload, since).values():
+                if rows:
+                    yield Batch(funds=rows)

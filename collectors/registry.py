@@ -12,6 +12,16 @@ _ADAPTERS: dict[str, str] = {
     "bybit": "collectors.bybit:BybitAdapter",
     "okx": "collectors.okx:OkxAdapter",
     "bitmex": "collectors.bitmex:BitmexAdapter",
+    "hyperliquid": "collectors.hyperliquid:HyperliquidAdapter",
+    "dydx": "collectors.dydx:DydxAdapter",
+    "krakenfutures": "collectors.krakenfutures:KrakenFuturesAdapter",
+    "deribit": "collectors.deribit:DeribitAdapter",
+    "gate": "collectors.gate:GateAdapter",
+    "htx": "collectors.htx:HtxAdapter",
+    "mexc": "collectors.mexc:MexcAdapter",
+    "binancecoinm": "collectors.binancecoinm:BinanceCoinmAdapter",
+    "bitget": "collectors.bitget:BitgetAdapter",
+    "kucoinfutures": "collectors.kucoinfutures:KucoinFuturesAdapter",
 }
 
 

@@ -14,6 +14,16 @@ SIM_VENUES: dict[str, str] = {
     "bybit": "simulator.venues.bybit",
     "okx": "simulator.venues.okx",
     "bitmex": "simulator.venues.bitmex",
+    "hyperliquid": "simulator.venues.hyperliquid",
+    "dydx": "simulator.venues.dydx",
+    "krakenfutures": "simulator.venues.krakenfutures",
+    "deribit": "simulator.venues.deribit",
+    "gate": "simulator.venues.gate",
+    "htx": "simulator.venues.htx",
+    "mexc": "simulator.venues.mexc",
+    "binancecoinm": "simulator.venues.binancecoinm",
+    "bitget": "simulator.venues.bitget",
+    "kucoinfutures": "simulator.venues.kucoinfutures",
 }
 
 

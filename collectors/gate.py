@@ -1,0 +1,275 @@
+"""Gate futures (USDT- and BTC-settled perpetuals): insurance ledger, per-contract OI, funding, index prices.
+
+Gate publishes its futures insurance fund as a ledger per settle currency, but only the *latest N rows*
+(``limit`` ≤ 1000, no time filter): a poll asks for the few rows since the newest stored one, a backfill
+asks for all 1000 Gate keeps. OI comes from ``contract_stats`` (5-minute buckets that also carry long/short
+liquidation size and USD, which the liquidations dataset reads); funding from tickers + contracts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from collectors.base import (
+    FUNDING,
+    FUNDS,
+    OPEN_INTEREST,
+    PRICES,
+    Batch,
+    Capability,
+    FundBalance,
+    FundingRate,
+    OpenInterest,
+    PoolMember,
+    Price,
+    VenueAdapter,
+)
+from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.errors import PayloadError
+from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_s
+
+SETTLES = ("usdt", "btc")
+INSURANCE_MAX_ROWS = 1000  # everything Gate keeps: the endpoint has no time filter
+INSURANCE_DEFAULT_ROWS = 100  # Gate's default ``limit``: the first poll, before anything is stored
+PREFERRED_BASES = ("BTC", "ETH", "SOL", "BNB", "XRP", "DOGE")
+
+
+def pool_id(settle: str) -> str:
+    """One insurance fund per settle currency of the perpetual futures book."""
+    return f"futures:{settle.lower()}"
+
+
+@dataclass(frozen=True, slots=True)
+class GateContract:
+    """The contract metadata OI and funding need (from /futures/{settle}/contracts)."""
+
+    name: str  # BTC_USDT, BTC_USD
+    base: str
+    settle: str  # USDT, BTC
+    multiplier: Decimal  # base per contract (``quanto_multiplier``); inverse contracts are 1 USD each
+    inverse: bool
+    funding_interval_s: int | None
+    funding_next_apply: int | None  # epoch seconds
+
+
+def parse_contracts(settle: str, payload: Any) -> dict[str, GateContract]:
+    """GET /api/v4/futures/{settle}/contracts::
+
+        [{"name": "BTC_USDT", "type": "direct", "quanto_multiplier": "0.0001", "funding_rate": "0.002053",
+          "funding_interval": 28800, "funding_next_apply": 1610035200, "mark_price": "37985.6",
+          "index_price": "37954.92", "in_delisting": false, ...}]
+
+    ``type`` is ``direct`` (linear) or ``inverse`` (BTC-settled BTC_USD: one contract = 1 USD)."""
+    contracts: dict[str, GateContract] = {}
+    for row in require_list(payload, f"contracts[{settle}]"):
+        name = str(require(row, "name", f"contracts[{settle}]"))
+        if row.get("in_delisting") is True:
+            continue
+        inverse = str(row.get("type", "direct")) == "inverse"
+        multiplier_raw = row.get("quanto_multiplier")
+        multiplier = Decimal(1) if inverse or multiplier_raw in (None, "", "0") else dec(multiplier_raw, name)
+        interval = row.get("funding_interval")
+        next_apply = row.get("funding_next_apply")
+        contracts[name] = GateContract(
+            name=name, base=name.split("_")[0], settle=settle.upper(), multiplier=multiplier, inverse=inverse,
+            funding_interval_s=int(interval) if interval else None,
+            funding_next_apply=int(next_apply) if next_apply else None,
+        )
+    return contracts
+
+
+def parse_insurance(venue: str, settle: str, payload: Any, members: list[str] | None = None,
+                    since: datetime | None = None) -> Batch:
+    """GET /api/v4/futures/{settle}/insurance?limit=N::
+
+        [{"t": 1543968000, "b": "83.0031"}]
+
+    ``t`` is epoch **seconds**, ``b`` the balance in the settle currency (text). Rows older than ``since``
+    are dropped (a backfill bounded in time); membership rows name the settle book's contracts."""
+    asset = settle.upper()
+    pool = pool_id(settle)
+    batch = Batch()
+    for index, row in enumerate(require_list(payload, f"insurance[{settle}]")):
+        where = f"insurance[{settle}][{index}]"
+        ts = ts_s(require(row, "t", where), "t")
+        if since is not None and ts < since:
+            continue
+        raw = require(row, "b", where)
+        batch.funds.append(FundBalance(
+            venue=venue, pool_id=pool, asset=asset, ts=ts, balance=dec(raw, "b"), balance_raw=raw_text(raw),
+            unit_raw=asset, source="history",
+        ))
+    batch.pool_members.extend(PoolMember(venue, pool, symbol, asset) for symbol in members or [])
+    return batch
+
+
+def parse_contract_stats(venue: str, contract: GateContract, payload: Any) -> OpenInterest | None:
+    """GET /api/v4/futures/{settle}/contract_stats?contract=BTC_USDT&interval=5m&limit=1::
+
+        [{"time": 1603865400, "open_interest": 124724, "open_interest_usd": 1511, "mark_price": "8865",
+          "long_liq_size": 0, "long_liq_usd": 0, "short_liq_size": 0, "short_liq_usd": 0, "lsr_taker": 100, ...}]
+
+    The newest bucket's ``open_interest`` is in **contracts** (x ``quanto_multiplier`` = base coin for
+    linear contracts; 1 USD each for inverse); ``open_interest_usd`` is Gate's own USD notional. The
+    ``*_liq_*`` fields are read by the liquidations dataset, not here. Empty list -> None."""
+    rows = require_list(payload, f"contract_stats[{contract.name}]")
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: int(require(r, "time", f"contract_stats[{contract.name}]")))
+    where = f"contract_stats[{contract.name}]"
+    raw = require(row, "open_interest", where)
+    contracts = dec(raw, "open_interest")
+    mark = opt_num(row.get("mark_price"), "mark_price")
+    usd = opt_num(row.get("open_interest_usd"), "open_interest_usd")
+    if contract.inverse:
+        usd = usd if usd is not None else float(contracts * contract.multiplier)
+        base = usd / mark if mark else None
+    else:
+        base = float(contracts * contract.multiplier)
+        if usd is None and mark:
+            usd = base * mark
+    return OpenInterest(
+        venue=venue, symbol=contract.name, ts=ts_s(require(row, "time", where), "time"), base_asset=contract.base,
+        settle_asset=contract.settle, oi_raw=raw_text(raw), oi_unit="contracts",
+        contract_size=float(contract.multiplier), inverse=contract.inverse, oi_base=base, oi_usd=usd,
+    )
+
+
+def parse_tickers(venue: str, settle: str, payload: Any, contracts: dict[str, GateContract],
+                  ts: datetime) -> Batch:
+    """GET /api/v4/futures/{settle}/tickers::
+
+        [{"contract": "BTC_USDT", "last": "6432", "mark_price": "6534", "index_price": "6531",
+          "funding_rate": "0.0001", "funding_rate_indicative": "0.0001", "total_size": "32323904", ...}]
+
+    Tickers carry no timestamp: rows are stamped ``ts`` (the fetch time). ``funding_rate`` is the rate of
+    the running period; the next funding time and interval come from the contracts list when known. One
+    USD index price per base asset from the USDT-settled book."""
+    batch = Batch()
+    for row in require_list(payload, f"tickers[{settle}]"):
+        name = str(require(row, "contract", f"tickers[{settle}]"))
+        rate_raw = row.get("funding_rate")
+        if rate_raw in (None, ""):
+            continue
+        meta = contracts.get(name)
+        mark = opt_num(row.get("mark_price"), "mark_price")
+        next_ts = None
+        interval_h = None
+        if meta is not None:
+            if meta.funding_next_apply:
+                next_ts = ts_s(meta.funding_next_apply, "funding_next_apply")
+            if meta.funding_interval_s:
+                interval_h = meta.funding_interval_s / 3600
+        batch.funding.append(FundingRate(
+            venue=venue, symbol=name, ts=ts, funding_rate=num(rate_raw, "funding_rate"),
+            funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_ts, interval_h=interval_h, mark_price=mark,
+        ))
+        index_raw = row.get("index_price")
+        if settle.lower() == "usdt" and name.endswith("_USDT") and index_raw not in (None, ""):
+            batch.prices.append(Price(venue, name.split("_")[0], ts, num(index_raw, "index_price"), "index"))
+    return batch
+
+
+def insurance_poll_limit(since: datetime | None, now: datetime) -> int:
+    """Rows to ask for: Gate's default before anything is stored, else the days since the newest stored
+    row plus a margin (daily ledger), never more than Gate keeps."""
+    if since is None:
+        return INSURANCE_DEFAULT_ROWS
+    days = max(0.0, (now - since).total_seconds() / 86_400)
+    return min(INSURANCE_MAX_ROWS, math.ceil(days) + 2)
+
+
+def _ordered(names: list[str]) -> list[str]:
+    def rank(name: str) -> tuple[int, str]:
+        base = name.split("_")[0]
+        return (PREFERRED_BASES.index(base) if base in PREFERRED_BASES else len(PREFERRED_BASES), name)
+
+    return sorted(names, key=rank)
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class GateAdapter(VenueAdapter):
+    key = "gate"
+    display_name = "Gate futures"
+    default_base_url = "https://api.gateio.ws"
+    capabilities = (
+        Capability(FUNDS, "/api/v4/futures/{settle}/insurance", 86_400, "latest N rows (≤1000, no time filter)",
+                   "settle ccy (USDT, BTC)", "one fund per settle book; daily rows (00:00 UTC, UNCONFIRMED)"),
+        Capability(OPEN_INTEREST, "/api/v4/futures/{settle}/contract_stats", 300, "none", "contracts",
+                   "5-minute buckets; open_interest_usd stated by Gate; buckets also carry liquidation totals"),
+        Capability(FUNDING, "/api/v4/futures/{settle}/tickers + contracts", 600, "none", "rate per interval"),
+        Capability(PRICES, "/api/v4/futures/usdt/tickers", 300, "none", "USD(T) index"),
+    )
+
+    async def open(self) -> None:
+        self.exchange = make_exchange("gate", self.config.base_url_str(), self.config.timeout_s)
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    async def _contracts(self, settle: str) -> dict[str, GateContract]:
+        payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleContracts({"settle": settle}))
+        return parse_contracts(settle, payload)
+
+    async def _insurance(self, settle: str, limit: int, since: datetime | None = None) -> Batch:
+        payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleInsurance(
+            {"settle": settle, "limit": limit}))
+        members = sorted(await self._contracts(settle))
+        return parse_insurance(self.key, settle, payload, members, since)
+
+    async def fetch_funds(self, since: datetime | None) -> Batch:
+        limit = insurance_poll_limit(since, _now())
+        batch = Batch()
+        for settle in SETTLES:  # both books in one batch: a failure of either writes nothing
+            batch.merge(await self._insurance(settle, limit))
+        return batch
+
+    async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
+        """Everything Gate keeps (its latest 1000 rows per settle book), bounded by ``since``."""
+        for settle in SETTLES:
+            yield await self._insurance(settle, INSURANCE_MAX_ROWS, since)
+
+    def _wanted(self, contracts: dict[str, GateContract]) -> list[str]:
+        names = [n for n in self.config.symbols if n in contracts] if self.config.symbols else list(contracts)
+        return _ordered(names)
+
+    async def fetch_open_interest(self, since: datetime | None) -> Batch:
+        batch = Batch()
+        budget = self.config.max_symbols
+        for settle in SETTLES:
+            contracts = await self._contracts(settle)
+            for name in self._wanted(contracts)[:budget]:  # one call per contract, paced by ccxt
+                payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleContractStats(
+                    {"settle": settle, "contract": name, "interval": "5m", "limit": 1}))
+                oi = parse_contract_stats(self.key, contracts[name], payload)
+                if oi is not None:
+                    batch.open_interest.append(oi)
+                budget -= 1
+        return batch
+
+    async def fetch_funding(self, since: datetime | None) -> Batch:
+        batch = Batch()
+        fetched = _now()  # tickers carry no time: one stamp for the whole fetch
+        for settle in SETTLES:
+            contracts = await self._contracts(settle)
+            payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleTickers({"settle": settle}))
+            batch.merge(parse_tickers(self.key, settle, payload, contracts, fetched))
+        if self.config.symbols:
+            batch.funding = [f for f in batch.funding if f.symbol in self.config.symbols]
+        return batch
+
+    async def fetch_prices(self, since: datetime | None) -> Batch:
+        payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleTickers({"settle": "usdt"}))
+        prices = parse_tickers(self.key, "usdt", payload, {}, _now()).prices
+        if not prices:
+            raise PayloadError("tickers[usdt]: no index price")
+        return Batch(prices=prices)

@@ -49,6 +49,7 @@ class Collector:
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.db)
+        self._newest: dict[tuple[str, str], datetime | None] = {}
         self.policy = RetryPolicy(
             self.settings.collector.max_retries,
             self.settings.collector.backoff_base_s,
@@ -85,11 +86,26 @@ class Collector:
             outcome.error_message = error_message(exc)
             await asyncio.to_thread(self.store.write, Batch(), _run_record(outcome))
             return 0
+        self._remember_newest(outcome)
         return None if inserted is None else sum(inserted.values())
 
     async def since(self, venue: str, dataset: str) -> datetime | None:
-        # through the store: this process is the writer and must not open a second, read-only handle
-        return await asyncio.to_thread(self.store.read, lambda con: queries.newest_ts_on(con, venue, dataset))
+        """Newest stored venue timestamp: read once through the store (this process is the writer and
+        must not open a second, read-only handle), then kept up to date from what we write."""
+        key = (venue, dataset)
+        if key not in self._newest:
+            self._newest[key] = await asyncio.to_thread(
+                self.store.read, lambda con: queries.newest_ts_on(con, venue, dataset))
+        return self._newest[key]
+
+    def _remember_newest(self, outcome: RunOutcome) -> None:
+        records = getattr(outcome.batch, outcome.dataset, None)
+        stamps = [r.ts for r in records or [] if getattr(r, "venue", outcome.venue) == outcome.venue]
+        if not stamps:
+            return
+        key = (outcome.venue, outcome.dataset)
+        known = self._newest.get(key)
+        self._newest[key] = max(stamps) if known is None else max(known, max(stamps))
 
     # -- polling ---------------------------------------------------------------------------------
     def jobs(self) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 
-from collectors.errors import RetryAfter
+from collectors.errors import PayloadError, RetryAfter
 
 T = TypeVar("T")
 
@@ -60,16 +60,17 @@ def status_before_body(exchange: ccxt_async.Exchange) -> None:
 
     def handle_errors(code: int, reason: str, url: str, method: str, headers: Any, body: str, response: Any,
                       request_headers: Any, request_body: Any) -> Any:
-        if code == 429 or code >= 500:
+        if code == 429:  # directly: ccxt's okx maps 429 to ExchangeNotAvailable, losing the Retry-After
+            raise RetryAfter(f"{exchange.id} {method} {url} 429 {reason}", _retry_after(headers))
+        if code >= 500:
             exchange.handle_http_status_code(code, reason, url, method, body)
         return venue_handler(code, reason, url, method, headers, body, response, request_headers, request_body)
 
     exchange.handle_errors = handle_errors  # type: ignore[method-assign]
 
 
-def _retry_after(exchange: ccxt_async.Exchange) -> float | None:
-    headers = getattr(exchange, "last_response_headers", None) or {}
-    for key, value in headers.items():
+def _retry_after(headers: dict[str, Any] | None) -> float | None:
+    for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
             try:
                 return max(0.0, float(value))
@@ -81,8 +82,13 @@ def _retry_after(exchange: ccxt_async.Exchange) -> float | None:
 async def ccxt_call(exchange: ccxt_async.Exchange, awaitable: Awaitable[T]) -> T:
     """Await a ccxt call; a 429 becomes ``RetryAfter`` carrying the venue's Retry-After seconds."""
     try:
-        return await awaitable
+        result = await awaitable
     except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
         if isinstance(exc, RetryAfter):
             raise
-        raise RetryAfter(str(exc), _retry_after(exchange)) from exc
+        raise RetryAfter(str(exc), _retry_after(getattr(exchange, "last_response_headers", None))) from exc
+    if isinstance(result, str) and result[:1] in ("{", "["):
+        # ccxt does not raise on a body it cannot decode: it returns the text, which parsers would
+        # report as a confusing "expected an object, got str"
+        raise PayloadError(f"{exchange.id}: malformed JSON ({result[:80]!r})")
+    return result

@@ -24,6 +24,7 @@ import duckdb
 log = logging.getLogger(__name__)
 
 _MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_MIGRATED: set[tuple[str, int]] = set()
 
 
 class DatabaseBusy(RuntimeError):
@@ -86,7 +87,10 @@ def write_connection(path: Path | str, budget_s: float = 30.0) -> Iterator[duckd
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect_with_retry(path, read_only=False, budget_s=budget_s)
     try:
-        migrate(con)
+        key = (str(path.resolve()), path.stat().st_ino)
+        if key not in _MIGRATED:  # once per file per process: a writer opens many short connections
+            migrate(con)
+            _MIGRATED.add(key)
         yield con
     finally:
         con.close()

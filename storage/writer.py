@@ -238,20 +238,24 @@ def _hours(n: int) -> Any:
     return timedelta(hours=n)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     batch: Batch
     fetched_at: datetime
     run: RunRecord | None
-    done: Callable[[dict[str, int]], None] | None = None
+    inserted: dict[str, int] | None = None
+    error: BaseException | None = None
 
 
 @dataclass
 class Store:
     """The collector process's writer. Thread-safe; one write transaction at a time.
 
-    A batch that cannot be written because another process holds the file stays in ``pending`` and
-    goes out with the next write or ``flush()``: buffered, never dropped."""
+    Group commit: whoever holds the lock writes every queued batch (each in its own transaction) over
+    one connection, so concurrent venues do not pay one connection each. A batch that cannot be written
+    because another process holds the file stays in ``pending`` and goes out with the next write or
+    ``flush()``: buffered, never dropped. A batch that can never be written is rolled back whole and
+    its error raised to its own caller."""
 
     path: Path
     lock_budget_s: float = 10.0
@@ -261,19 +265,14 @@ class Store:
     def write(self, batch: Batch, run: RunRecord | None = None,
               fetched_at: datetime | None = None) -> dict[str, int] | None:
         """Queue and flush. Returns rows inserted for this batch, or None if it is still buffered."""
-        result: dict[str, dict[str, int]] = {}
-        item = _Pending(batch, fetched_at or datetime.now(UTC), run,
-                        done=lambda inserted: result.setdefault("inserted", inserted))
+        item = _Pending(batch, fetched_at or datetime.now(UTC), run)
+        self.pending.append(item)  # deque.append is atomic: a concurrent flusher may take it
         with self._lock:
-            self.pending.append(item)
-            try:
+            if item.inserted is None and item.error is None:
                 self._flush_locked()
-            except Exception:
-                # this batch cannot be written (rolled back whole): it must not stay queued
-                if item in self.pending:
-                    self.pending.remove(item)
-                raise
-        return result.get("inserted")
+        if item.error is not None:
+            raise item.error
+        return item.inserted
 
     def flush(self) -> int:
         """Write whatever is buffered; returns how many batches are still waiting."""
@@ -289,15 +288,12 @@ class Store:
                 while self.pending:
                     item = self.pending[0]
                     try:
-                        inserted = write_batch(con, item.batch, item.fetched_at, item.run)
-                    except Exception:
+                        item.inserted = write_batch(con, item.batch, item.fetched_at, item.run)
+                    except Exception as exc:  # noqa: BLE001 - handed to the batch's own caller
                         # not a lock problem: this batch can never be written (rolled back whole);
-                        # drop it so it does not block every later batch, and tell the caller
-                        self.pending.popleft()
-                        raise
+                        # drop it so it does not block every later batch
+                        item.error = exc
                     self.pending.popleft()
-                    if item.done:
-                        item.done(inserted)
         except DatabaseBusy as exc:
             log.warning("database busy, %d batch(es) buffered: %s", len(self.pending), exc)
 

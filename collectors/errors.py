@@ -8,6 +8,7 @@ Note: in current ccxt ``RateLimitExceeded`` is *not* a subclass of ``DDoSProtect
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 import aiohttp
@@ -73,7 +74,10 @@ def classify(exc: BaseException) -> ErrorClass:
     return ErrorClass(False, name)
 
 
+_URL_QUERY = re.compile(r"((?:https?|wss?)://[^\s?]+)\?\S*")
+
+
 def error_message(exc: BaseException, limit: int = 500) -> str:
     """A short, single-line message; URLs' query strings are dropped so no parameter is echoed."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:limit]
+    return _URL_QUERY.sub(r"\1", text)[:limit]

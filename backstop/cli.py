@@ -379,6 +379,29 @@ def run(
             proc.kill()
 
 
+alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("test")
+def alerts_test_command(ctx: typer.Context) -> None:
+    """Send a test message to every [alerts] target (targets are shown by scheme only)."""
+    from alerts.commands import alerts_test
+
+    raise typer.Exit(alerts_test(settings_from(ctx), echo=lambda line: console.print(line, markup=False)))
+
+
+@alerts_app.command("list")
+def alerts_list_command(
+    ctx: typer.Context,
+    days: Annotated[float, typer.Option("--days", min=0, help="resolved alerts of the last N days")] = 7.0,
+) -> None:
+    """Firing alerts, then those fired or resolved in the last --days days."""
+    from alerts.commands import alerts_list, print_alerts
+
+    print_alerts(alerts_list(settings_from(ctx), days=days), console)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click errors and config errors become one line on stderr."""
     command = typer.main.get_command(app)

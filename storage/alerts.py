@@ -1,8 +1,8 @@
 """All alert SQL: the rule inputs (computed in DuckDB), the alert rows and their delivery attempts.
 
-Inputs are read on one connection the caller provides: in the collector process a read-write one
-(``evaluation_connection``: DuckDB refuses a read-only open of a file the same process has open for
-writing), elsewhere a read-only one. Writes go through ``storage.writer.Store.execute_write``.
+Inputs are read on the connection the caller provides: in the collector process the writer's own
+(``Store.read``: DuckDB refuses a read-only open of a file the same process has open for writing),
+elsewhere a read-only one. Writes go through ``storage.writer.Store.execute_write``.
 
 Time: ``now`` is the wall clock (runs, lifecycle, cooldowns); ``as_of`` is the data clock, the later of
 ``now`` and the newest stored fund/OI timestamp, so a simulator running ahead of the wall clock is read
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,7 +33,7 @@ from alerts.rules import (
     VenueChange,
     VenueCoverage,
 )
-from storage.db import DatabaseMissing, read_connection, scalar, write_connection
+from storage.db import DatabaseMissing, read_connection, scalar
 from storage.export import ExportSpec, register_export
 
 register_export("alerts", ExportSpec("alerts", "fired_at", "fired_at, rule, venue"))
@@ -51,13 +50,6 @@ DATA_TABLES: dict[str, tuple[str, str]] = {
     "prices": ("prices", "ts"),
     "adl": ("adl_signals", "ts"),
 }
-
-
-@contextmanager
-def evaluation_connection(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The connection the collector process evaluates on (same-process safe, see module docstring)."""
-    with write_connection(db) as con:
-        yield con
 
 
 def _f(value: Any) -> float | None:
@@ -217,23 +209,52 @@ def venue_changes(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Se
     ]
 
 
+def coverage_medians(con: duckdb.DuckDBPyConnection, as_of: datetime,
+                     median_days: int = 30) -> dict[str, tuple[float, int]]:
+    """Per venue: the median of the daily coverage ratio (the last fund value of each series and the
+    last OI of each symbol per UTC day, summed) over the ``median_days`` days before ``as_of``'s day,
+    and how many days had both. Changes once a day: the engine caches it per day."""
+    today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = con.execute(
+        """
+        WITH fund_daily AS (
+            SELECT venue, day, sum(usd) AS fund_usd FROM (
+                SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(usd_value, ts) AS usd
+                FROM fund_balances WHERE ts >= ? AND ts < ? GROUP BY ALL
+            ) GROUP BY venue, day
+        ), oi_daily AS (
+            SELECT venue, day, sum(oi) AS oi_usd FROM (
+                SELECT venue, symbol, date_trunc('day', ts) AS day, arg_max(oi_usd, ts) AS oi
+                FROM open_interest WHERE ts >= ? AND ts < ? AND oi_usd IS NOT NULL GROUP BY ALL
+            ) GROUP BY venue, day
+        )
+        SELECT f.venue, median(f.fund_usd / o.oi_usd), count(*)
+        FROM fund_daily AS f JOIN oi_daily AS o USING (venue, day)
+        WHERE o.oi_usd > 0 AND f.fund_usd > 0
+        GROUP BY f.venue
+        """,
+        [today - timedelta(days=median_days), today, today - timedelta(days=median_days), today],
+    ).fetchall()
+    return {venue: (float(median), int(days)) for venue, median, days in rows if median is not None}
+
+
 def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expected_s: Mapping[str, float],
-                   oi_expected_s: Mapping[str, float], median_days: int = 30,
-                   gone_multiple: float = 3.0) -> list[VenueCoverage]:
-    """Per venue: live funds in USD ÷ current open interest in USD, and the median of the daily ratio
-    (last fund value and last OI of each series per UTC day) over the ``median_days`` before today."""
+                   oi_expected_s: Mapping[str, float], median_days: int = 30, gone_multiple: float = 3.0,
+                   medians: Mapping[str, tuple[float, int]] | None = None) -> list[VenueCoverage]:
+    """Per venue: live funds in USD ÷ current open interest in USD (each OI symbol's latest value, if
+    recent), with the venue's ``coverage_medians`` (computed here unless given)."""
     f_venues, f_cadences = _cadence_lists(fund_expected_s)
     o_venues, o_cadences = _cadence_lists(oi_expected_s)
-    start = as_of - timedelta(days=median_days + 1)
+    fund_lookback = as_of - timedelta(seconds=gone_multiple * max([DEFAULT_EXPECTED_S, *f_cadences]) + 86_400)
+    oi_lookback = as_of - timedelta(seconds=gone_multiple * max([3600.0, *o_cadences]) + 3600)
     rows = con.execute(
         """
         WITH fcfg AS (SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s),
         ocfg AS (SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s),
-        fund_pts AS (
-            SELECT venue, pool_id, asset, ts, usd_value FROM fund_balances WHERE ts > ? AND ts <= ?
-        ), fund_gaps AS (
-            SELECT *, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY venue, pool_id, asset ORDER BY ts)) AS gap_s
-            FROM fund_pts
+        fund_gaps AS (
+            SELECT venue, pool_id, asset, ts, usd_value,
+                   epoch(ts) - epoch(lag(ts) OVER (PARTITION BY venue, pool_id, asset ORDER BY ts)) AS gap_s
+            FROM fund_balances WHERE ts > ? AND ts <= ?
         ), fund_series AS (
             SELECT s.venue, s.last_ts, s.last_usd,
                    greatest(coalesce(c.expected_s, ?), coalesce(s.last_gap_s, 0)) AS cadence_s FROM (
@@ -246,12 +267,9 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
                    count(*) FILTER (WHERE last_usd IS NULL) AS unpriced
             FROM fund_series WHERE epoch(?::TIMESTAMPTZ) - epoch(last_ts) <= ? * cadence_s
             GROUP BY venue
-        ), oi_pts AS (
-            SELECT venue, symbol, ts, oi_usd FROM open_interest
-            WHERE ts > ? AND ts <= ? AND oi_usd IS NOT NULL
         ), oi_series AS (
             SELECT venue, symbol, max(ts) AS last_ts, arg_max(oi_usd, ts) AS oi_usd
-            FROM oi_pts GROUP BY venue, symbol
+            FROM open_interest WHERE ts > ? AND ts <= ? AND oi_usd IS NOT NULL GROUP BY venue, symbol
         ), oi_now AS (
             SELECT s.venue, sum(s.oi_usd) AS oi_usd, max(s.last_ts) AS oi_ts
             FROM oi_series AS s
@@ -260,35 +278,23 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
             WHERE epoch(n.newest) - epoch(s.last_ts) <= ? * coalesce(c.expected_s, 3600)
               AND epoch(?::TIMESTAMPTZ) - epoch(n.newest) <= ? * greatest(coalesce(c.expected_s, 3600), 3600)
             GROUP BY s.venue
-        ), fund_daily AS (
-            SELECT venue, day, sum(usd) AS fund_usd FROM (
-                SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(usd_value, ts) AS usd
-                FROM fund_pts GROUP BY ALL
-            ) GROUP BY venue, day
-        ), oi_daily AS (
-            SELECT venue, day, sum(oi) AS oi_usd FROM (
-                SELECT venue, symbol, date_trunc('day', ts) AS day, arg_max(oi_usd, ts) AS oi
-                FROM oi_pts GROUP BY ALL
-            ) GROUP BY venue, day
-        ), daily AS (
-            SELECT f.venue, f.fund_usd / o.oi_usd AS ratio
-            FROM fund_daily AS f JOIN oi_daily AS o USING (venue, day)
-            WHERE o.oi_usd > 0 AND f.fund_usd > 0 AND f.day < date_trunc('day', ?::TIMESTAMPTZ)
-        ), med AS (
-            SELECT venue, median(ratio) AS median_ratio, count(*) AS days FROM daily GROUP BY venue
         )
-        SELECT f.venue, f.fund_usd, o.oi_usd, f.fund_ts, o.oi_ts, m.median_ratio, coalesce(m.days, 0), f.unpriced
-        FROM fund_now AS f JOIN oi_now AS o USING (venue) LEFT JOIN med AS m USING (venue)
+        SELECT f.venue, f.fund_usd, o.oi_usd, f.fund_ts, o.oi_ts, f.unpriced
+        FROM fund_now AS f JOIN oi_now AS o USING (venue)
         WHERE f.fund_usd IS NOT NULL ORDER BY f.venue
         """,
-        [f_venues, f_cadences, o_venues, o_cadences, start, as_of, DEFAULT_EXPECTED_S, as_of, gone_multiple,
-         start, as_of, gone_multiple, as_of, gone_multiple, as_of],
+        [f_venues, f_cadences, o_venues, o_cadences, fund_lookback, as_of, DEFAULT_EXPECTED_S, as_of,
+         gone_multiple, oi_lookback, as_of, gone_multiple, as_of, gone_multiple],
     ).fetchall()
-    return [
-        VenueCoverage(venue=r[0], fund_usd=float(r[1]), oi_usd=float(r[2]), fund_ts=r[3], oi_ts=r[4],
-                      median_ratio=_f(r[5]), median_days=int(r[6]), unpriced_pools=int(r[7]))
-        for r in rows
-    ]
+    if medians is None:
+        medians = coverage_medians(con, as_of, median_days)
+    result = []
+    for venue, fund_usd, oi_usd, fund_ts, oi_ts, unpriced in rows:
+        median, days = medians.get(venue, (None, 0))
+        result.append(VenueCoverage(venue=venue, fund_usd=float(fund_usd), oi_usd=float(oi_usd), fund_ts=fund_ts,
+                                    oi_ts=oi_ts, median_ratio=median, median_days=days,
+                                    unpriced_pools=int(unpriced)))
+    return result
 
 
 @dataclass(frozen=True)
@@ -357,81 +363,52 @@ def latest_adl(con: duckdb.DuckDBPyConnection, as_of: datetime, lookback: timede
                        threshold=_f(r[6]), distance=_f(r[7])) for r in rows]
 
 
-def _pick(columns: Sequence[str], *candidates: str) -> str | None:
-    return next((c for c in candidates if c in columns), None)
+CASCADE_COLUMNS = ("start_ts", "end_ts", "ongoing", "total_long_usd", "total_short_usd", "minutes",
+                   "dominant_asset", "price_move_pct", "fund_change_usd", "incomplete", "lower_bound")
 
 
 def recent_cascades(con: duckdb.DuckDBPyConnection, as_of: datetime,
                     lookback: timedelta = timedelta(hours=6)) -> list[CascadeEvent]:
-    """Cascades (table ``cascades``, created by the liquidations feature) that started within
-    ``lookback``. Read defensively: no table yet -> none; column names are matched from a short list."""
+    """Cascades (table ``cascades`` of migration 002, written by the cascade detector) that started within
+    ``lookback``: one per scope (a venue key, or ``market``) and start. Read defensively: no table (or
+    not the expected columns) -> none; the scope column is ``venue`` (or ``scope`` in early drafts)."""
     if not table_exists(con, "cascades"):
         return []
-    columns = table_columns(con, "cascades")
-    start = _pick(columns, "started_at", "start_ts", "ts_start", "first_ts", "start")
-    venue = _pick(columns, "venue")
-    if start is None or venue is None:
+    columns = set(table_columns(con, "cascades"))
+    scope = "venue" if "venue" in columns else "scope" if "scope" in columns else None
+    if scope is None or not set(CASCADE_COLUMNS) <= columns:
         return []
-    ident = _pick(columns, "cascade_id", "id")
-    end = _pick(columns, "ended_at", "end_ts", "ts_end", "last_ts", "end")
-    notional = _pick(columns, "notional_usd", "usd_notional", "total_usd", "volume_usd", "usd")
-    count = _pick(columns, "liquidations", "liquidation_count", "n_liquidations", "count", "events")
-    symbols = _pick(columns, "symbols", "symbol")
-    side = _pick(columns, "side", "liquidated_side", "position_side")
-    status = _pick(columns, "status", "state")
-
-    def col(name: str | None) -> str:
-        return f'"{name}"' if name else "NULL"
-
     rows = con.execute(
         f"""
-        SELECT {col(venue)}, {col(ident)}, {col(start)}, {col(end)}, {col(notional)}, {col(count)},
-               {col(symbols)}, {col(side)}, {col(status)}
-        FROM cascades WHERE {col(start)} > ? AND {col(start)} <= ?
-        ORDER BY {col(start)}
-        """,  # noqa: S608 - identifiers come from the catalog, matched against fixed names
+        SELECT "{scope}", start_ts, CASE WHEN ongoing THEN NULL ELSE end_ts END, total_long_usd, total_short_usd,
+               minutes, dominant_asset, price_move_pct, fund_change_usd, incomplete, lower_bound
+        FROM cascades WHERE start_ts > ? AND start_ts <= ? ORDER BY start_ts, "{scope}"
+        """,  # noqa: S608 - the scope column is one of two fixed names
         [as_of - lookback, as_of + timedelta(minutes=5)],
     ).fetchall()
     events = []
-    for r in rows:
-        ended = r[3]
-        if ended is not None and r[8] is not None and str(r[8]).lower() in ("open", "active", "ongoing"):
-            ended = None
-        raw_symbols = r[6]
-        if isinstance(raw_symbols, list | tuple):
-            syms = tuple(str(s) for s in raw_symbols)
-        elif raw_symbols:
-            syms = tuple(s.strip() for s in str(raw_symbols).split(",") if s.strip())
-        else:
-            syms = ()
-        start_ts = r[2]
+    for scope, start, end, long_usd, short_usd, minutes, asset, move, fund_change, incomplete, lower in rows:
+        long_usd, short_usd = float(long_usd or 0), float(short_usd or 0)
         events.append(CascadeEvent(
-            venue=str(r[0]), cascade_id=str(r[1]) if r[1] is not None else f"{r[0]}:{start_ts.isoformat()}",
-            started_at=start_ts, ended_at=ended, notional_usd=_f(r[4]),
-            liquidations=None if r[5] is None else int(r[5]), symbols=syms,
-            side=None if r[7] is None else str(r[7]),
+            venue=str(scope), cascade_id=start.strftime("%Y%m%dT%H%MZ"), started_at=start, ended_at=end,
+            notional_usd=long_usd + short_usd, side="long" if long_usd >= short_usd else "short",
+            minutes=None if minutes is None else int(minutes), dominant_asset=asset, price_move_pct=_f(move),
+            fund_change_usd=_f(fund_change), incomplete=bool(incomplete), lower_bound=bool(lower),
         ))
     return events
 
 
 def open_stream_gaps(con: duckdb.DuckDBPyConnection) -> list[StreamGap]:
-    """Liquidation stream gaps that have not ended (table ``liquidation_gaps``, read defensively)."""
+    """Liquidation feed gaps still open (``liquidation_gaps.end_ts`` NULL, migration 002; no table -> none)."""
     if not table_exists(con, "liquidation_gaps"):
         return []
-    columns = table_columns(con, "liquidation_gaps")
-    start = _pick(columns, "started_at", "gap_start", "start_ts", "start")
-    end = _pick(columns, "ended_at", "gap_end", "end_ts", "end")
-    if start is None or end is None or "venue" not in columns:
+    if not {"venue", "feed", "start_ts", "end_ts", "reason"} <= set(table_columns(con, "liquidation_gaps")):
         return []
-    stream = _pick(columns, "stream", "symbol", "channel", "topic")
-    reason = _pick(columns, "reason", "cause", "error")
     rows = con.execute(
-        f"""
-        SELECT venue, {f'"{stream}"' if stream else "'liquidations'"}, min("{start}"),
-               {f'arg_min("{reason}", "{start}")' if reason else 'NULL'}
-        FROM liquidation_gaps WHERE "{end}" IS NULL
-        GROUP BY ALL ORDER BY 1, 2
-        """  # noqa: S608 - identifiers come from the catalog, matched against fixed names
+        """
+        SELECT venue, feed, min(start_ts), arg_min(reason, start_ts)
+        FROM liquidation_gaps WHERE end_ts IS NULL GROUP BY venue, feed ORDER BY venue, feed
+        """
     ).fetchall()
     return [StreamGap(venue=str(r[0]), stream=str(r[1]), started_at=r[2], reason=None if r[3] is None else str(r[3]))
             for r in rows]
@@ -524,11 +501,13 @@ def firing_alerts(con: duckdb.DuckDBPyConnection) -> list[AlertState]:
     return [AlertState(*r) for r in rows]
 
 
-def last_notified(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
-    """Per dedup key, the last firing/escalation notification (any episode): the cooldown clock."""
-    return dict(con.execute(
-        "SELECT dedup_key, max(last_notified_at) FROM alerts WHERE last_notified_at IS NOT NULL GROUP BY dedup_key"
-    ).fetchall())
+def last_notified(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime, str]]:
+    """Per dedup key, the last firing/escalation notification (any episode) and its severity: the
+    cooldown clock, and the level an escalation must exceed."""
+    return {key: (at, severity) for key, at, severity in con.execute(
+        "SELECT dedup_key, max(last_notified_at), arg_max(notified_severity, last_notified_at) FROM alerts "
+        "WHERE last_notified_at IS NOT NULL GROUP BY dedup_key"
+    ).fetchall()}
 
 
 def apply_changes(con: duckdb.DuckDBPyConnection, now: datetime, opened: Sequence[AlertOpen],

@@ -129,9 +129,11 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version "
         "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
-    version = current_version(con)
+    applied = {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    version = max(applied, default=0)
     for migration in migrations():
-        if migration.version <= version or (target is not None and migration.version > target):
+        # by set, not by max: a migration merged later with a lower number is still applied
+        if migration.version in applied or (target is not None and migration.version > target):
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -145,7 +147,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> int:
             con.execute("ROLLBACK")
             raise
         log.info("applied migration %s", migration.name)
-        version = migration.version
+        version = max(version, migration.version)
     return version
 
 

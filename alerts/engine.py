@@ -1,0 +1,413 @@
+"""Alert evaluation after each collection cycle: rule inputs (DuckDB) -> rules -> lifecycle -> delivery.
+
+Lifecycle (all state lives in the ``alerts`` table, so a restart neither forgets nor re-sends):
+
+* a signal whose dedup key has no firing alert opens one (``firing``); a firing alert whose key has no
+  signal any more is ``resolved`` - but only when its rule was evaluated (a rule whose query failed
+  leaves its alerts as they are) - and quietly when the rule was disabled;
+* a firing notification is sent unless the key was notified less than ``cooldown_s`` ago at the same or
+  a higher severity (a flapping signal): the episode is recorded but stays silent, and is announced once
+  the cooldown has passed if it is still firing; an escalation above the severity last announced is
+  always announced at once; a resolution is announced when its firing was.
+
+``evaluate_after_cycle(collector, outcomes)`` is the collector hook: one evaluation at a time per
+collector (calls arriving meanwhile fold into one re-run), run in a thread with a timeout, deliveries
+handed to a background thread - collection never waits for a notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alerts import rules as R
+from alerts.delivery import Deliverer, Notification
+from alerts.rules import Signal, severity_rank
+from backstop.config import AlertsConfig, ConfigError, Settings
+from storage import alerts as db_alerts
+from storage.alerts import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
+from storage.db import DatabaseBusy
+from storage.writer import Store
+
+log = logging.getLogger(__name__)
+
+EVALUATION_TIMEOUT_S = 60.0
+# [alerts.rules.<name>] sections read by other features (the cascade detector's parameters)
+EXTERNAL_RULES = ("liquidation_cascade",)
+
+
+# -- configuration -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuleSet:
+    drawdown: R.DrawdownParams = field(default_factory=R.DrawdownParams)
+    coverage: R.CoverageParams = field(default_factory=R.CoverageParams)
+    divergence: R.DivergenceParams = field(default_factory=R.DivergenceParams)
+    cascade: R.CascadeParams = field(default_factory=R.CascadeParams)
+    adl: R.AdlParams = field(default_factory=R.AdlParams)
+    stale: R.StaleParams = field(default_factory=R.StaleParams)
+
+    def by_name(self) -> dict[str, R.RuleParams]:
+        return {R.FUND_DRAWDOWN: self.drawdown, R.COVERAGE_LOW: self.coverage, R.DIVERGENCE: self.divergence,
+                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale}
+
+    def disabled(self) -> set[str]:
+        return {name for name, params in self.by_name().items() if not params.enabled}
+
+
+def rule_set(config: AlertsConfig) -> RuleSet:
+    """Rule parameters from ``[alerts.rules.<name>]``; unknown rules/params raise ``ConfigError``."""
+    unknown = sorted(set(config.rules) - set(R.RULES) - set(EXTERNAL_RULES))
+    if unknown:
+        known = ", ".join((*R.RULES, *EXTERNAL_RULES))
+        raise ConfigError(f"alerts.rules: unknown rule {unknown[0]!r} (known: {known})")
+    built: dict[str, Any] = {}
+    for name, kind in R.PARAM_TYPES.items():
+        try:
+            built[name] = R.build_params(kind, config.rules.get(name))
+        except ValueError as exc:
+            raise ConfigError(f"alerts.rules.{name}: {exc}") from None
+    return RuleSet(drawdown=built[R.FUND_DRAWDOWN], coverage=built[R.COVERAGE_LOW],
+                   divergence=built[R.DIVERGENCE], cascade=built[R.CASCADE], adl=built[R.ADL_NEAR],
+                   stale=built[R.STALE])
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one database's evaluation needs to know about the deployment."""
+
+    db: Path
+    rules: RuleSet
+    cooldown_s: float
+    jobs: tuple[JobExpectation, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    fund_expected_s: Mapping[str, float] = field(default_factory=dict)  # per venue
+    oi_expected_s: Mapping[str, float] = field(default_factory=dict)
+
+
+def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
+                jobs: Sequence[tuple[str, str]] | None = None) -> Context:
+    """Build the context from settings and the venue adapters (their capabilities give each dataset's
+    cadence; the poll intervals come from the settings). ``jobs`` defaults to every enabled venue x
+    dataset with a non-zero interval, which is what ``Collector.jobs()`` schedules."""
+    from collectors.registry import adapter_class
+
+    venues = list(adapters) if adapters is not None else settings.enabled_venues()
+    classes = {v: (type(adapters[v]) if adapters is not None else adapter_class(v)) for v in venues}
+    if jobs is None:
+        jobs = [
+            (venue, cap.dataset) for venue, klass in classes.items() for cap in klass.capabilities
+            if getattr(settings.venues[venue].intervals, cap.dataset, 0) > 0 and hasattr(klass, f"fetch_{cap.dataset}")
+        ]
+    expectations = []
+    for venue, dataset in jobs:
+        cap = classes[venue].capability(dataset) if venue in classes else None
+        interval = float(getattr(settings.venues[venue].intervals, dataset, 0) or 0)
+        cadence = float(cap.cadence_s) if cap else interval
+        expectations.append(JobExpectation(venue, dataset, interval or cadence, cadence or interval))
+
+    def expected(dataset: str) -> dict[str, float]:
+        out = {}
+        for venue, klass in classes.items():
+            cap = klass.capability(dataset)
+            interval = float(getattr(settings.venues[venue].intervals, dataset, 0) or 0)
+            value = max(float(cap.cadence_s) if cap else 0.0, interval)
+            if value > 0:
+                out[venue] = value
+        return out
+
+    return Context(
+        db=Path(settings.db), rules=rule_set(settings.alerts), cooldown_s=float(settings.alerts.cooldown_s),
+        jobs=tuple(expectations), labels={v: str(getattr(k, "display_name", v)) for v, k in classes.items()},
+        fund_expected_s=expected("funds"), oi_expected_s=expected("open_interest"),
+    )
+
+
+# -- inputs and rules ----------------------------------------------------------------------------------
+@dataclass
+class Inputs:
+    windows: list[R.FundWindow] = field(default_factory=list)
+    changes: list[R.VenueChange] = field(default_factory=list)
+    coverage: list[R.VenueCoverage] = field(default_factory=list)
+    cascades: list[R.CascadeEvent] = field(default_factory=list)
+    adl: list[R.AdlReading] = field(default_factory=list)
+    freshness: list[R.Freshness] = field(default_factory=list)
+    gaps: list[R.StreamGap] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # rule -> error (its alerts are left untouched)
+
+
+def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
+           cache: dict[str, Any] | None = None) -> Inputs:
+    """Run every enabled rule's input query; a failing query disables only the rules that need it.
+    ``cache`` (the engine's) keeps the coverage medians for the day: they move once a day."""
+    rs = ctx.rules
+    inputs = Inputs()
+    cache = {} if cache is None else cache
+
+    def medians() -> Any:
+        key = (as_of.date(), rs.coverage.median_days)
+        if cache.get("medians_key") != key:
+            cache["medians"] = db_alerts.coverage_medians(con, as_of, rs.coverage.median_days)
+            cache["medians_key"] = key
+        return cache["medians"]
+
+    def run(needed_by: Sequence[str], fn: Callable[[], Any]) -> Any:
+        wanted = [name for name in needed_by if rs.by_name()[name].enabled]
+        if not wanted:
+            return []
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - one broken query must not silence the other rules
+            log.exception("alert inputs for %s failed", ", ".join(wanted))
+            for name in wanted:
+                inputs.failed[name] = f"{type(exc).__name__}: {exc}"
+            return []
+
+    change_windows = sorted(set(rs.divergence.windows_h) | set(rs.drawdown.windows_h))
+    if rs.divergence.enabled or rs.drawdown.enabled:  # drawdown sentences quote the peers' median
+        try:
+            inputs.changes = db_alerts.venue_changes(con, as_of, change_windows, ctx.fund_expected_s)
+        except Exception as exc:  # noqa: BLE001 - see run()
+            log.exception("alert inputs for divergence failed")
+            if rs.divergence.enabled:
+                inputs.failed[R.DIVERGENCE] = f"{type(exc).__name__}: {exc}"
+    inputs.windows = run([R.FUND_DRAWDOWN], lambda: db_alerts.fund_windows(
+        con, as_of, rs.drawdown.windows_h, ctx.fund_expected_s))
+    inputs.coverage = run([R.COVERAGE_LOW], lambda: db_alerts.venue_coverage(
+        con, as_of, ctx.fund_expected_s, ctx.oi_expected_s, medians=medians()))
+    inputs.cascades = run([R.CASCADE], lambda: db_alerts.recent_cascades(
+        con, as_of, lookback=timedelta(hours=rs.cascade.lookback_h)))
+    inputs.adl = run([R.ADL_NEAR], lambda: db_alerts.latest_adl(
+        con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
+    inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
+    inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
+    return inputs
+
+
+def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> tuple[list[Signal], set[str]]:
+    """All signals, and the rules that were evaluated (enabled and their inputs read)."""
+    rs, labels = ctx.rules, ctx.labels
+    produced: dict[str, Callable[[], list[Signal]]] = {
+        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels),
+        R.COVERAGE_LOW: lambda: R.coverage_low(inputs.coverage, rs.coverage, labels),
+        R.DIVERGENCE: lambda: R.divergence(inputs.changes, rs.divergence, labels),
+        R.CASCADE: lambda: R.cascade(inputs.cascades, rs.cascade, as_of, labels),
+        R.ADL_NEAR: lambda: R.adl_near(inputs.adl, rs.adl, as_of, labels),
+        R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels),
+    }
+    signals: list[Signal] = []
+    evaluated: set[str] = set()
+    for name, fn in produced.items():
+        if not rs.by_name()[name].enabled or name in inputs.failed:
+            continue
+        try:
+            signals.extend(fn())
+            evaluated.add(name)
+        except Exception:  # noqa: BLE001 - a rule bug leaves its alerts as they are
+            log.exception("alert rule %s failed", name)
+    return signals, evaluated
+
+
+# -- lifecycle (pure) -----------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    opened: list[AlertOpen] = field(default_factory=list)
+    updated: list[AlertUpdate] = field(default_factory=list)
+    resolved: list[AlertResolve] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+
+
+def _title(event: str, severity: str, signal_rule: str, venue_label: str) -> str:
+    tag = {"firing": severity.upper(), "escalated": f"{severity.upper()} ↑", "resolved": "RESOLVED"}[event]
+    return f"[{tag}] {signal_rule}: {venue_label}"
+
+
+def plan_changes(firing: Sequence[AlertState], notified: Mapping[str, tuple[datetime, str]], signals: Sequence[Signal],
+                 evaluated: set[str], disabled: set[str], now: datetime, cooldown_s: float,
+                 labels: Mapping[str, str] = {},  # noqa: B006 - read-only default
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> Plan:
+    """What one evaluation changes (see the module docstring). Pure: the caller reads and writes."""
+    plan = Plan()
+    by_key: dict[str, Signal] = {}
+    for signal in signals:  # one signal per key: the most severe wins
+        current = by_key.get(signal.dedup_key)
+        if current is None or severity_rank(signal.severity) > severity_rank(current.severity):
+            by_key[signal.dedup_key] = signal
+    open_by_key = {alert.dedup_key: alert for alert in firing}
+
+    def may_announce(key: str, severity: str) -> bool:
+        last = notified.get(key)
+        return (last is None or (now - last[0]).total_seconds() >= cooldown_s
+                or severity_rank(severity) > severity_rank(last[1]))
+
+    for key, signal in by_key.items():
+        name = R.label(labels, signal.venue)
+        alert = open_by_key.get(key)
+        if alert is None:
+            notify = may_announce(key, signal.severity)
+            alert_id = new_id()
+            plan.opened.append(AlertOpen(alert_id, signal, notify))
+            if notify:
+                plan.notifications.append(Notification(
+                    alert_id, key, "firing", signal.severity,
+                    _title("firing", signal.severity, signal.rule, name),
+                    f"{signal.message}\nSince {R.fmt_time(now)} · {key}"))
+            continue
+        max_severity = max(alert.max_severity, signal.severity, key=severity_rank)
+        event = None
+        if alert.notified_severity is None:
+            if may_announce(key, signal.severity):
+                event = "firing"
+        elif severity_rank(signal.severity) > severity_rank(alert.notified_severity):
+            event = "escalated"
+        plan.updated.append(AlertUpdate(alert.alert_id, signal, max_severity,
+                                        signal.severity if event else None))
+        if event:
+            plan.notifications.append(Notification(
+                alert.alert_id, key, event, signal.severity, _title(event, signal.severity, signal.rule, name),
+                f"{signal.message}\nSince {R.fmt_time(alert.fired_at)} · {key}"))
+    for key, alert in open_by_key.items():
+        if key in by_key:
+            continue
+        if alert.rule in disabled:
+            plan.resolved.append(AlertResolve(alert.alert_id, "rule disabled"))
+        elif alert.rule in evaluated:
+            plan.resolved.append(AlertResolve(alert.alert_id, "cleared"))
+            if alert.notified_severity is not None:
+                lasted = R.fmt_duration((now - alert.fired_at).total_seconds())
+                plan.notifications.append(Notification(
+                    alert.alert_id, key, "resolved", "resolved",
+                    _title("resolved", alert.severity, alert.rule, R.label(labels, alert.venue)),
+                    f"Cleared after {lasted}. Last: {alert.message}\n{key}"))
+    return plan
+
+
+# -- the engine -----------------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    now: datetime
+    as_of: datetime
+    signals: list[Signal]
+    evaluated: set[str]
+    failed: dict[str, str]
+    plan: Plan
+
+
+class AlertEngine:
+    """Evaluates one database's alerts; writes through ``store``; sends through ``deliverer``."""
+
+    def __init__(self, ctx: Context, store: Store, deliverer: Deliverer,
+                 timeout_s: float = EVALUATION_TIMEOUT_S) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.deliverer = deliverer
+        self.timeout_s = timeout_s
+        self._thread_lock = threading.Lock()
+        self._running = False
+        self._again = False
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings, store: Store | None = None, adapters: Mapping[str, Any] | None = None,
+                     jobs: Sequence[tuple[str, str]] | None = None) -> AlertEngine:
+        ctx = context_for(settings, adapters, jobs)
+        store = store or Store(Path(settings.db))
+        deliverer = Deliverer(
+            settings.alerts.targets, retries=settings.alerts.delivery_retries,
+            backoff_base_s=max(settings.collector.backoff_base_s, 0.01),
+            backoff_max_s=max(settings.collector.backoff_max_s, 0.01),
+            record=lambda attempts: store.execute_write(lambda con: db_alerts.record_deliveries(con, attempts)),
+        )
+        return cls(ctx, store, deliverer)
+
+    def evaluate(self, now: datetime | None = None, as_of: datetime | None = None) -> Evaluation | None:
+        """One synchronous evaluation; None when another one is still running (it is skipped)."""
+        if not self._thread_lock.acquire(blocking=False):
+            return None
+        try:
+            now = now or datetime.now(UTC)
+            def read(con: Any) -> tuple[datetime, Inputs]:
+                clock = as_of or db_alerts.data_clock(con, now)
+                return clock, gather(con, self.ctx, now, clock, self._cache)
+
+            as_of, inputs = self.store.read(read)  # the writer's own connection (one handle per process)
+            signals, evaluated = run_rules(inputs, self.ctx, now, as_of)
+            plan = self.store.execute_write(lambda con: self._reconcile(con, signals, evaluated, now))
+            if plan.notifications:
+                self.deliverer.submit(plan.notifications)
+            if plan.opened or plan.resolved:
+                log.info("alerts: %d opened, %d resolved, %d firing signals",
+                         len(plan.opened), len(plan.resolved), len(signals))
+            return Evaluation(now, as_of, signals, evaluated, inputs.failed, plan)
+        finally:
+            self._thread_lock.release()
+
+    def _reconcile(self, con: Any, signals: list[Signal], evaluated: set[str], now: datetime) -> Plan:
+        firing = db_alerts.firing_alerts(con)
+        notified = db_alerts.last_notified(con)
+        plan = plan_changes(firing, notified, signals, evaluated, self.ctx.rules.disabled(), now,
+                            self.ctx.cooldown_s, self.ctx.labels)
+        db_alerts.apply_changes(con, now, plan.opened, plan.updated, plan.resolved)
+        return plan
+
+    async def after_cycle(self) -> None:
+        """Evaluate in a thread; concurrent calls fold into one re-run; never longer than ``timeout_s``."""
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            while True:
+                self._again = False
+                try:
+                    await asyncio.wait_for(asyncio.to_thread(self.evaluate), timeout=self.timeout_s)
+                except TimeoutError:
+                    log.warning("alert evaluation took longer than %.0fs; it finishes in the background",
+                                self.timeout_s)
+                    return
+                except DatabaseBusy as exc:  # another process held the file: next cycle evaluates again
+                    log.warning("alert evaluation skipped: %s", exc)
+                    return
+                if not self._again:
+                    return
+        finally:
+            self._running = False
+
+    def wait_deliveries(self, timeout: float | None = None) -> bool:
+        return self.deliverer.wait(timeout)
+
+
+_ENGINES: dict[int, tuple[weakref.ref[Any], AlertEngine | None]] = {}
+
+
+def engine_for(collector: Any) -> AlertEngine | None:
+    """The collector's engine (built on first use; None when the alert config is invalid - logged once)."""
+    entry = _ENGINES.get(id(collector))
+    if entry is not None and entry[0]() is collector:
+        return entry[1]
+    engine: AlertEngine | None
+    try:
+        engine = AlertEngine.for_settings(collector.settings, store=collector.store, adapters=collector.adapters,
+                                          jobs=collector.jobs())
+    except ConfigError as exc:
+        log.error("alerts disabled: %s", exc)
+        engine = None
+    key = id(collector)
+    _ENGINES[key] = (weakref.ref(collector, lambda _ref: _ENGINES.pop(key, None)), engine)
+    return engine
+
+
+async def evaluate_after_cycle(collector: Any, outcomes: Sequence[Any]) -> None:
+    """Collector after-cycle hook (``Collector.after_cycle``): evaluate the rules, notify in the background."""
+    if not collector.settings.alerts.enabled:
+        return
+    engine = engine_for(collector)
+    if engine is not None:
+        await engine.after_cycle()

@@ -1,0 +1,696 @@
+"""Alert rules: small pure functions over query results (typed rows in, ``Signal`` list out).
+
+The rows are computed in DuckDB by ``storage.alerts``; nothing here touches storage, the clock or the
+network, so every rule is tested with hand-made rows. A rule returns the signals that hold *now*; the
+engine (``alerts.engine``) turns them into an alert lifecycle (firing -> resolved), cooldowns and
+deliveries. One signal per venue per rule (the worst case, with the others in ``metrics``), so one event
+never becomes a dozen notifications.
+
+Sentences use a real minus sign and thin units: ``OKX USDT pool −22.4 % in 8 h (max 412.1 M → 319.8 M
+USDT); peers median −0.3 %``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+MINUS = "\u2212"
+
+FUND_DRAWDOWN = "fund_drawdown"
+COVERAGE_LOW = "coverage_low"
+DIVERGENCE = "divergence"
+CASCADE = "cascade"
+ADL_NEAR = "adl_near"
+STALE = "stale"
+RULES: tuple[str, ...] = (FUND_DRAWDOWN, COVERAGE_LOW, DIVERGENCE, CASCADE, ADL_NEAR, STALE)
+
+
+def severity_rank(severity: str | None) -> int:
+    """-1 for None (nothing notified yet), then info < warning < critical."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+# -- signals ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Signal:
+    """A condition that holds at evaluation time. ``dedup_key`` identifies the alert it belongs to."""
+
+    rule: str
+    venue: str
+    scope: str  # what inside the venue: "funds", "venue", "binance_adl_risk", a cascade id ...
+    severity: str
+    message: str  # one human sentence, plain text (may contain exchange text: never render as HTML)
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # the numbers that triggered
+    data_ts: datetime | None = None  # venue timestamp of the triggering data (chart markers)
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.rule}|{self.venue}|{self.scope}"
+
+
+# -- rule inputs (computed in DuckDB by storage.alerts) -------------------------------------------------
+@dataclass(frozen=True)
+class FundWindow:
+    """One fund series (venue x pool x asset) over one look-back window, in the fund's native units.
+
+    ``start_*`` is the as-of value at the window start (the last point at or before it, if recent
+    enough); ``max_*`` is over the start value and every point inside the window; ``points`` counts both.
+    A window shorter than the series' cadence is not produced at all (a daily fund has no 8 h view)."""
+
+    venue: str
+    pool_id: str
+    asset: str
+    window_h: float
+    cadence_s: float
+    points: int
+    max_balance: float | None
+    max_ts: datetime | None
+    last_balance: float
+    last_ts: datetime
+    start_balance: float | None = None
+    start_ts: datetime | None = None
+    max_usd: float | None = None
+    last_usd: float | None = None
+
+    @property
+    def drawdown_pct(self) -> float | None:
+        """Fall from the window maximum in %, None when the maximum is not positive (no relative scale)."""
+        if self.max_balance is None or self.max_balance <= 0:
+            return None
+        return (self.last_balance - self.max_balance) / self.max_balance * 100.0
+
+    @property
+    def size_usd(self) -> float | None:
+        if self.max_usd is not None:
+            return self.max_usd
+        if self.last_usd is not None and self.last_balance and self.max_balance:
+            return self.last_usd / self.last_balance * self.max_balance
+        return None
+
+
+@dataclass(frozen=True)
+class VenueChange:
+    """Like-for-like change of a venue's funds over a window: the USD-weighted mean of each live pool's
+    native change (a pool that stops being published drops out rather than reading as a fall to zero)."""
+
+    venue: str
+    window_h: float
+    change_pct: float
+    pools: int
+    start_usd: float
+    end_usd: float
+    last_ts: datetime | None = None
+
+
+@dataclass(frozen=True)
+class VenueCoverage:
+    """Fund (USD) over open interest (USD) now, and the median of the daily ratio over past days."""
+
+    venue: str
+    fund_usd: float
+    oi_usd: float
+    fund_ts: datetime | None
+    oi_ts: datetime | None
+    median_ratio: float | None = None  # fraction, not %
+    median_days: int = 0
+    unpriced_pools: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        return self.fund_usd / self.oi_usd if self.oi_usd > 0 else None
+
+
+@dataclass(frozen=True)
+class CascadeEvent:
+    """One liquidation cascade as detected by the liquidation pipeline (table ``cascades``); ``venue`` is
+    the cascade's scope: a venue key, or ``market`` for a market-wide one."""
+
+    venue: str
+    cascade_id: str
+    started_at: datetime
+    ended_at: datetime | None = None  # None while ongoing
+    notional_usd: float | None = None
+    side: str | None = None  # the liquidated side that dominated
+    minutes: int | None = None
+    dominant_asset: str | None = None
+    price_move_pct: float | None = None
+    fund_change_usd: float | None = None
+    incomplete: bool = False  # touched a feed gap
+    lower_bound: bool = False  # sampled feeds: the sum is a lower bound
+
+
+@dataclass(frozen=True)
+class AdlReading:
+    """The latest ADL indicator per venue x scope x signal type (``adl_signals``)."""
+
+    venue: str
+    scope: str
+    signal_type: str
+    ts: datetime
+    level: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """One collector job (venue x dataset): its last runs and its newest stored venue timestamp."""
+
+    venue: str
+    dataset: str
+    poll_interval_s: float
+    cadence_s: float  # how often the venue publishes a new value (capability)
+    first_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_status: str | None = None
+    last_error_class: str | None = None
+    newest_data_ts: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StreamGap:
+    """An open gap of a liquidation stream (``liquidation_gaps`` without an end): the monitor is blind."""
+
+    venue: str
+    stream: str
+    started_at: datetime
+    reason: str | None = None
+
+
+# -- parameters -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuleParams:
+    """Common settings; ``threshold_pct`` and ``windows_h`` mean what each rule's docstring says."""
+
+    enabled: bool = True
+    severity: str = "warning"  # the base severity; rules escalate to critical on their own criterion
+    threshold_pct: float = 10.0
+    windows_h: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrawdownParams(RuleParams):
+    threshold_pct: float = 10.0  # fire when a fund is down more than this from its window maximum
+    windows_h: tuple[float, ...] = (8.0, 24.0, 168.0)
+    critical_pct: float = 25.0
+    min_points: int = 2
+    min_fund_usd: float = 100_000.0  # ignore small pools (hundreds of tiny isolated pools on Bybit)
+
+
+@dataclass(frozen=True)
+class CoverageParams(RuleParams):
+    threshold_pct: float = 0.5  # absolute floor: fund below this % of open interest
+    median_fraction: float = 0.5  # or below this fraction of the venue's own median coverage
+    median_days: int = 30
+    min_days: int = 7  # a median needs this many daily points
+
+
+@dataclass(frozen=True)
+class DivergenceParams(RuleParams):
+    threshold_pct: float = 5.0  # minimum absolute move vs the peers' median, in percentage points
+    windows_h: tuple[float, ...] = (24.0,)
+    z_threshold: float = 3.5
+    min_venues: int = 4  # venues with a value in the window, the tested one included
+    mad_floor_pct: float = 0.5  # scale floor: identical peers must not make any wiggle an outlier
+    common_move_factor: float = 1.0  # scale floor as a share of the peers' median move (a market-wide
+    # move such as a cascade widens the spread between venues; an idiosyncratic drain does not)
+    critical_pct: float = 20.0
+    include_rises: int = 0  # 1 = a venue's fund jumping up is reported too
+
+
+@dataclass(frozen=True)
+class CascadeParams(RuleParams):
+    threshold_pct: float = 0.0  # unused
+    min_notional_usd: float = 0.0
+    critical_notional_usd: float = 100_000_000.0
+    lookback_h: float = 6.0  # a cascade that started longer ago than this is history
+    hold_h: float = 1.0  # keep firing this long after it ended
+
+
+@dataclass(frozen=True)
+class AdlParams(RuleParams):
+    threshold_pct: float = 0.0  # unused
+    max_distance: float = 0.1  # Bybit: pnlRatio headroom above insurancePnlRatio (ratio units)
+    lookback_h: float = 2.0  # readings older than this are ignored (stale rule covers silence)
+    okx_lookback_h: float = 36.0  # OKX publishes ADL events daily
+
+
+@dataclass(frozen=True)
+class StaleParams(RuleParams):
+    threshold_pct: float = 0.0  # unused
+    multiple: float = 3.0  # no successful poll for multiple x poll interval
+    data_multiple: float = 3.0  # newest venue timestamp older than data_multiple x cadence
+    min_stale_s: float = 600.0  # never call a job stale sooner than this
+
+
+PARAM_TYPES: dict[str, type[RuleParams]] = {
+    FUND_DRAWDOWN: DrawdownParams, COVERAGE_LOW: CoverageParams, DIVERGENCE: DivergenceParams,
+    CASCADE: CascadeParams, ADL_NEAR: AdlParams, STALE: StaleParams,
+}
+
+P = TypeVar("P", bound=RuleParams)
+
+
+def build_params(kind: type[P], config: Any | None) -> P:
+    """Defaults < ``[alerts.rules.<name>]`` (an ``AlertRuleConfig``). Unknown ``params`` keys and bad
+    severities raise ``ValueError`` naming the key."""
+    params = kind()
+    if config is None:
+        return params
+    changes: dict[str, Any] = {"enabled": bool(config.enabled)}
+    if config.severity is not None:
+        if config.severity not in SEVERITIES:
+            raise ValueError(f"severity {config.severity!r} (one of {', '.join(SEVERITIES)})")
+        changes["severity"] = config.severity
+    if config.threshold_pct is not None:
+        changes["threshold_pct"] = float(config.threshold_pct)
+    if config.windows_h is not None:
+        if not config.windows_h or any(w <= 0 for w in config.windows_h):
+            raise ValueError("windows_h must be positive hours")
+        changes["windows_h"] = tuple(float(w) for w in config.windows_h)
+    known = {f.name: f for f in dataclasses.fields(kind)}
+    for key, value in (config.params or {}).items():
+        if key not in known or key in {"enabled", "severity", "threshold_pct", "windows_h"}:
+            extra = sorted(set(known) - {"enabled", "severity", "threshold_pct", "windows_h"})
+            raise ValueError(f"unknown param {key!r} (known: {', '.join(extra)})")
+        changes[key] = int(value) if known[key].type in ("int", int) else float(value)
+    return dataclasses.replace(params, **changes)
+
+
+# -- formatting ------------------------------------------------------------------------------------
+def fmt_signed(value: float, digits: int = 1) -> str:
+    text = f"{abs(value):.{digits}f}"
+    if float(text) == 0:
+        return text
+    return (MINUS if value < 0 else "+") + text
+
+
+def fmt_number(value: float, digits: int = 3) -> str:
+    """Fixed decimals with a real minus sign and no plus: -0.26 -> '−0.260'."""
+    return fmt_signed(value, digits).lstrip("+")
+
+
+def fmt_pct(value: float, digits: int = 1) -> str:
+    return f"{fmt_signed(value, digits)} %"
+
+
+def fmt_amount(value: float) -> str:
+    """412_100_000 -> '412.1 M'; 61.73 -> '61.73'; negative with a real minus sign."""
+    sign = MINUS if value < 0 else ""
+    size = abs(value)
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if size >= limit:
+            return f"{sign}{size / limit:.1f} {suffix}"
+    if size == 0:
+        return "0"
+    return f"{sign}{size:.4g}"
+
+
+def fmt_window(hours: float) -> str:
+    if hours >= 48 and hours % 24 == 0:
+        return f"{hours / 24:g} d"
+    if hours >= 1:
+        return f"{hours:g} h"
+    return f"{hours * 60:g} min"
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def fmt_time(ts: datetime | None) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M UTC") if ts else "?"
+
+
+def label(labels: Mapping[str, str], venue: str) -> str:
+    return labels.get(venue) or venue
+
+
+def pool_name(pool_id: str, asset: str) -> str:
+    """'USDT pool' when the pool id adds nothing, else 'USDT pool SWAP:BTC-USDT' (shortened)."""
+    if pool_id in ("", asset):
+        return f"{asset} pool"
+    short = pool_id if len(pool_id) <= 28 else pool_id[:27] + "…"
+    return f"{asset} pool {short}"
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+# -- rules ----------------------------------------------------------------------------------------
+def fund_drawdown(windows: Sequence[FundWindow], params: DrawdownParams,
+                  peer_changes: Sequence[VenueChange] = (),
+                  labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006 - read-only default
+    """A fund fell more than ``threshold_pct`` from its maximum over any window (8 h is what Bybit and
+    OKX use for their ADL triggers; 24 h and 7 d catch slower bleeds). A window needs ``min_points``
+    points (a daily fund has two in 24 h, none in 8 h); a pool whose maximum is not positive (a Bybit
+    pool already negative) has no relative drawdown; pools smaller than ``min_fund_usd`` are ignored.
+    One signal per venue, headed by its most important falling pool (critical first, then the largest
+    in USD) over the shortest window showing most of its fall; the other falling pools are counted in
+    ``metrics``."""
+    if not params.enabled:
+        return []
+    wanted = set(params.windows_h)
+    breaches: dict[str, list[tuple[float, FundWindow]]] = {}
+    for row in windows:
+        if row.window_h not in wanted or row.points < params.min_points:
+            continue
+        pct = row.drawdown_pct
+        if pct is None or not math.isfinite(pct) or pct > -params.threshold_pct:
+            continue
+        size = row.size_usd
+        if size is not None and size < params.min_fund_usd:
+            continue
+        breaches.setdefault(row.venue, []).append((pct, row))
+    signals = []
+    for venue, found in sorted(breaches.items()):
+        by_pool: dict[tuple[str, str], list[tuple[float, FundWindow]]] = {}
+        for pct, row in found:
+            by_pool.setdefault((row.pool_id, row.asset), []).append((pct, row))
+        # per pool, the shortest window that shows most (90 %) of its deepest fall: how fast it fell
+        deepest: dict[tuple[str, str], tuple[float, FundWindow]] = {}
+        for key, falls in by_pool.items():
+            floor = min(pct for pct, _ in falls) * 0.9
+            deepest[key] = min((item for item in falls if item[0] <= floor), key=lambda item: item[1].window_h)
+        # the headline: a critical fall first, then the biggest pool (in USD), then the deepest fall
+        pct, worst = min(deepest.values(), key=lambda item: (
+            item[0] > -params.critical_pct, -(item[1].size_usd or 0.0), item[0]))
+        pools = sorted(deepest)
+        others = len(pools) - 1
+        peers = [c.change_pct for c in peer_changes if c.venue != venue and c.window_h == worst.window_h]
+        peer_median = statistics.median(peers) if peers else None
+        message = (
+            f"{label(labels, venue)} {pool_name(worst.pool_id, worst.asset)} {fmt_pct(pct)} in "
+            f"{fmt_window(worst.window_h)} (max {fmt_amount(worst.max_balance or 0)} → "
+            f"{fmt_amount(worst.last_balance)} {worst.asset})"
+        )
+        if others:
+            message += f"; {others} more pool{'s' if others > 1 else ''} down > {params.threshold_pct:g} %"
+        if peer_median is not None:
+            message += f"; peers median {fmt_pct(peer_median)}"
+        severity = "critical" if pct <= -params.critical_pct else params.severity
+        signals.append(Signal(
+            rule=FUND_DRAWDOWN, venue=venue, scope="funds", severity=severity, message=message,
+            metrics={
+                "pool_id": worst.pool_id, "asset": worst.asset, "window_h": worst.window_h,
+                "drawdown_pct": round(pct, 4), "max_balance": worst.max_balance, "max_ts": _iso(worst.max_ts),
+                "last_balance": worst.last_balance, "last_ts": _iso(worst.last_ts), "points": worst.points,
+                "threshold_pct": params.threshold_pct, "peers_median_pct": peer_median,
+                "pools_down": [f"{p}:{a}" for p, a in pools][:20], "pools_down_count": len(pools),
+            },
+            data_ts=worst.last_ts,
+        ))
+    return signals
+
+
+def coverage_low(coverages: Sequence[VenueCoverage], params: CoverageParams,
+                 labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+    """Fund ÷ open interest below an absolute floor (``threshold_pct`` % of OI) or below
+    ``median_fraction`` of the venue's own median over ``median_days`` (needs ``min_days`` days).
+    Critical below half of the level that fired."""
+    if not params.enabled:
+        return []
+    signals = []
+    for row in sorted(coverages, key=lambda r: r.venue):
+        ratio = row.ratio
+        if ratio is None or row.fund_usd <= 0 or not math.isfinite(ratio):
+            continue
+        pct = ratio * 100.0
+        floor = params.threshold_pct
+        median = row.median_ratio if row.median_days >= params.min_days else None
+        below_floor = pct < floor
+        relative = ratio / median if median and median > 0 else None
+        below_median = relative is not None and relative < params.median_fraction
+        if not (below_floor or below_median):
+            continue
+        critical = (below_floor and pct < floor / 2) or (
+            below_median and relative is not None and relative < params.median_fraction / 2)
+        reasons = []
+        if below_floor:
+            reasons.append(f"below the {floor:g} % floor")
+        if below_median and median is not None and relative is not None:
+            reasons.append(f"{relative * 100:.0f} % of its {row.median_days}-day median {median * 100:.2f} %")
+        message = (
+            f"{label(labels, row.venue)} fund covers {pct:.2f} % of open interest "
+            f"(fund {fmt_amount(row.fund_usd)} / OI {fmt_amount(row.oi_usd)} USD), {' and '.join(reasons)}"
+        )
+        signals.append(Signal(
+            rule=COVERAGE_LOW, venue=row.venue, scope="coverage",
+            severity="critical" if critical else params.severity, message=message,
+            metrics={
+                "coverage_pct": round(pct, 6), "fund_usd": row.fund_usd, "oi_usd": row.oi_usd,
+                "floor_pct": floor, "median_pct": None if median is None else median * 100.0,
+                "median_days": row.median_days, "relative_to_median": relative,
+                "unpriced_pools": row.unpriced_pools,
+            },
+            data_ts=row.fund_ts,
+        ))
+    return signals
+
+
+def divergence(changes: Sequence[VenueChange], params: DivergenceParams,
+               labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+    """A venue's fund change over a window is an outlier against the other venues: robust z-score
+    against the peers' median and MAD (leave-one-out, so the outlier does not widen its own yardstick),
+    the scale floored at ``mad_floor_pct`` and at ``common_move_factor`` x |peers' median| (when every
+    fund moves, e.g. in a cascade, the spread between venues grows with the move); at least
+    ``min_venues`` venues with a value and a move of at least ``threshold_pct`` points from the peers'
+    median. Falls only unless ``include_rises``. One signal per venue (its largest |z| over the windows)."""
+    if not params.enabled:
+        return []
+    best: dict[str, tuple[float, Signal]] = {}
+    for window in params.windows_h:
+        rows = [c for c in changes if c.window_h == window and c.pools > 0 and _finite(c.change_pct)]
+        if len(rows) < max(params.min_venues, 2):
+            continue
+        for row in rows:
+            peers = [r.change_pct for r in rows if r.venue != row.venue]
+            median = statistics.median(peers)
+            mad = statistics.median(abs(p - median) for p in peers)
+            scale = max(1.4826 * mad, params.mad_floor_pct, params.common_move_factor * abs(median))
+            deviation = row.change_pct - median
+            z = deviation / scale
+            if abs(deviation) < params.threshold_pct or abs(z) < params.z_threshold:
+                continue
+            if deviation > 0 and not params.include_rises:
+                continue
+            message = (
+                f"{label(labels, row.venue)} insurance funds {fmt_pct(row.change_pct)} in {fmt_window(window)} "
+                f"vs peers median {fmt_pct(median)} (robust z {fmt_signed(z)}, {len(peers)} peers)"
+            )
+            signal = Signal(
+                rule=DIVERGENCE, venue=row.venue, scope="funds",
+                severity="critical" if abs(deviation) >= params.critical_pct else params.severity,
+                message=message,
+                metrics={
+                    "window_h": window, "change_pct": round(row.change_pct, 4), "peers_median_pct": median,
+                    "peers_mad_pct": mad, "robust_z": round(z, 3), "peers": len(peers), "pools": row.pools,
+                    "start_usd": row.start_usd, "end_usd": row.end_usd,
+                    "peer_changes": {r.venue: round(r.change_pct, 4) for r in rows if r.venue != row.venue},
+                },
+                data_ts=row.last_ts,
+            )
+            if row.venue not in best or abs(z) > best[row.venue][0]:
+                best[row.venue] = (abs(z), signal)
+    return [best[venue][1] for venue in sorted(best)]
+
+
+def cascade(events: Sequence[CascadeEvent], params: CascadeParams, as_of: datetime,
+            labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+    """A liquidation cascade started (within ``lookback_h``) and is running or ended less than
+    ``hold_h`` ago. One signal per cascade; critical above ``critical_notional_usd``."""
+    if not params.enabled:
+        return []
+    signals = []
+    for event in sorted(events, key=lambda e: (e.venue, e.started_at)):
+        age_h = (as_of - event.started_at).total_seconds() / 3600
+        if age_h > params.lookback_h or age_h < -1:
+            continue
+        if event.ended_at is not None and (as_of - event.ended_at).total_seconds() / 3600 > params.hold_h:
+            continue
+        notional = event.notional_usd
+        if notional is not None and notional < params.min_notional_usd:
+            continue
+        name = "Market-wide" if event.venue == "market" else label(labels, event.venue)
+        span_end = event.ended_at or as_of
+        duration = (fmt_duration(event.minutes * 60) if event.minutes
+                    else fmt_duration(max((span_end - event.started_at).total_seconds(), 0)))
+        amount = f"{'≥ ' if event.lower_bound else ''}{fmt_amount(notional)} USD" if notional is not None else "liquidations"
+        parts = [f"{name} liquidation cascade since {fmt_time(event.started_at)}: {amount} liquidated in {duration}"]
+        if event.side:
+            parts[0] += f", mostly {event.side}s"
+        if event.ended_at is None:
+            parts[0] += ", ongoing"
+        if event.dominant_asset and event.price_move_pct is not None:
+            parts.append(f"{event.dominant_asset} {fmt_pct(event.price_move_pct)}")
+        if event.fund_change_usd is not None:
+            parts.append(f"fund {fmt_signed(event.fund_change_usd / 1e6)} M USD")
+        if event.incomplete:
+            parts.append("a feed gap overlaps it")
+        critical = notional is not None and notional >= params.critical_notional_usd
+        signals.append(Signal(
+            rule=CASCADE, venue=event.venue, scope=f"cascade:{event.cascade_id}",
+            severity="critical" if critical else params.severity, message="; ".join(parts),
+            metrics={
+                "cascade_id": event.cascade_id, "started_at": _iso(event.started_at),
+                "ended_at": _iso(event.ended_at), "notional_usd": notional, "side": event.side,
+                "minutes": event.minutes, "dominant_asset": event.dominant_asset,
+                "price_move_pct": event.price_move_pct, "fund_change_usd": event.fund_change_usd,
+                "incomplete": event.incomplete, "lower_bound": event.lower_bound,
+            },
+            data_ts=event.started_at,
+        ))
+    return signals
+
+
+OKX_ADL_END = "adl_end"
+
+
+def adl_near(readings: Sequence[AdlReading], params: AdlParams, as_of: datetime,
+             labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+    """A venue's own ADL indicator says ADL is near or running:
+
+    * Bybit ``bybit_adl_alert``: ``distance`` = pnlRatio − insurancePnlRatio <= ``max_distance``
+      (<= 0 or level not ``normal``: the trigger condition holds -> critical);
+    * Binance ``binance_adl_risk``: level ``high``;
+    * OKX ``okx_adl``: the latest event of a pool is an ``*_adl_start`` (not ``adl_end``) -> critical.
+
+    One signal per venue x signal type, naming the affected symbols/pools."""
+    if not params.enabled:
+        return []
+    grouped: dict[tuple[str, str], list[tuple[int, AdlReading]]] = {}
+    for row in readings:
+        age_h = (as_of - row.ts).total_seconds() / 3600
+        level = (row.level or "").lower()
+        if row.signal_type == "bybit_adl_alert":
+            if age_h > params.lookback_h:
+                continue
+            triggered = level not in ("", "normal") or (row.distance is not None and row.distance <= 0)
+            near = row.distance is not None and row.distance <= params.max_distance
+            if triggered or near:
+                grouped.setdefault((row.venue, row.signal_type), []).append((2 if triggered else 1, row))
+        elif row.signal_type == "binance_adl_risk":
+            if age_h <= params.lookback_h and level == "high":
+                grouped.setdefault((row.venue, row.signal_type), []).append((1, row))
+        elif row.signal_type == "okx_adl":
+            if age_h <= params.okx_lookback_h and level and level != OKX_ADL_END:
+                grouped.setdefault((row.venue, row.signal_type), []).append((2, row))
+    signals = []
+    for (venue, kind), found in sorted(grouped.items()):
+        found.sort(key=lambda item: (-item[0], item[1].distance if item[1].distance is not None else 0,
+                                     item[1].scope))
+        rank, worst = found[0]
+        scopes = [r.scope for _, r in found]
+        listed = ", ".join(scopes[:6]) + (f" and {len(scopes) - 6} more" if len(scopes) > 6 else "")
+        name = label(labels, venue)
+        if kind == "bybit_adl_alert":
+            if worst.value is not None and worst.threshold is not None:
+                detail = (f"{worst.scope} pool drawdown ratio {fmt_number(worst.value)} vs ADL trigger "
+                          f"{fmt_number(worst.threshold)} (headroom {fmt_signed(worst.distance or 0.0, 3)})")
+            else:
+                detail = f"{worst.scope} headroom {fmt_signed(worst.distance or 0.0, 3)}"
+            state = "ADL trigger condition met" if rank == 2 else "near its ADL trigger"
+            message = f"{name} {state}: {detail}" + (f"; also {listed}" if len(scopes) > 1 else "")
+        elif kind == "binance_adl_risk":
+            message = f"{name} ADL risk high: {listed}"
+        else:
+            message = f"{name} ADL started ({worst.level}) on {listed} at {fmt_time(worst.ts)}"
+        signals.append(Signal(
+            rule=ADL_NEAR, venue=venue, scope=kind,
+            severity="critical" if rank == 2 else params.severity, message=message,
+            metrics={
+                "signal_type": kind, "scopes": scopes[:50], "count": len(scopes), "level": worst.level,
+                "value": worst.value, "threshold": worst.threshold, "distance": worst.distance,
+                "ts": _iso(worst.ts), "max_distance": params.max_distance,
+            },
+            data_ts=worst.ts,
+        ))
+    return signals
+
+
+def stale(jobs: Sequence[Freshness], gaps: Sequence[StreamGap], params: StaleParams, now: datetime,
+          labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+    """The monitor is blind on a venue: a job without a successful poll for ``multiple`` x its poll
+    interval, a dataset whose newest timestamp is older than ``data_multiple`` x the venue's cadence
+    (both against the wall clock ``now``: some venues' rows are stamped with the fetch time, and a
+    simulator may run ahead of it), or a liquidation stream with an open gap. One signal per venue;
+    critical when the venue's funds cannot be seen."""
+    if not params.enabled:
+        return []
+    blind: dict[str, list[str]] = {}
+    facts: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    oldest: dict[str, datetime] = {}
+    for job in jobs:
+        if job.last_run_at is None:
+            continue  # never ran yet: nothing to be late for
+        limit = max(params.multiple * job.poll_interval_s, params.min_stale_s)
+        reference = job.last_ok_at or job.first_run_at
+        reason = None
+        since = None
+        if reference is not None and (now - reference).total_seconds() > limit:
+            since = job.last_ok_at
+            if job.last_ok_at is None:
+                reason = f"{job.dataset}: no successful poll since the first attempt {fmt_time(job.first_run_at)}"
+            else:
+                reason = (f"{job.dataset}: no successful poll for {fmt_duration((now - job.last_ok_at).total_seconds())}"
+                          f" (expected every {fmt_duration(job.poll_interval_s)})")
+            if job.last_error_class:
+                errors[job.venue] = job.last_error_class
+        elif job.newest_data_ts is not None:
+            data_limit = max(params.data_multiple * max(job.cadence_s, job.poll_interval_s), params.min_stale_s)
+            age = (now - job.newest_data_ts).total_seconds()
+            if age > data_limit:
+                since = job.newest_data_ts
+                reason = (f"{job.dataset}: newest data {fmt_duration(age)} old "
+                          f"(venue publishes every {fmt_duration(job.cadence_s)})")
+        if reason is None:
+            continue
+        blind.setdefault(job.venue, []).append(reason)
+        facts.setdefault(job.venue, {})[job.dataset] = {
+            "last_ok_at": _iso(job.last_ok_at), "last_run_at": _iso(job.last_run_at),
+            "last_status": job.last_status, "last_error_class": job.last_error_class,
+            "newest_data_ts": _iso(job.newest_data_ts), "poll_interval_s": job.poll_interval_s,
+            "cadence_s": job.cadence_s,
+        }
+        if since is not None and (job.venue not in oldest or since < oldest[job.venue]):
+            oldest[job.venue] = since
+    for gap in gaps:
+        blind.setdefault(gap.venue, []).append(
+            f"liquidation stream {gap.stream} down since {fmt_time(gap.started_at)}"
+            + (f" ({gap.reason})" if gap.reason else ""))
+        facts.setdefault(gap.venue, {})[f"stream:{gap.stream}"] = {"started_at": _iso(gap.started_at),
+                                                                     "reason": gap.reason}
+    signals = []
+    for venue in sorted(blind):
+        reasons = blind[venue]
+        message = f"{label(labels, venue)} monitor blind — " + "; ".join(reasons)
+        if venue in errors:
+            message += f"; last error {errors[venue]}"
+        critical = "funds" in facts[venue]
+        signals.append(Signal(
+            rule=STALE, venue=venue, scope="venue", severity="critical" if critical else params.severity,
+            message=message, metrics={"jobs": facts[venue], "last_error_class": errors.get(venue)},
+            data_ts=oldest.get(venue),
+        ))
+    return signals

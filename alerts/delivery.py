@@ -141,8 +141,9 @@ class Deliverer:
 
     def __init__(self, targets: Sequence[SecretStr | str], retries: int = 3, backoff_base_s: float = 1.0,
                  backoff_max_s: float = 30.0, record: RecordFn | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, title_prefix: str = "") -> None:
         self._urls = [t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in targets]
+        self.title_prefix = title_prefix  # "[SIMULATED] " in demo mode: never mistaken for a real event
         REDACTOR.register(self._urls)
         self.retries = max(0, retries)
         self.backoff_base_s = backoff_base_s
@@ -207,7 +208,7 @@ class Deliverer:
             logger.addHandler(capture)
             try:
                 result = sender.notify(
-                    body=notification.body, title=notification.title,
+                    body=notification.body, title=self.title_prefix + notification.title,
                     notify_type=NOTIFY_TYPES.get(notification.severity, apprise.NotifyType.INFO),
                     body_format=apprise.NotifyFormat.TEXT,
                 )

@@ -324,6 +324,7 @@ class AlertEngine:
             backoff_base_s=max(settings.collector.backoff_base_s, 0.01),
             backoff_max_s=max(settings.collector.backoff_max_s, 0.01),
             record=lambda attempts: store.execute_write(lambda con: db_alerts.record_deliveries(con, attempts)),
+            title_prefix="[SIMULATED] " if settings.simulated else "",
         )
         return cls(ctx, store, deliverer)
 

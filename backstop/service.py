@@ -134,8 +134,12 @@ class Collector:
                 log.exception("after-cycle hook failed")
 
     async def _scheduled(self, venue: str, dataset: str) -> None:
-        outcome = await self.run_one(venue, dataset)
-        await self._after([outcome])
+        try:
+            outcome = await self.run_one(venue, dataset)
+            await self._after([outcome])
+        except asyncio.CancelledError:
+            # shutdown abandons an in-flight fetch; nothing was written for it (writes are atomic)
+            log.info("%s %s abandoned at shutdown", venue, dataset)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """The daemon: one APScheduler job per venue x dataset until ``stop`` is set."""
@@ -148,8 +152,10 @@ class Collector:
                 args=[venue, dataset], id=f"{venue}:{dataset}", max_instances=1, coalesce=True,
                 next_run_time=datetime.now(UTC), misfire_grace_time=max(30, int(interval)),
             )
-        scheduler.add_job(lambda: asyncio.to_thread(self.store.flush), IntervalTrigger(seconds=15),
-                          id="flush", max_instances=1, coalesce=True)
+        async def flush_buffered() -> None:
+            await asyncio.to_thread(self.store.flush)
+
+        scheduler.add_job(flush_buffered, IntervalTrigger(seconds=15), id="flush", max_instances=1, coalesce=True)
         tasks = [asyncio.create_task(task(self)) for task in self.background]
         scheduler.start()
         try:

@@ -85,10 +85,13 @@ def write_connection(path: Path | str, budget_s: float = 30.0) -> Iterator[duckd
     """A short-lived read-write connection (migrated); callers keep their transaction short."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
     con = _connect_with_retry(path, read_only=False, budget_s=budget_s)
     try:
         key = (str(path.resolve()), path.stat().st_ino)
-        if key not in _MIGRATED:  # once per file per process: a writer opens many short connections
+        # once per file per process (a writer opens many short connections); a file that did not exist
+        # before this connection is always migrated, even if it reuses a deleted file's inode
+        if not existed or key not in _MIGRATED:
             migrate(con)
             _MIGRATED.add(key)
         yield con

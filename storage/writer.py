@@ -289,6 +289,15 @@ class Store:
                     item = self.pending[0]
                     try:
                         item.inserted = write_batch(con, item.batch, item.fetched_at, item.run)
+                    except duckdb.CatalogException as exc:
+                        if "python_arrow_scan" not in str(exc):
+                            item.error = exc
+                            self.pending.popleft()
+                            continue
+                        # a DuckDB Python glitch under thread churn (the Arrow scan is briefly
+                        # unregistered): the transaction rolled back; keep the batch for the next flush
+                        log.warning("arrow scan unavailable, batch kept for the next flush: %s", exc)
+                        return
                     except Exception as exc:  # noqa: BLE001 - handed to the batch's own caller
                         # not a lock problem: this batch can never be written (rolled back whole);
                         # drop it so it does not block every later batch

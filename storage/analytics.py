@@ -4,9 +4,14 @@ Every function takes the database path and typed parameters, opens a short read-
 (``storage.db.read_connection`` retries while the collector holds the write lock) and returns a pandas
 DataFrame of at most a few thousand rows: history is downsampled on a time grid in SQL, never pulled raw.
 
-Time grids are "as of" grids: the value at grid point t is the newest row with ts ≤ t (forward-filled
-from earlier points, but never from further back than ``max_gap``), so a pool published daily and one
-published every minute add up correctly at any resolution. Grid points are ``end - k·step``.
+Time grids are "as of" grids (points ``end - k·step``): a fund's value at grid point t is each pool's
+newest row with ts ≤ t (forward-filled, never from further back than ``max_gap``), so a pool published
+daily and one published every minute add up correctly at any resolution. Open interest at t is the sum
+of each contract's newest value within ``max_gap`` before t (a venue's contracts are polled together).
+
+Long ranges read the hourly rollups of migration 004 (``refresh_rollups``, run by the writer process)
+up to the hour they are complete and raw rows after it; grids of whole hours give identical answers
+either way (tested), so a missing or stale rollup only costs speed.
 
 Tables added by later migrations (``liquidations``, ``alerts``) are read defensively: a missing table
 or column gives ``None`` instead of an error, and the dashboard shows "—".
@@ -32,7 +37,7 @@ DbPath = Path | str
 
 FUND_MAX_GAP = timedelta(days=3)  # a pool not published for longer drops out of totals
 OI_MAX_GAP = timedelta(hours=2)  # a contract not polled for longer drops out (delisted)
-OI_SAMPLE_WINDOW = timedelta(minutes=15)  # coarse grids read only the rows this close before a grid point
+OI_SAMPLE_WINDOW = timedelta(hours=1)  # coarse grids read only the rows this close before a grid point
 FUND_GROUPS = {
     "venue": ("venue",),
     "pool": ("venue", "pool_id"),
@@ -130,13 +135,13 @@ def known_venues(db: DbPath, recent: timedelta = timedelta(days=30)) -> pd.DataF
         return con.execute(
             """
             SELECT DISTINCT venue FROM (
-                SELECT DISTINCT venue FROM fund_balances
+                SELECT DISTINCT venue FROM fund_balances WHERE ts >= $since
                 UNION ALL SELECT DISTINCT venue FROM fund_pool_members
                 UNION ALL SELECT DISTINCT venue FROM collection_runs
-                UNION ALL SELECT DISTINCT venue FROM open_interest WHERE ts >= ?
+                UNION ALL SELECT DISTINCT venue FROM open_interest WHERE ts >= $since
             ) ORDER BY venue
             """,
-            [since],
+            {"since": since},
         ).df()
 
 
@@ -153,15 +158,25 @@ def fund_series(db: DbPath, venues: Sequence[str], grid: Grid, by: str = "venue"
     group = ", ".join(FUND_GROUPS[by])
     step_us = _step_us(grid.step)
     start_us = _us(grid.start)
+    raw = ("SELECT venue, pool_id, asset, ts, usd_value::DOUBLE AS usd, balance::DOUBLE AS bal "
+           "FROM fund_balances WHERE ts > {lo} AND ts <= $end AND list_contains($venues, venue)")
     with read_connection(db) as con:
+        wm = _rollup_to(con, "fund_hourly")
+        if _use_rollup(grid, wm):
+            source = (
+                "SELECT venue, pool_id, asset, ts, usd_value AS usd, balance AS bal FROM fund_hourly "  # noqa: S608
+                "WHERE hour > $lo AND hour <= least($end, $wm) AND list_contains($venues, venue) "
+                "UNION ALL " + raw.format(lo="greatest($lo, $wm)")
+            )
+        else:
+            source, wm = raw.format(lo="$lo"), None
         frame = con.execute(
             f"""
             WITH pts AS (
                 SELECT venue, pool_id, asset,
                        greatest(0, ceil((epoch_us(ts) - $start_us) / $step_us))::BIGINT AS k,
-                       arg_max({{'usd': usd_value::DOUBLE, 'bal': balance::DOUBLE, 'ts': ts}}, ts) AS v
-                FROM fund_balances
-                WHERE ts > $lo AND ts <= $end AND list_contains($venues, venue)
+                       arg_max({{'usd': usd, 'bal': bal, 'ts': ts}}, ts) AS v
+                FROM ({source}) AS src
                 GROUP BY ALL
             ), series AS (SELECT DISTINCT venue, pool_id, asset FROM pts),
             grid AS (SELECT unnest(range(0, $points + 1)) AS k),
@@ -181,7 +196,8 @@ def fund_series(db: DbPath, venues: Sequence[str], grid: Grid, by: str = "venue"
             GROUP BY {group}, k ORDER BY {group}, k
             """,  # noqa: S608 - group columns come from FUND_GROUPS
             {"start_us": start_us, "step_us": step_us, "lo": grid.start - max_gap, "end": grid.end,
-             "venues": list(venues), "points": grid.points, "gap_us": _step_us(max_gap)},
+             "venues": list(venues), "points": grid.points, "gap_us": _step_us(max_gap),
+             **({"wm": wm} if wm is not None else {})},
         ).df()
     return _grid_ts(grid, frame)
 
@@ -192,10 +208,7 @@ def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
 
     Columns: venue, offset_s (0 = latest), ref_ts, latest_ts, fund_usd, series, unvalued."""
     with read_connection(db) as con:
-        latest = con.execute(
-            "SELECT venue, max(ts) AS t0 FROM fund_balances WHERE list_contains(?, venue) GROUP BY venue",
-            [list(venues)],
-        ).fetchall()
+        latest = _fund_latest(con, venues)
         if not latest:
             return pd.DataFrame(columns=["venue", "offset_s", "ref_ts", "latest_ts", "fund_usd", "series",
                                          "unvalued"])
@@ -230,36 +243,61 @@ def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
         ).df()
 
 
+def _fund_latest(con: duckdb.DuckDBPyConnection, venues: Sequence[str],
+                 recent: timedelta = timedelta(days=30)) -> list[tuple[str, datetime]]:
+    """Newest fund timestamp per venue: the last ``recent`` first (zone maps skip the rest), then the
+    whole table only for venues silent that long."""
+    since = datetime.now(UTC) - recent
+    rows = con.execute(
+        "SELECT venue, max(ts) FROM fund_balances WHERE ts > ? AND list_contains(?, venue) GROUP BY venue",
+        [since, list(venues)],
+    ).fetchall()
+    missing = sorted(set(venues) - {r[0] for r in rows})
+    if missing:
+        rows += con.execute(
+            "SELECT venue, max(ts) FROM fund_balances WHERE list_contains(?, venue) GROUP BY venue", [missing]
+        ).fetchall()
+    return rows
+
+
+def _oldest(latest: list[tuple[str, datetime]], gap: timedelta) -> datetime:
+    return min((r[1] for r in latest), default=datetime.now(UTC)) - gap
+
+
 def fund_native_latest(db: DbPath, venues: Sequence[str], max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
     """Latest fund per venue × asset in native units (summed over pools) with its USD value."""
     with read_connection(db) as con:
+        latest = _fund_latest(con, venues)
         return con.execute(
             """
             WITH latest AS (
-                SELECT venue, max(ts) AS t0 FROM fund_balances WHERE list_contains(?, venue) GROUP BY venue
+                SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::TIMESTAMPTZ[]) AS t0
             ), last AS (
                 SELECT f.venue, f.pool_id, f.asset, arg_max(f.balance::DOUBLE, f.ts) AS balance,
                        arg_max(f.usd_value::DOUBLE, f.ts) AS usd, max(f.ts) AS ts
                 FROM fund_balances AS f JOIN latest AS l ON f.venue = l.venue AND f.ts > l.t0 - ?
+                WHERE f.ts > ?  -- the oldest t0 - gap: lets zone maps skip older row groups
                 GROUP BY ALL
             )
             SELECT venue, asset, sum(balance) AS balance, sum(usd) AS fund_usd, count(*) AS pools, max(ts) AS ts
             FROM last GROUP BY venue, asset ORDER BY venue, fund_usd DESC NULLS LAST
             """,
-            [list(venues), max_gap],
+            [[r[0] for r in latest], [r[1] for r in latest], max_gap, _oldest(latest, max_gap)],
         ).df()
 
 
 def fund_pools_latest(db: DbPath, venues: Sequence[str], max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
     """Latest value per venue × pool (USD summed over the pool's assets) and its member-contract count."""
     with read_connection(db) as con:
+        latest = _fund_latest(con, venues)
         return con.execute(
             """
             WITH latest AS (
-                SELECT venue, max(ts) AS t0 FROM fund_balances WHERE list_contains(?, venue) GROUP BY venue
+                SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::TIMESTAMPTZ[]) AS t0
             ), last AS (
                 SELECT f.venue, f.pool_id, f.asset, arg_max(f.usd_value::DOUBLE, f.ts) AS usd, max(f.ts) AS ts
                 FROM fund_balances AS f JOIN latest AS l ON f.venue = l.venue AND f.ts > l.t0 - ?
+                WHERE f.ts > ?  -- the oldest t0 - gap: lets zone maps skip older row groups
                 GROUP BY ALL
             ), members AS (
                 SELECT venue, pool_id, count(DISTINCT symbol) AS contracts
@@ -270,7 +308,7 @@ def fund_pools_latest(db: DbPath, venues: Sequence[str], max_gap: timedelta = FU
             FROM last AS l LEFT JOIN members AS m USING (venue, pool_id)
             GROUP BY l.venue, l.pool_id ORDER BY l.venue, fund_usd DESC NULLS LAST
             """,
-            [list(venues), max_gap, list(venues)],
+            [[r[0] for r in latest], [r[1] for r in latest], max_gap, _oldest(latest, max_gap), list(venues)],
         ).df()
 
 
@@ -290,7 +328,11 @@ def _oi_sample_filter(grid: Grid) -> tuple[str, dict[str, Any]]:
 def oi_series(db: DbPath, venues: Sequence[str], grid: Grid, by_pool: bool = False,
               max_gap: timedelta = OI_MAX_GAP) -> pd.DataFrame:
     """Open interest (USD) on an as-of grid, summed per venue (or per venue × fund pool via
-    fund_pool_members). Columns: venue, [pool_id], ts, oi_usd, contracts."""
+    fund_pool_members). Columns: venue, [pool_id], ts, oi_usd, contracts.
+
+    Each contract counts with its newest value in the ``max_gap`` before the grid point (no forward
+    fill: a venue's contracts are polled together, so a point either has them all or is missing; the
+    ``contracts`` column shows partial points)."""
     step_us = _step_us(grid.step)
     start_us = _us(grid.start)
     sample, extra = _oi_sample_filter(grid)
@@ -301,35 +343,45 @@ def oi_series(db: DbPath, venues: Sequence[str], grid: Grid, by_pool: bool = Fal
         keys, outer = "f.venue, m.pool_id, f.symbol", "venue, pool_id"
     else:
         join, keys, outer = "", "f.venue, f.symbol", "venue"
+    raw = ("SELECT venue, symbol, ts, oi_usd FROM open_interest WHERE ts > {lo} AND ts <= $end "  # noqa: S608
+           "AND list_contains($venues, venue) AND oi_usd IS NOT NULL" + sample)
     with read_connection(db) as con:
+        wm = _rollup_to(con, "oi_hourly")
+        if _use_rollup(grid, wm):
+            # pre-summed hours up to the rollup's end, raw rows after it
+            rolled = (
+                "SELECT venue, pool_id, (epoch_us(hour) - $start_us) // $step_us AS k, oi_usd, "  # noqa: S608
+                "contracts, ts FROM oi_hourly WHERE hour > $lo AND hour <= least($end, $wm) "
+                "AND list_contains($venues, venue) AND pool_id " + ("<> '*'" if by_pool else "= '*'") +
+                " AND (((epoch_us(hour) - $start_us) % $step_us) + $step_us) % $step_us = 0"
+            )
+            source = raw.format(lo="greatest($lo, $wm)")
+            extra["wm"] = wm
+        else:
+            rolled = None
+            source = raw.format(lo="$lo")
+        union = ""
+        if rolled is not None:
+            union = f"UNION ALL SELECT {outer}, k, oi_usd, contracts, ts FROM ({rolled})"  # noqa: S608
         frame = con.execute(
             f"""
-            WITH raw AS (
-                SELECT venue, symbol, ts, oi_usd FROM open_interest
-                WHERE ts > $lo AND ts <= $end AND list_contains($venues, venue) AND oi_usd IS NOT NULL {sample}
-            ), pts AS (
+            WITH raw AS ({source}), pts AS (
                 SELECT {keys},
                        greatest(0, ceil((epoch_us(f.ts) - $start_us) / $step_us))::BIGINT AS k,
-                       arg_max({{'oi': f.oi_usd, 'ts': f.ts}}, f.ts) AS v
+                       arg_max(f.oi_usd, f.ts) AS oi, max(f.ts) AS ts
                 FROM raw AS f {join}
                 GROUP BY ALL
-            ), series AS (SELECT DISTINCT {outer}, symbol FROM pts),
-            grid AS (SELECT unnest(range(0, $points + 1)) AS k),
-            filled AS (
-                SELECT s.*, g.k,
-                       last_value(p.v IGNORE NULLS) OVER (
-                           PARTITION BY {', '.join('s.' + c for c in outer.split(', '))}, s.symbol ORDER BY g.k
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS v
-                FROM series AS s CROSS JOIN grid AS g
-                LEFT JOIN pts AS p USING ({outer}, symbol, k)
-            )
-            SELECT {outer}, k, sum(v.oi) AS oi_usd, count(*) AS contracts
-            FROM filled
-            WHERE v IS NOT NULL AND epoch_us(v.ts) > $start_us + k * $step_us - $gap_us
+            ), recent AS (
+                SELECT {outer}, k, sum(oi) AS oi_usd, count(*) AS contracts, max(ts) AS ts
+                FROM pts GROUP BY {outer}, k
+            ), points AS (SELECT {outer}, k, oi_usd, contracts, ts FROM recent {union})
+            SELECT {outer}, k, sum(oi_usd) AS oi_usd, sum(contracts)::BIGINT AS contracts
+            FROM points
+            WHERE epoch_us(ts) > $start_us + k * $step_us - $gap_us
             GROUP BY {outer}, k ORDER BY {outer}, k
             """,  # noqa: S608 - fixed fragments only
             {"start_us": start_us, "step_us": step_us, "lo": grid.start - gap, "end": grid.end,
-             "venues": list(venues), "points": grid.points, "gap_us": _step_us(gap), **extra},
+             "venues": list(venues), "gap_us": _step_us(gap), **extra},
         ).df()
     return _grid_ts(grid, frame)
 
@@ -364,35 +416,54 @@ def oi_latest(db: DbPath, venues: Sequence[str], now: datetime, by_pool: bool = 
 # -- liquidations and alerts (tables from later migrations: read defensively) -----------------------------
 
 _LIQ_SIDE_COLUMNS = ("position_side", "side")
-_LIQ_USD_COLUMNS = ("notional_usd", "usd_value", "value_usd", "amount_usd", "quote_value", "notional")
+_LIQ_USD_COLUMNS = ("notional_usd", "usd_value", "value_usd", "amount_usd")
 
 
 def liquidations_summary(db: DbPath, venues: Sequence[str], since: datetime) -> pd.DataFrame | None:
-    """Liquidations since ``since`` per venue: long/short count and USD (None if the table is missing).
+    """Liquidations since ``since`` per venue, long/short positions: count and USD (None without a
+    ``liquidations`` table). Overlapping feeds of one venue (ws + rest) are max-combined per minute,
+    never summed: the writer's ``liquidation_minutes`` rollup when it has rows, else the raw table.
 
-    Columns: venue, long_count, short_count, long_usd, short_usd (USD NULL when no notional column)."""
+    Columns: venue, long_count, short_count, long_usd, short_usd (USD NULL when no notional is known)."""
     with read_connection(db) as con:
-        if "liquidations" not in _tables(con):
+        tables = _tables(con)
+        if "liquidations" not in tables:
             return None
-        cols = _columns(con, "liquidations")
-        side = next((c for c in _LIQ_SIDE_COLUMNS if c in cols), None)
-        usd = next((c for c in _LIQ_USD_COLUMNS if c in cols), None)
-        if side is None or "venue" not in cols or "ts" not in cols:
-            return None
-        usd_expr = f'TRY_CAST("{usd}" AS DOUBLE)' if usd else "NULL::DOUBLE"
-        # position side long|short; an order side (sell closes a long) when only ``side`` exists
-        is_long = (f"lower(\"{side}\") IN ('long', 'sell')" if side == "side" else f"lower(\"{side}\") = 'long'")
+        if "liquidation_minutes" in tables and con.execute(
+            "SELECT EXISTS (SELECT 1 FROM liquidation_minutes WHERE minute >= ?)", [since]
+        ).fetchall()[0][0]:
+            per_minute = """
+                SELECT venue, minute, lower(side) AS side, max(usd) AS usd, max(events) AS n
+                FROM liquidation_minutes WHERE minute >= $since AND list_contains($venues, venue)
+                GROUP BY ALL
+            """
+        else:
+            cols = _columns(con, "liquidations")
+            side = next((c for c in _LIQ_SIDE_COLUMNS if c in cols), None)
+            if side is None or "venue" not in cols or "ts" not in cols:
+                return None
+            usd = next((c for c in _LIQ_USD_COLUMNS if c in cols), None)
+            usd_expr = f'TRY_CAST("{usd}" AS DOUBLE)' if usd else "NULL::DOUBLE"
+            source = '"source"' if "source" in cols else "'all'"
+            per_minute = f"""
+                SELECT venue, minute, side, max(usd) AS usd, max(n) AS n FROM (
+                    SELECT venue, {source} AS source, time_bucket(INTERVAL 1 MINUTE, ts) AS minute,
+                           lower("{side}") AS side, sum({usd_expr}) AS usd, count(*) AS n
+                    FROM liquidations WHERE ts >= $since AND list_contains($venues, venue)
+                    GROUP BY ALL
+                ) GROUP BY ALL
+            """  # noqa: S608 - identifiers checked against information_schema
         return con.execute(
             f"""
+            WITH m AS ({per_minute})
             SELECT venue,
-                   count(*) FILTER (WHERE {is_long}) AS long_count,
-                   count(*) FILTER (WHERE NOT ({is_long})) AS short_count,
-                   sum({usd_expr}) FILTER (WHERE {is_long}) AS long_usd,
-                   sum({usd_expr}) FILTER (WHERE NOT ({is_long})) AS short_usd
-            FROM liquidations WHERE ts >= ? AND list_contains(?, venue)
-            GROUP BY venue ORDER BY venue
-            """,  # noqa: S608 - identifiers checked against information_schema
-            [since, list(venues)],
+                   coalesce(sum(n) FILTER (WHERE side = 'long'), 0)::BIGINT AS long_count,
+                   coalesce(sum(n) FILTER (WHERE side = 'short'), 0)::BIGINT AS short_count,
+                   sum(usd) FILTER (WHERE side = 'long') AS long_usd,
+                   sum(usd) FILTER (WHERE side = 'short') AS short_usd
+            FROM m GROUP BY venue ORDER BY venue
+            """,  # noqa: S608 - fixed fragments
+            {"since": since, "venues": list(venues)},
         ).df()
 
 
@@ -472,3 +543,109 @@ def fund_span(db: DbPath) -> pd.DataFrame:
     """Oldest and newest fund timestamp (one row; NULLs when there is no fund row)."""
     with read_connection(db) as con:
         return con.execute("SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM fund_balances").df()
+
+
+# -- hourly rollups (migration 004), refreshed in the writer process ------------------------------------
+
+HOUR = timedelta(hours=1)
+
+
+_HOUR_END = "time_bucket(INTERVAL 1 HOUR, ts - INTERVAL 1 MICROSECOND) + INTERVAL 1 HOUR"
+
+
+@dataclass(frozen=True)
+class RollupSpec:
+    source: str
+    select: str  # a query over ``source`` rows with ts in (?, ?], producing the rollup's columns
+    late_window: timedelta | None  # how far back late/backfilled rows are looked for (None = anywhere)
+
+
+ROLLUPS: dict[str, RollupSpec] = {
+    "oi_hourly": RollupSpec("open_interest", f"""
+        WITH last AS (
+            SELECT venue, symbol, {_HOUR_END} AS hour, arg_max(oi_usd, ts) AS oi, max(ts) AS ts
+            FROM open_interest WHERE ts > $lo AND ts <= $hi AND oi_usd IS NOT NULL GROUP BY ALL
+        ), members AS (SELECT DISTINCT venue, pool_id, symbol FROM fund_pool_members)
+        SELECT venue, '*' AS pool_id, hour, max(ts) AS ts, sum(oi) AS oi_usd, count(*) AS contracts
+        FROM last GROUP BY venue, hour
+        UNION ALL
+        SELECT l.venue, m.pool_id, l.hour, max(l.ts), sum(l.oi), count(*)
+        FROM last AS l JOIN members AS m ON m.venue = l.venue AND m.symbol = l.symbol
+        GROUP BY l.venue, m.pool_id, l.hour
+        ORDER BY hour
+    """, timedelta(days=2)),  # noqa: S608 - constant
+    "fund_hourly": RollupSpec("fund_balances", f"""
+        SELECT venue, pool_id, asset, {_HOUR_END} AS hour, max(ts) AS ts,
+               arg_max(usd_value::DOUBLE, ts) AS usd_value, arg_max(balance::DOUBLE, ts) AS balance
+        FROM fund_balances WHERE ts > $lo AND ts <= $hi GROUP BY ALL ORDER BY hour
+    """, None),  # noqa: S608 - constant
+}
+REDO_RECENT = timedelta(hours=3)  # always recompute the last hours (rows fetched before, written after)
+REFRESH_CHUNK = timedelta(days=30)
+
+
+def floor_hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def refresh_rollups(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> dict[str, int]:
+    """Bring the hourly rollups up to the last whole hour (call in the writer process, e.g. after each
+    write cycle via ``Store.execute_write``). Late or backfilled rows (fetched since the last refresh)
+    make their hours be recomputed. Returns rows (re)written per rollup."""
+    now = now or datetime.now(UTC)
+    to = floor_hour(now)
+    written: dict[str, int] = {}
+    for name, spec in ROLLUPS.items():
+        state = con.execute("SELECT complete_to, fetched_to FROM rollup_state WHERE name = ?", [name]).fetchall()
+        if state:
+            complete_to, fetched_to = state[0]
+            late_sql = f"SELECT min(ts) FROM {spec.source} WHERE fetched_at > ?"  # noqa: S608 - ROLLUPS
+            params: list[Any] = [fetched_to]
+            if spec.late_window is not None:
+                late_sql += " AND ts > ?"
+                params.append(complete_to - spec.late_window)
+            late = con.execute(late_sql, params).fetchall()[0][0]
+            redo_from = complete_to - REDO_RECENT
+            if late is not None:
+                redo_from = min(redo_from, floor_hour(late) - HOUR)
+        else:
+            first = con.execute(f"SELECT min(ts) FROM {spec.source}").fetchall()[0][0]  # noqa: S608
+            if first is None:
+                continue
+            redo_from = floor_hour(first) - HOUR
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {name} WHERE hour > ?", [redo_from])  # noqa: S608 - ROLLUPS keys
+            before = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]  # noqa: S608
+            lo = redo_from
+            while lo < to:
+                hi = min(lo + REFRESH_CHUNK, to)
+                con.execute(f"INSERT INTO {name} BY NAME {spec.select}", {"lo": lo, "hi": hi})  # noqa: S608
+                lo = hi
+            after = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]  # noqa: S608
+            con.execute(
+                "INSERT INTO rollup_state VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "complete_to = excluded.complete_to, fetched_to = excluded.fetched_to, "
+                "refreshed_at = excluded.refreshed_at",
+                [name, to, now, datetime.now(UTC)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        written[name] = int(after - before)
+    return written
+
+
+def _rollup_to(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
+    """Up to which hour ``name`` is complete (None: no rollup table or never refreshed)."""
+    if "rollup_state" not in _tables(con):
+        return None
+    rows = con.execute("SELECT complete_to FROM rollup_state WHERE name = ?", [name]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _use_rollup(grid: Grid, complete_to: datetime | None) -> bool:
+    """Only on whole-hour grids (each rollup row is exact "as of" its hour) that the rollup reaches."""
+    return (complete_to is not None and grid.step >= HOUR and grid.step.total_seconds() % 3600 == 0
+            and grid.end == floor_hour(grid.end) and complete_to > grid.start)

@@ -1,0 +1,173 @@
+"""What every page shares: the per-run page state, banners, CSV downloads, venue colours, chart style.
+
+Text that came from an exchange (error messages, pool ids, symbols) is only ever shown through
+``st.dataframe``/``st.text``/Plotly (escaped), never through markdown with HTML enabled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from backstop.catalog import VenueInfo, catalog
+from dashboard.context import AppContext
+from dashboard.params import RANGES, Controls
+from metrics.csv_safe import to_csv_bytes
+from storage.analytics import DatabaseBusy
+
+STATE_KEY = "backstop_page_state"
+STRESS_EVENTS = Path(__file__).with_name("stress_events.csv")
+HEALTH_ICONS = {"healthy": ":material/check_circle:", "watch": ":material/visibility:",
+                "stressed": ":material/warning:"}
+
+
+@dataclass(frozen=True)
+class PageState:
+    ctx: AppContext
+    controls: Controls
+    known: tuple[str, ...]  # venues with data
+    venues: tuple[str, ...]  # selected
+    info: Mapping[str, VenueInfo]
+    now: datetime  # rounded down to the cache TTL (query argument)
+    range_start: datetime
+    has_data: bool
+
+    @property
+    def range_td(self) -> timedelta:
+        return self.now - self.range_start
+
+    def name(self, venue: str) -> str:
+        return self.info[venue].display_name if venue in self.info else venue
+
+    def colours(self) -> dict[str, str]:
+        """Display name -> colour (charts label venues by display name)."""
+        return {self.name(v): self.info[v].colour for v in self.known if v in self.info}
+
+
+def range_start(controls: Controls, now: datetime, first_ts: datetime | None) -> datetime:
+    span = RANGES[controls.range_key]
+    if span is None:
+        return first_ts if first_ts is not None and first_ts < now else now - timedelta(days=30)
+    return now - span
+
+
+def page_state() -> PageState | None:
+    """This run's state; on an auto-refresh (fragment rerun) "now" moves on, the range keeps its length."""
+    from dashboard.data import quantised_now
+
+    state: PageState | None = st.session_state.get(STATE_KEY)
+    if state is None:
+        return None
+    now = quantised_now()
+    if now == state.now:
+        return state
+    start = state.range_start if RANGES[state.controls.range_key] is None else now - state.range_td
+    return dataclasses.replace(state, now=now, range_start=start)
+
+
+def set_page_state(state: PageState) -> None:
+    st.session_state[STATE_KEY] = state
+
+
+def venue_catalog(keys: Sequence[str]) -> dict[str, VenueInfo]:
+    return catalog(list(keys))
+
+
+def render_empty(ctx: AppContext) -> None:
+    """The friendly first-run page."""
+    st.title("Backstop has no data yet")
+    exists = Path(ctx.db).exists()
+    st.write(
+        f"The database `{ctx.db}` " + ("holds no fund or open-interest data yet." if exists else "does not exist yet.")
+    )
+    st.markdown(
+        "Start collecting, then come back (this page refreshes by itself):\n\n"
+        "* `backstop collect` polls every enabled venue and writes to the database;\n"
+        "* `backstop demo` runs the built-in simulator and a collector against it (no internet needed);\n"
+        "* `backstop dashboard --db PATH` opens this dashboard on another database file."
+    )
+    st.caption("Configuration: backstop.toml or BACKSTOP_* environment variables (see the README).")
+
+
+def plain(text: object) -> str:
+    """Exchange text for Plotly labels: Plotly reads a subset of HTML in names and hover text, so escape it."""
+    return html.escape(str(text), quote=False)
+
+
+def download(frame: pd.DataFrame, name: str, key: str, label: str = "Download CSV") -> None:
+    """A CSV of exactly ``frame`` (text cells neutralised against spreadsheet formulas)."""
+    safe = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")
+    st.download_button(label, data=to_csv_bytes(frame), file_name=f"backstop-{safe}.csv", mime="text/csv",
+                       key=f"dl-{key}", on_click="ignore", icon=":material/download:")
+
+
+def style(fig: go.Figure, height: int = 420, y_title: str | None = None, log: bool = False) -> go.Figure:
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    if log:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
+    """Curated stress events overlapping [start, end] (dashboard/stress_events.csv)."""
+    frame = pd.read_csv(STRESS_EVENTS, dtype=str, keep_default_na=False)
+    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    frame["end_date"] = pd.to_datetime(frame["end_date"], utc=True) + pd.Timedelta(days=1)
+    mask = (frame["end_date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))
+    return frame[mask].reset_index(drop=True)
+
+
+def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str], str]) -> None:
+    """Shaded bands + a short label per stress event (our curated text, not exchange text)."""
+    for e in events.itertuples():
+        who = names(e.venue) if e.venue else "market-wide"
+        fig.add_vrect(x0=e.date, x1=e.end_date, fillcolor="#999999", opacity=0.15, line_width=0, layer="below")
+        fig.add_annotation(x=e.date, y=1, yref="paper", text=f"{e.date:%d %b %Y} · {who}", showarrow=False,
+                           xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
+
+
+def fragment(body: Callable[[], None], ctx: AppContext) -> None:
+    """Run a page body as an auto-refreshing fragment (settings.dashboard.refresh_s)."""
+    st.fragment(run_every=timedelta(seconds=ctx.refresh_s))(body)()
+
+
+def explain_range(state: PageState) -> str:
+    return f"{state.range_start:%Y-%m-%d %H:%M} → {state.now:%Y-%m-%d %H:%M} UTC"
+
+
+def run_page(title: str, body: Callable[[PageState], None], caption: str | None = None) -> None:
+    """Page frame: the empty-database page, or the title and an auto-refreshing body."""
+    ctx: AppContext | None = st.session_state.get("backstop_ctx")
+    state = page_state()
+    if state is None or ctx is None:
+        if ctx is not None:
+            render_empty(ctx)
+        return
+    st.title(title)
+    if caption:
+        st.caption(caption)
+
+    def refreshing() -> None:
+        current = page_state()
+        if current is None:
+            return
+        try:
+            body(current)
+        except DatabaseBusy as exc:  # the collector held the write lock past the retry budget
+            st.warning(f"The database is busy ({exc}); showing nothing until the next refresh.")
+
+    fragment(refreshing, ctx)

@@ -1,0 +1,104 @@
+"""Cached access to ``storage.analytics`` for the pages.
+
+Every query goes through ``st.cache_data`` with a TTL (settings.dashboard.cache_ttl_s): no connection
+outlives a query, reruns within the TTL cost nothing, and the query arguments are plain hashable values.
+"Now" is rounded down to the TTL so that reruns inside one TTL window hit the same cache entry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.context import cache_ttl_s
+from storage import analytics
+from storage.analytics import HOUR, Grid, floor_hour
+
+TTL_S = cache_ttl_s()
+
+
+def quantised_now(ttl_s: int = TTL_S) -> datetime:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now - timedelta(seconds=int(now.timestamp()) % ttl_s)
+
+
+def grid_for(range_td: timedelta, end: datetime, max_points: int = 480,
+             min_step: timedelta = timedelta(minutes=5)) -> Grid:
+    """A grid over the range; hourly or coarser grids end on a whole hour so the rollups serve them."""
+    if range_td >= timedelta(days=3):  # hourly points from the rollups beat finer raw scans here
+        min_step = max(min_step, HOUR)
+    grid = Grid.for_range(end - range_td, end, max_points=max_points, min_step=min_step)
+    if grid.step >= HOUR:
+        return Grid(floor_hour(end), grid.step, grid.points)
+    return grid
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def database_overview(db: str) -> pd.DataFrame:
+    return analytics.database_overview(db)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def known_venues(db: str) -> list[str]:
+    return analytics.known_venues(db)["venue"].astype(str).tolist()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def fund_span(db: str) -> tuple[datetime | None, datetime | None]:
+    frame = analytics.fund_span(db)
+    if frame.empty or pd.isna(frame["first_ts"].iloc[0]):
+        return None, None
+    return frame["first_ts"].iloc[0].to_pydatetime(), frame["last_ts"].iloc[0].to_pydatetime()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def fund_series(db: str, venues: tuple[str, ...], end: datetime, step_s: int, points: int,
+                by: str = "venue") -> pd.DataFrame:
+    return analytics.fund_series(db, venues, Grid(end, timedelta(seconds=step_s), points), by=by)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def oi_series(db: str, venues: tuple[str, ...], end: datetime, step_s: int, points: int,
+              by_pool: bool = False) -> pd.DataFrame:
+    return analytics.oi_series(db, venues, Grid(end, timedelta(seconds=step_s), points), by_pool=by_pool)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def fund_asof(db: str, venues: tuple[str, ...], offsets_s: tuple[int, ...]) -> pd.DataFrame:
+    return analytics.fund_asof(db, venues, [timedelta(seconds=s) for s in offsets_s])
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def fund_native_latest(db: str, venues: tuple[str, ...]) -> pd.DataFrame:
+    return analytics.fund_native_latest(db, venues)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def fund_pools_latest(db: str, venues: tuple[str, ...]) -> pd.DataFrame:
+    return analytics.fund_pools_latest(db, venues)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def oi_latest(db: str, venues: tuple[str, ...], now: datetime, by_pool: bool = False) -> pd.DataFrame:
+    return analytics.oi_latest(db, venues, now, by_pool=by_pool)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def liquidations_summary(db: str, venues: tuple[str, ...], since: datetime) -> pd.DataFrame | None:
+    return analytics.liquidations_summary(db, venues, since)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def firing_alerts(db: str) -> pd.DataFrame | None:
+    return analytics.firing_alerts(db)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def collector_health(db: str, now: datetime) -> pd.DataFrame:
+    return analytics.collector_health(db, now)
+
+
+def clear() -> None:
+    st.cache_data.clear()

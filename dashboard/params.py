@@ -1,0 +1,77 @@
+"""Global controls <-> URL query parameters (pure, so the fallback rules are unit-tested).
+
+``?range=7d&venues=binance,okx``. A bad value never raises: it falls back to the default and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+RANGES: dict[str, timedelta | None] = {
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "1y": timedelta(days=365),
+    "2y": timedelta(days=730),
+    "all": None,  # from the oldest fund row
+}
+RANGE_LABELS: dict[str, str] = {
+    "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
+    "1y": "Last year", "2y": "Last 2 years", "all": "All history",
+}
+DEFAULT_RANGE = "30d"
+MAX_PARAM_LEN = 2_000
+
+
+@dataclass(frozen=True)
+class Controls:
+    range_key: str = DEFAULT_RANGE
+    venues: tuple[str, ...] = ()  # empty = every venue
+    notices: tuple[str, ...] = field(default_factory=tuple)
+
+    def selected(self, known: Sequence[str]) -> list[str]:
+        return list(self.venues) if self.venues else list(known)
+
+
+def _first(value: str | Sequence[str] | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value[0] if value else None
+
+
+def parse_params(params: Mapping[str, str | Sequence[str]], known_venues: Sequence[str]) -> Controls:
+    """Controls from query parameters; unknown range/venues fall back to defaults with a notice."""
+    notices: list[str] = []
+    raw_range = _first(params.get("range"))
+    range_key = DEFAULT_RANGE
+    if raw_range is not None:
+        if raw_range in RANGES:
+            range_key = raw_range
+        else:
+            notices.append(f"Unknown time range {raw_range[:40]!r} in the URL: showing "
+                           f"{RANGE_LABELS[DEFAULT_RANGE].lower()} instead.")
+    venues: list[str] = []
+    raw_venues = params.get("venues")
+    if raw_venues is not None:
+        text = ",".join([raw_venues] if isinstance(raw_venues, str) else list(raw_venues))[:MAX_PARAM_LEN]
+        wanted = [v.strip().lower() for v in text.split(",") if v.strip()]
+        unknown = [v for v in wanted if v not in known_venues]
+        venues = [v for v in dict.fromkeys(wanted) if v in known_venues]
+        if unknown:
+            shown = ", ".join(repr(v[:30]) for v in unknown[:5])
+            fallback = "the others" if venues else "all venues"
+            notices.append(f"Unknown venue(s) {shown} in the URL: showing {fallback}.")
+    return Controls(range_key, tuple(venues), tuple(notices))
+
+
+def to_params(controls: Controls, known_venues: Sequence[str]) -> dict[str, str]:
+    """Query parameters for ``controls`` (venues omitted when all are selected)."""
+    out = {"range": controls.range_key}
+    if controls.venues and set(controls.venues) != set(known_venues):
+        out["venues"] = ",".join(controls.venues)
+    return out

@@ -1,0 +1,73 @@
+"""Coverage: fund ÷ open interest over time, per venue and per fund pool (pool -> contracts through
+fund_pool_members), with the fund and the OI it backs on one time axis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from dashboard import common, data, model
+from metrics.coverage import coverage_pct
+
+
+def body(state: common.PageState) -> None:
+    db = state.ctx.db
+    grid = data.grid_for(state.range_td, state.now, min_step=timedelta(minutes=15))  # ≥ 3 OI polls a point
+    step_s, points = int(grid.step.total_seconds()), grid.points
+    funds = data.fund_series(db, state.venues, grid.end, step_s, points, "venue")
+    oi = data.oi_series(db, state.venues, grid.end, step_s, points)
+    cov = model.coverage_frame(funds, oi, ["venue"])
+
+    st.subheader("Coverage by venue (fund ÷ OI)", anchor=False)
+    log = st.toggle("Log scale", value=True, key="coverage-log", help="Coverage ranges from under 1 % to over 100 %.")
+    fig = go.Figure()
+    for venue, group in cov.groupby("venue"):
+        fig.add_trace(go.Scattergl(x=group["ts"], y=group["coverage_pct"], mode="lines", name=state.name(str(venue)),
+                                   line={"color": state.info[str(venue)].colour}))
+    st.plotly_chart(common.style(fig, 380, "coverage (%)", log), key="coverage-venues")
+    st.caption(f"{common.explain_range(state)} · one point every {grid.step}.")
+    common.download(cov, "coverage-venues", "coverage-venues")
+
+    with_oi = [v for v in state.venues if v in set(oi["venue"])] or list(state.venues)
+    venue = st.selectbox("Venue detail", with_oi, format_func=state.name, key="coverage-venue")
+    colour = state.info[venue].colour
+    pools_f = data.fund_series(db, (venue,), grid.end, step_s, points, "pool")
+    pools_oi = data.oi_series(db, (venue,), grid.end, step_s, points, by_pool=True)
+    pool_cov = model.coverage_frame(pools_f, pools_oi, ["venue", "pool_id"])
+    one = cov[cov["venue"] == venue]
+
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=("Fund (USD)", "Open interest (USD)", "Coverage per pool (%)"))
+    fig.add_trace(go.Scattergl(x=one["ts"], y=one["fund_usd"], name="fund", line={"color": colour}), row=1, col=1)
+    fig.add_trace(go.Scattergl(x=one["ts"], y=one["oi_usd"], name="open interest",
+                               line={"color": colour, "dash": "dot"}), row=2, col=1)
+    dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+    for i, (pool, group) in enumerate(pool_cov.groupby("pool_id")):
+        fig.add_trace(go.Scattergl(x=group["ts"], y=group["coverage_pct"], name=f"pool {common.plain(pool)}",
+                                   line={"color": colour, "dash": dashes[i % len(dashes)]}), row=3, col=1)
+    fig.update_layout(hovermode="x unified", height=640, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(fig, key="coverage-detail")
+    detail = pool_cov.merge(one[["ts", "fund_usd", "oi_usd"]].rename(
+        columns={"fund_usd": "venue_fund_usd", "oi_usd": "venue_oi_usd"}), on="ts", how="outer")
+    common.download(detail, f"coverage-{venue}", "coverage-detail")
+    if pool_cov.empty:
+        st.caption("No pool membership recorded for this venue: only the venue total is shown.")
+
+    st.subheader("Coverage per pool now", anchor=False)
+    pools = data.fund_pools_latest(db, state.venues)
+    pool_oi = data.oi_latest(db, state.venues, state.now, by_pool=True)
+    table = pools.merge(pool_oi[["venue", "pool_id", "oi_usd", "contracts"]].rename(
+        columns={"contracts": "contracts_with_oi"}), on=["venue", "pool_id"], how="left")
+    table["coverage_pct"] = [coverage_pct(f, o) for f, o in zip(table["fund_usd"], table["oi_usd"], strict=True)]
+    table.insert(0, "name", [state.name(v) for v in table["venue"]])
+    st.dataframe(table, hide_index=True, column_config={
+        "fund_usd": st.column_config.NumberColumn("fund (USD)", format="compact"),
+        "oi_usd": st.column_config.NumberColumn("OI (USD)", format="compact"),
+        "coverage_pct": st.column_config.NumberColumn("coverage (%)", format="%.2f")})
+    common.download(table, "coverage-pools-now", "coverage-pools")
+
+
+common.run_page("Coverage", body, caption="How much of the open interest each fund could absorb.")

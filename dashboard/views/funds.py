@@ -1,0 +1,78 @@
+"""Funds: history per venue, pool or asset; USD or native units; log scale; indexed to 100 at the range
+start; curated stress events as shaded bands."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import common, data
+
+GROUPS = {"venue": "Venue", "pool": "Pool", "asset": "Asset", "pool_asset": "Pool × asset"}
+
+
+def _label(state: common.PageState, row: pd.Series, by: str) -> str:
+    name = state.name(str(row["venue"]))
+    if by == "pool":
+        return f"{name} · {row['pool_id']}"
+    if by == "asset":
+        return f"{name} · {row['asset']}"
+    if by == "pool_asset":
+        return f"{name} · {row['pool_id']} · {row['asset']}"
+    return name  # plain text: escaped for Plotly where it is drawn
+
+
+def body(state: common.PageState) -> None:
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
+    by = c1.selectbox("Group by", list(GROUPS), format_func=GROUPS.get, key="funds-by")
+    unit = c2.radio("Unit", ["USD", "native"], horizontal=True, key="funds-unit",
+                    help="Native = the fund's own asset (BTC, USDT, …): price moves removed.")
+    log = c3.toggle("Log scale", key="funds-log")
+    indexed = c4.toggle("Indexed", key="funds-indexed", help="Each series = 100 at the range start.")
+    show_events = c5.toggle("Events", value=True, key="funds-events", help="Curated stress events.")
+    if unit == "native" and by in ("venue", "pool"):
+        by = "pool_asset" if by == "pool" else "asset"
+        st.caption("Native units need one asset per line: grouped by asset.")
+
+    grid = data.grid_for(state.range_td, state.now)
+    frame = data.fund_series(state.ctx.db, state.venues, grid.end, int(grid.step.total_seconds()), grid.points, by)
+    if frame.empty:
+        st.info("No fund data for these venues in this range.")
+        return
+    value = "fund_usd" if unit == "USD" else "balance"
+    keys = [c for c in ("venue", "pool_id", "asset") if c in frame.columns]
+    chart = frame[[*keys, "ts", value, "unvalued"]].copy()
+    chart["series"] = [_label(state, r, by) for _, r in chart.iterrows()] if not chart.empty else []
+    if indexed:
+        first = chart.dropna(subset=[value]).groupby("series")[value].transform("first")
+        chart["indexed"] = chart[value] / first.where(first > 0) * 100.0
+    y = "indexed" if indexed else value
+
+    fig = go.Figure()
+    for series, group in chart.groupby("series", sort=True):
+        venue = str(group["venue"].iloc[0])
+        fig.add_trace(go.Scattergl(x=group["ts"], y=group[y], mode="lines", name=common.plain(series),
+                                   line={"color": state.info[venue].colour, "width": 1.6},
+                                   legendgroup=venue))
+    y_title = "index (range start = 100)" if indexed else ("USD" if unit == "USD" else "native units")
+    if show_events:
+        common.annotate_events(fig, common.stress_events(state.range_start, state.now), state.name)
+    st.plotly_chart(common.style(fig, 480, y_title, log), key="funds-chart")
+    st.caption(f"{common.explain_range(state)} · one point every {grid.step} (value as of that instant).")
+    if (chart["unvalued"] > 0).any() and unit == "USD":
+        st.caption("Some points lack a USD price (no price collected near that time): they are left out, "
+                   "not guessed.")
+    common.download(chart, f"funds-{by}-{unit}", "funds-chart")
+
+    events = common.stress_events(state.range_start, state.now)
+    with st.expander(f"Stress events in this range ({len(events)})", expanded=False):
+        shown = events.assign(venue=[state.name(v) if v else "market-wide" for v in events["venue"]])
+        st.dataframe(shown, hide_index=True, column_config={
+            "source": st.column_config.LinkColumn("source"),
+            "date": st.column_config.DatetimeColumn("from", format="YYYY-MM-DD"),
+            "end_date": st.column_config.DatetimeColumn("until", format="YYYY-MM-DD")})
+        common.download(shown, "stress-events", "funds-events")
+
+
+common.run_page("Funds", body, caption="Insurance-fund history; the sidebar sets the range and venues.")

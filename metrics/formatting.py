@@ -1,0 +1,87 @@
+"""Human formatting of money, percentages, ages and native balances (pure; the dashboard's one style).
+
+Negative numbers use the typographic minus (−) so a sign is never mistaken for a hyphen, and there is a
+thin gap before units ("−18.0 %", "$1.23 B") as in the rest of the product's text.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+MINUS = "\u2212"
+DASH = "—"
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _signed(text: str) -> str:
+    return MINUS + text[1:] if text.startswith("-") else text
+
+
+def fmt_usd(value: float | None, digits: int = 2) -> str:
+    """$1.23 B / $456.7 M / $12.3 K / $950; None -> —."""
+    if not _finite(value):
+        return DASH
+    assert value is not None
+    sign = MINUS if value < 0 else ""
+    v = abs(value)
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if v >= size:
+            return f"{sign}${v / size:.{digits}f} {unit}"
+    return f"{sign}${v:,.0f}"
+
+
+def fmt_amount(value: float | None, asset: str) -> str:
+    """A native balance with sensible precision: 61.73 BTC, 793.9 M USDT."""
+    if not _finite(value):
+        return DASH
+    assert value is not None
+    v = abs(value)
+    sign = MINUS if value < 0 else ""
+    for unit, size in (("B", 1e9), ("M", 1e6)):
+        if v >= size:
+            return f"{sign}{v / size:.2f} {unit} {asset}"
+    if v >= 1000:
+        return f"{sign}{v:,.0f} {asset}"
+    if v >= 1:
+        return f"{sign}{v:,.2f} {asset}"
+    return f"{sign}{v:.6g} {asset}"
+
+
+def fmt_pct(value: float | None, digits: int = 1, signed: bool = False) -> str:
+    """A percentage given in percent units: fmt_pct(-18.04) -> '−18.0 %'; signed adds '+'."""
+    if not _finite(value):
+        return DASH
+    assert value is not None
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    if float(text.replace("+", "").replace("-", "") or 0) == 0:
+        text = text.replace("-", "+" if signed else "")
+    return _signed(text) + " %"
+
+
+def fmt_age(seconds: float | None) -> str:
+    """How old a value is: '45 s', '12 min', '3.5 h', '2.1 d'."""
+    if not _finite(seconds):
+        return DASH
+    assert seconds is not None
+    s = max(0.0, seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def fmt_duration(seconds: float) -> str:
+    """A window or cadence: 3600 -> '1 h', 86400 -> '24 h', 604800 -> '7 d', 60 -> '1 min'."""
+    td = timedelta(seconds=seconds)
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds <= 2 * 86400 and seconds % 3600 == 0:
+        return f"{int(td.total_seconds() // 3600)} h"
+    return f"{seconds / 86400:.0f} d"

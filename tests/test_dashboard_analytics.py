@@ -1,0 +1,177 @@
+"""The dashboard's SQL (storage.analytics), URL params, catalog and page models, on the fixture database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from backstop.catalog import VENUE_COLOURS, colour_for, venue_info
+from collectors.base import Batch, FundBalance
+from dashboard.params import DEFAULT_RANGE, Controls, parse_params, to_params
+from storage import analytics
+from storage.analytics import Grid, floor_hour
+from storage.db import migrate
+from storage.writer import Store
+from tests.test_dashboard_fixture import Fixture, build_fixture
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    fixture = build_fixture(tmp_path_factory.mktemp("analytics") / "fixture.duckdb")
+    return fixture
+
+
+def test_fund_series_is_as_of_each_grid_point(fx: Fixture) -> None:
+    grid = Grid(fx.now, timedelta(minutes=30), 100)
+    frame = analytics.fund_series(fx.path, ["bybit", "gate"], grid)
+    for venue in ("bybit", "gate"):
+        rows = frame[frame["venue"] == venue]
+        assert len(rows) == grid.points + 1
+        for r in rows.iloc[::17].itertuples():  # a daily-ish and a 5-minute pool summed as of r.ts
+            assert r.fund_usd == pytest.approx(fx.fund_at(venue, r.ts.to_pydatetime()), rel=1e-12)
+
+
+def test_oi_series_sums_contracts_and_pools(fx: Fixture) -> None:
+    grid = Grid(fx.now, timedelta(hours=2), 50)
+    venue = analytics.oi_series(fx.path, ["binance"], grid)
+    last = venue.iloc[-1]
+    assert last["oi_usd"] == pytest.approx(fx.oi_at("binance", fx.now), rel=1e-12)
+    assert last["contracts"] == 3
+    pools = analytics.oi_series(fx.path, ["bybit"], grid, by_pool=True)
+    iso = pools[(pools["pool_id"] == "1000PEPEUSDT")].iloc[-1]
+    assert iso["oi_usd"] == pytest.approx(fx.oi_at("bybit", fx.now, ["1000PEPEUSDT"]), rel=1e-12)
+
+
+def test_fund_asof_offsets(fx: Fixture) -> None:
+    frame = analytics.fund_asof(fx.path, ["gate", "htx"], [timedelta(hours=24)])
+    gate = frame[frame["venue"] == "gate"].set_index("offset_s")
+    assert gate.loc[0, "fund_usd"] == pytest.approx(fx.fund_at("gate", fx.now))
+    assert gate.loc[86_400, "fund_usd"] == pytest.approx(fx.fund_at("gate", fx.now - timedelta(hours=24)))
+    htx = frame[frame["venue"] == "htx"].set_index("offset_s")
+    assert htx.loc[0, "latest_ts"].to_pydatetime() == fx.now - timedelta(days=5)  # relative to its newest
+
+
+def test_rollups_give_the_same_answers_as_raw_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # hourly fixture points at hh:35: in the middle of the rollup's hour buckets (not on their edges)
+    fx = build_fixture(tmp_path / "r.duckdb", now=floor_hour(datetime.now(UTC)) - timedelta(minutes=25))
+    store = Store(fx.path)
+    written = store.execute_write(lambda con: analytics.refresh_rollups(con, fx.now))
+    assert written["oi_hourly"] > 0 and written["fund_hourly"] > 0
+    venues = sorted(fx.funds_usd)
+    grid = Grid(floor_hour(fx.now), timedelta(hours=3), 56)
+    with_rollup = {
+        "fund": analytics.fund_series(fx.path, venues, grid, by="pool_asset"),
+        "oi": analytics.oi_series(fx.path, venues, grid),
+        "pool": analytics.oi_series(fx.path, venues, grid, by_pool=True),
+    }
+    used: list[bool] = []
+    real = analytics._use_rollup
+    monkeypatch.setattr(analytics, "_use_rollup", lambda g, wm: used.append(real(g, wm)) or False)
+    raw = {
+        "fund": analytics.fund_series(fx.path, venues, grid, by="pool_asset"),
+        "oi": analytics.oi_series(fx.path, venues, grid),
+        "pool": analytics.oi_series(fx.path, venues, grid, by_pool=True),
+    }
+    assert used == [True, True, True]
+    for key, frame in with_rollup.items():
+        value = "fund_usd" if key == "fund" else "oi_usd"
+        pd.testing.assert_series_equal(frame[value], raw[key][value], rtol=1e-9)
+        assert frame["ts"].equals(raw[key]["ts"])
+
+
+def test_rollup_refresh_folds_in_late_rows(tmp_path: Path) -> None:
+    fx = build_fixture(tmp_path / "late.duckdb")
+    store = Store(fx.path)
+    store.execute_write(lambda con: analytics.refresh_rollups(con, fx.now))
+    old = floor_hour(fx.now) - timedelta(days=3) - timedelta(minutes=30)
+    store.write(Batch(funds=[FundBalance("okx", "late-pool", "USDT", old, Decimal("123"), "123", "USDT")]),
+                fetched_at=datetime.now(UTC) + timedelta(seconds=5))
+    store.execute_write(lambda con: analytics.refresh_rollups(con, fx.now + timedelta(seconds=10)))
+    con = duckdb.connect(str(fx.path), read_only=True)
+    try:
+        got = con.execute("SELECT hour, balance FROM fund_hourly WHERE pool_id = 'late-pool'").fetchall()
+    finally:
+        con.close()
+    assert got == [(floor_hour(old) + timedelta(hours=1), 123.0)]
+
+
+def test_grid_steps_are_round_and_bounded() -> None:
+    end = datetime(2026, 11, 22, 7, 35, tzinfo=UTC)
+    for days, step in ((1, 300), (7, 1_800), (30, 7_200), (90, 21_600), (365, 86_400), (730, 172_800)):
+        grid = Grid.for_range(end - timedelta(days=days), end)
+        assert grid.step.total_seconds() == step
+        assert grid.points <= 480 and grid.start <= end - timedelta(days=days)
+
+
+def test_liquidations_are_max_combined_across_feeds(tmp_path: Path) -> None:
+    path = tmp_path / "liq.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, target=1)
+    con.execute("CREATE TABLE liquidations (venue VARCHAR, source VARCHAR, ts TIMESTAMPTZ, side VARCHAR, "
+                "notional_usd DOUBLE)")
+    t = datetime(2026, 11, 22, 7, 0, 10, tzinfo=UTC)
+    rows = [("bybit", "ws", t, "long", 100.0), ("bybit", "rest", t, "long", 100.0),  # same event, two feeds
+            ("bybit", "ws", t, "short", 50.0), ("okx", "ws", t - timedelta(days=2), "long", 9.0)]
+    con.executemany("INSERT INTO liquidations VALUES (?, ?, ?, ?, ?)", rows)
+    con.close()
+    out = analytics.liquidations_summary(path, ["bybit", "okx"], t - timedelta(hours=24)).set_index("venue")
+    assert out.loc["bybit", "long_usd"] == 100.0 and out.loc["bybit", "long_count"] == 1
+    assert out.loc["bybit", "short_usd"] == 50.0
+    assert "okx" not in out.index  # older than the window
+    empty = tmp_path / "none.duckdb"
+    con = duckdb.connect(str(empty))
+    migrate(con, target=1)
+    con.close()
+    assert analytics.liquidations_summary(empty, ["bybit"], t) is None
+    assert analytics.firing_alerts(empty) is None
+
+
+def test_firing_alerts_reads_the_alerts_table(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE alerts (venue VARCHAR, status VARCHAR, message VARCHAR, fired_at TIMESTAMPTZ)")
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    con.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?)", [
+        ("gate", "firing", "Gate fund -18 %", now), ("okx", "resolved", "ok again", now),
+        ("bybit", "firing", "=cmd", now + timedelta(minutes=1))])
+    con.close()
+    out = analytics.firing_alerts(path)
+    assert out is not None and out["venue"].tolist() == ["bybit", "gate"]
+
+
+def test_url_params() -> None:
+    known = ["binance", "okx", "gate"]
+    assert parse_params({}, known) == Controls(DEFAULT_RANGE, (), ())
+    c = parse_params({"range": "7d", "venues": "OKX, gate,okx"}, known)
+    assert c.range_key == "7d" and c.venues == ("okx", "gate") and not c.notices
+    bad = parse_params({"range": "1e9", "venues": ["x" * 5000]}, known)
+    assert bad.range_key == DEFAULT_RANGE and bad.venues == () and len(bad.notices) == 2
+    assert to_params(Controls("90d", ("okx",)), known) == {"range": "90d", "venues": "okx"}
+    assert to_params(Controls("90d", tuple(known)), known) == {"range": "90d"}
+
+
+def test_catalog_colours_and_fallbacks() -> None:
+    assert len(set(VENUE_COLOURS.values())) == len(VENUE_COLOURS)  # one colour per venue
+    info = venue_info("binance")
+    assert info.registered and info.cadence("funds") > 0 and info.colour == VENUE_COLOURS["binance"]
+    ghost = venue_info("some_old_venue")
+    assert not ghost.registered and ghost.display_name == "Some Old Venue"
+    assert ghost.colour == colour_for("some_old_venue") and ghost.cadence("open_interest") == 300.0
+
+
+def test_context_reads_db_after_the_double_dash_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard.context import load_context
+
+    monkeypatch.delenv("BACKSTOP_DB", raising=False)
+    monkeypatch.delenv("BACKSTOP_SIMULATED", raising=False)
+    ctx = load_context(["--db", "/srv/b.duckdb"], {})
+    assert ctx.db == "/srv/b.duckdb" and not ctx.simulated and ctx.refresh_s >= 5
+    assert load_context([], {"BACKSTOP_DB": "/env.duckdb", "BACKSTOP_SIMULATED": "1"}).simulated
+    assert load_context([], {"BACKSTOP_DB": "/env.duckdb"}).db == "/env.duckdb"
+    bad = load_context(["--config", "/nonexistent/backstop.toml"], {})
+    assert bad.notice and "config" in bad.notice.lower()

@@ -1,0 +1,200 @@
+"""The Streamlit app through AppTest: every page on the fixture, on an empty and a missing database, URL
+controls, banners, and the figures on screen checked against values computed here from the raw points."""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from metrics.formatting import fmt_pct
+from tests.test_dashboard_fixture import FORMULA_ERROR, Fixture, build_empty, build_fixture
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = ["views/overview.py", "views/funds.py", "views/coverage.py", "views/divergence.py", "views/health.py"]
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    return build_fixture(tmp_path_factory.mktemp("dash") / "fixture.duckdb")
+
+
+@pytest.fixture
+def app(fx: Fixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    monkeypatch.setenv("BACKSTOP_DB", str(fx.path))
+    monkeypatch.delenv("BACKSTOP_SIMULATED", raising=False)
+    yield AppTest.from_file(APP, default_timeout=60)
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def texts(at: AppTest) -> list[str]:
+    out = [str(e.value) for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error",
+                                     "success", "text") for e in at.get(kind)]
+    return out
+
+
+def plotly_values(values: object) -> list[float]:
+    """Plotly JSON arrays are plain lists or typed base64 ({"dtype", "bdata"})."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)  # type: ignore[call-overload]
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no table with column {column!r}")
+
+
+def test_every_page_renders_on_the_fixture(app: AppTest) -> None:
+    app.run()
+    no_exception(app)
+    for page in PAGES[1:]:
+        app.switch_page(page).run()
+        no_exception(app)
+        assert app.title, page
+        assert app.get("download_button"), f"{page} has no CSV download"
+
+
+@pytest.mark.parametrize("kind", ["empty", "missing"])
+def test_every_page_explains_how_to_start(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "empty.duckdb"
+    if kind == "empty":
+        build_empty(db)
+    monkeypatch.setenv("BACKSTOP_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    for page in [None, *PAGES[1:]]:
+        if page:
+            at.switch_page(page).run()
+        no_exception(at)
+        shown = " ".join(texts(at))
+        assert "Backstop has no data yet" in shown
+        assert "backstop collect" in shown and "backstop demo" in shown
+    assert not db.exists() or kind == "empty"  # a missing database is never created by the dashboard
+
+
+def test_overview_figures_match_independent_computation(app: AppTest, fx: Fixture) -> None:
+    app.run()
+    no_exception(app)
+    table = frame_with(app, "coverage_pct").set_index("venue")
+    now = fx.now
+    # coverage = fund / OI, both as of the newest point, summed over pools / contracts
+    okx_cov = fx.fund_at("okx", now) / fx.oi_at("okx", now) * 100
+    assert table.loc["okx", "coverage_pct"] == pytest.approx(okx_cov, rel=1e-9)
+    assert fmt_pct(okx_cov, 2) in [m.value for m in app.metric if m.label == "Coverage"]
+    # 24 h change
+    for venue in ("binance", "gate", "bitmex"):
+        expected = (fx.fund_at(venue, now) / fx.fund_at(venue, now - timedelta(hours=24)) - 1) * 100
+        assert table.loc[venue, "change_24h_pct"] == pytest.approx(expected, abs=1e-9)
+    deltas = [m.delta for m in app.metric if m.label == "Fund (USD)"]
+    assert "-18.00 % 24 h" in deltas and "+0.50 % 24 h" in deltas
+    # daily-cadence venues get no 1 h change (the venue cannot move within it)
+    assert pd.isna(table.loc["binance", "change_1h_pct"])
+    assert table.loc["gate", "health"] == "stressed"
+    assert table.loc["okx", "health"] == "healthy"
+    assert table.loc["htx", "freshness"] == "stale"
+    shown = " ".join(texts(app))
+    assert "Backstop is blind on" in shown and "HTX" in shown
+
+
+def test_divergence_z_score_matches_independent_computation(app: AppTest, fx: Fixture) -> None:
+    app.switch_page("views/divergence.py")
+    app.run()
+    app.switch_page("views/divergence.py").run()
+    no_exception(app)
+    table = frame_with(app, "z")
+    day = table[table["window"] == "24 h"].set_index("venue")
+    now = fx.now
+    fresh = [v for v in fx.funds_usd if v != "htx"]  # HTX is stale: left out of the comparison
+    changes = {v: (fx.fund_at(v, now) / fx.fund_at(v, now - timedelta(hours=24)) - 1) * 100 for v in fresh}
+    med = statistics.median(changes.values())
+    mad = statistics.median([abs(c - med) for c in changes.values()])
+    z_gate = (changes["gate"] - med) / (1.4826 * max(mad, 0.25))
+    assert set(day.index) == set(fresh)
+    assert day.loc["gate", "z"] == pytest.approx(z_gate, rel=1e-9)
+    assert bool(day.loc["gate", "flagged"]) and not day.drop(index="gate")["flagged"].any()
+    warnings = [w.value for w in app.warning]
+    assert any(w.startswith("Gate") and "\u221218.0 % in 24 h while the median venue moved" in w for w in warnings)
+
+
+def test_coverage_per_pool_uses_pool_members(app: AppTest, fx: Fixture) -> None:
+    app.switch_page("views/coverage.py")
+    app.run()
+    app.switch_page("views/coverage.py").run()
+    no_exception(app)
+    pools = frame_with(app, "contracts_with_oi").set_index(["venue", "pool_id"])
+    members = fx.members[("bybit", "USDT")]
+    fund = fx.funds_usd["bybit"][("USDT", "USDT")][-1][1]
+    expected = fund / fx.oi_at("bybit", fx.now, members) * 100
+    assert pools.loc[("bybit", "USDT"), "coverage_pct"] == pytest.approx(expected, rel=1e-9)
+    iso = fx.funds_usd["bybit"][("1000PEPEUSDT", "USDT")][-1][1] / fx.oi_at("bybit", fx.now, ["1000PEPEUSDT"]) * 100
+    assert pools.loc[("bybit", "1000PEPEUSDT"), "coverage_pct"] == pytest.approx(iso, rel=1e-9)
+
+
+def test_bad_url_params_fall_back_with_a_notice(app: AppTest) -> None:
+    app.query_params["range"] = "<script>"
+    app.query_params["venues"] = "okx,nope"
+    app.run()
+    no_exception(app)
+    notices = " ".join(i.value for i in app.info)
+    assert "Unknown time range" in notices and "Unknown venue" in notices
+    assert app.selectbox(key="ctl_range").value == "30d"
+    assert app.multiselect(key="ctl_venues").value == ["okx"]
+    assert app.query_params.get("range") in ("30d", ["30d"])
+    # the filter applies: only OKX's card
+    assert [s.value for s in app.subheader][:1] == ["OKX"]
+    app.multiselect(key="ctl_venues").set_value(["gate", "okx"]).run()
+    no_exception(app)
+    assert app.query_params.get("venues") in ("gate,okx", ["gate,okx"])
+
+
+def test_simulated_banner_on_every_page(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKSTOP_SIMULATED", "1")
+    app.run()
+    for page in [None, *PAGES[1:]]:
+        if page:
+            app.switch_page(page).run()
+        no_exception(app)
+        assert any("SIMULATED DATA" in w.value for w in app.warning), page
+
+
+def test_health_page_shows_exchange_text_as_plain_data(app: AppTest) -> None:
+    app.switch_page("views/health.py")
+    app.run()
+    app.switch_page("views/health.py").run()
+    no_exception(app)
+    table = frame_with(app, "last_error_message")
+    assert FORMULA_ERROR in table["last_error_message"].tolist()  # shown verbatim in a table, not rendered
+    assert not any(FORMULA_ERROR in t for t in texts(app))  # never in markdown
+    row = table[(table["venue"] == "okx") & (table["dataset"] == "funds")].iloc[0]
+    assert row["freshness"] == "fresh" and row["success_rate_24h"] == 1.0
+
+
+def test_funds_page_controls(app: AppTest) -> None:
+    app.switch_page("views/funds.py")
+    app.run()
+    app.switch_page("views/funds.py").run()
+    app.toggle(key="funds-indexed").set_value(True)
+    app.toggle(key="funds-log").set_value(True)
+    app.run()
+    no_exception(app)
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    firsts = [plotly_values(trace["y"])[0] for trace in spec["data"] if trace.get("y") is not None]
+    assert firsts and all(v == pytest.approx(100.0) for v in firsts)
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    app.radio(key="funds-unit").set_value("native").run()
+    no_exception(app)
+    app.selectbox(key="funds-by").set_value("pool_asset").run()
+    no_exception(app)

@@ -1,0 +1,160 @@
+"""Pure metrics: coverage, changes and drawdowns, robust z divergence, health rules, formatting, CSV safety."""
+
+from __future__ import annotations
+
+import io
+import math
+import statistics
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from metrics.coverage import coverage_pct, coverage_series
+from metrics.csv_safe import neutralise_cell, safe_frame, to_csv_bytes
+from metrics.divergence import DivergenceRule, divergence, explain, robust_z, robust_z_frame
+from metrics.drawdown import drawdown_pct, max_drawdown_pct, pct_change
+from metrics.formatting import fmt_age, fmt_amount, fmt_duration, fmt_pct, fmt_usd
+from metrics.health import (
+    HEALTHY,
+    STRESSED,
+    WATCH,
+    DatasetState,
+    HealthInputs,
+    blindness,
+    freshness,
+    health_state,
+)
+
+
+def test_coverage() -> None:
+    assert coverage_pct(500e6, 10e9) == pytest.approx(5.0)
+    assert coverage_pct(1.0, 0.0) is None
+    assert coverage_pct(None, 1.0) is None
+    assert coverage_pct(1.0, math.nan) is None
+    out = coverage_series(pd.Series([1.0, 2.0, None]), pd.Series([100.0, 0.0, 5.0]))
+    assert out.iloc[0] == pytest.approx(1.0) and math.isnan(out.iloc[1]) and math.isnan(out.iloc[2])
+
+
+def test_changes_and_drawdowns() -> None:
+    assert pct_change(82.0, 100.0) == pytest.approx(-18.0)
+    assert pct_change(1.0, 0.0) is None
+    assert pct_change(None, 1.0) is None
+    assert drawdown_pct(90.0, [100.0, 95.0, None]) == pytest.approx(-10.0)
+    assert drawdown_pct(110.0, [100.0]) == 0.0  # at a new high
+    assert max_drawdown_pct([100, 120, 90, 130, 117]) == pytest.approx(-25.0)
+    assert max_drawdown_pct([]) is None
+
+
+def test_robust_z_matches_the_textbook_formula() -> None:
+    changes = {"binance": 0.5, "okx": 0.3, "bybit": 0.4, "gate": -18.0, "bitmex": 0.2}
+    values = list(changes.values())
+    med = statistics.median(values)
+    mad = statistics.median([abs(v - med) for v in values])
+    expected = (-18.0 - med) / (1.4826 * max(mad, 0.25))
+    assert robust_z(-18.0, values, mad_floor=0.25) == pytest.approx(expected)
+    rows = {r.venue: r for r in divergence(changes, 86_400, DivergenceRule())}
+    assert rows["gate"].flagged and rows["gate"].z == pytest.approx(expected)
+    assert not any(r.flagged for v, r in rows.items() if v != "gate")
+    assert rows["okx"].median_pct == pytest.approx(0.3)
+
+
+def test_divergence_needs_enough_venues_and_a_real_gap() -> None:
+    few = divergence({"a": -30.0, "b": 0.1}, 3_600)
+    assert [r.z for r in few] == [None, None] and not any(r.flagged for r in few)
+    # tiny spread: a 0.5 pp gap is far in z terms without the floor, but under min_gap_pct
+    close = divergence({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.5}, 3_600, DivergenceRule(mad_floor_pct=0.0))
+    assert not any(r.flagged for r in close)
+    assert robust_z(1.0, [1.0, 1.0, 1.0]) == 0.0
+    assert robust_z(2.0, [1.0, 1.0, 1.0, 2.0]) == math.inf
+
+
+def test_explanation_reads_like_a_sentence() -> None:
+    row = divergence({"gate": -18.0, "a": 0.4, "b": 0.3, "c": 0.5, "d": 0.45}, 86_400)[-1]
+    assert row.venue == "gate"
+    text = explain(row, "Gate")
+    assert text.startswith("Gate's fund \u221218.0 % in 24 h while the median venue moved +0.4 %")
+    assert "<" not in text
+
+
+def test_health_rules() -> None:
+    assert health_state(HealthInputs(change_24h_pct=0.3, drawdown_30d_pct=-1.0)).state == HEALTHY
+    watch = health_state(HealthInputs(change_24h_pct=-2.5))
+    assert watch.state == WATCH and "24 h change" in watch.reasons[0]
+    assert health_state(HealthInputs(drawdown_8h_pct=-2.0)).state == WATCH
+    assert health_state(HealthInputs(stale=True)).state == WATCH
+    stressed = health_state(HealthInputs(change_24h_pct=-18.0, divergence_flags=("24 h: z −49.4",)))
+    assert stressed.state == STRESSED and len(stressed.reasons) == 2
+    assert health_state(HealthInputs(drawdown_30d_pct=-12.0)).state == STRESSED
+
+
+def test_freshness_and_blindness() -> None:
+    assert freshness(100, 300) == "fresh"
+    assert freshness(1_100, 300) == "late"
+    assert freshness(3_000, 300) == "stale"
+    assert freshness(None, 300) == "stale"
+    ok = DatasetState("okx", "funds", 60, 86_400)
+    dead = DatasetState("htx", "funds", 5 * 86_400, 86_400, "error", "VenueTimeout")
+    partial = blindness([ok, dead], {"htx": "HTX"})
+    assert partial.level == "partial" and partial.blind_venues == ("htx",)
+    assert "HTX" in partial.message and "VenueTimeout" in partial.message
+    assert blindness([dead]).level == "blind"
+    assert blindness([]).level == "blind"
+    assert blindness([ok]).level == "ok"
+
+
+def test_formatting() -> None:
+    assert fmt_usd(1.234e9) == "$1.23 B"
+    assert fmt_usd(-4.5e6) == "\u2212$4.50 M"
+    assert fmt_usd(950) == "$950"
+    assert fmt_usd(None) == "—" and fmt_usd(math.nan) == "—"
+    assert fmt_pct(-18.04) == "\u221218.0 %"
+    assert fmt_pct(0.4, signed=True) == "+0.4 %"
+    assert fmt_pct(-0.01, signed=True) == "+0.0 %"  # no "−0.0"
+    assert fmt_amount(61.73143554, "BTC") == "61.73 BTC"
+    assert fmt_amount(793_930_579.3, "USDT") == "793.93 M USDT"
+    assert fmt_age(45) == "45 s" and fmt_age(720) == "12 min" and fmt_age(3 * 3600) == "3.0 h"
+    assert fmt_age(3 * 86400) == "3.0 d"
+    assert fmt_duration(3600) == "1 h" and fmt_duration(86_400) == "24 h" and fmt_duration(604_800) == "7 d"
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("x")'])
+def test_formula_cells_are_neutralised(text: str) -> None:
+    assert neutralise_cell(text) == "'" + text
+
+
+def test_csv_keeps_numbers_and_neutralises_text() -> None:
+    frame = pd.DataFrame({
+        "venue": ["gate", "=cmd|' /C calc'!A0"],
+        "change_pct": [-18.0, 0.4],
+        "ts": [datetime(2026, 1, 1, tzinfo=UTC)] * 2,
+        "@col": ["-x", "ok"],
+    })
+    raw = to_csv_bytes(frame).decode()
+    back = pd.read_csv(io.StringIO(raw))
+    assert back["change_pct"].tolist() == [-18.0, 0.4]  # numbers stay numbers, sign kept
+    assert back["venue"].tolist() == ["gate", "'=cmd|' /C calc'!A0"]
+    assert back["'@col"].tolist() == ["'-x", "ok"]
+    assert back["ts"].tolist() == ["2026-01-01T00:00:00Z"] * 2
+    assert safe_frame(frame)["venue"].iloc[1].startswith("'")
+    assert frame["venue"].iloc[1].startswith("=")  # the input is not modified
+
+
+def test_vectorised_z_matches_the_scalar_rule() -> None:
+    import random
+
+    rng = random.Random(3)
+    rows = []
+    for t in range(40):
+        for venue in "abcdef"[: rng.randint(2, 6)]:
+            rows.append({"ts": t, "venue": venue, "change_pct": rng.gauss(0, 1) * (20 if rng.random() < 0.1 else 1)})
+    frame = pd.DataFrame(rows)
+    fast = robust_z_frame(frame).set_index(["ts", "venue"])
+    for t, group in frame.groupby("ts"):
+        for row in divergence(dict(zip(group["venue"], group["change_pct"], strict=True)), 0):
+            got = fast.loc[(t, row.venue)]
+            if row.z is None:
+                assert pd.isna(got["z"]) and not got["flagged"]
+            else:
+                assert got["z"] == pytest.approx(row.z) and bool(got["flagged"]) == row.flagged
+                assert got["median_pct"] == pytest.approx(row.median_pct)

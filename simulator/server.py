@@ -15,6 +15,7 @@ from aiohttp import web
 from simulator.faults import FaultBook, FaultRule, FaultSpecError
 from simulator.market import Market
 from simulator.respond import reply
+from simulator.streams import mount_streams
 from simulator.venues import venue_module
 
 
@@ -89,6 +90,7 @@ def create_app(market: Market, faults: FaultBook | None = None) -> web.Applicati
         sub = web.Application(middlewares=[_fault_middleware(key, faults, market)])
         sub.add_routes(venue_module(key).routes(market))
         app.add_subapp(f"/{key}/", sub)
+    mount_streams(app, market, faults)  # liquidation WebSocket streams + REST histories (simulator.streams)
 
     async def get_faults(_: web.Request) -> web.Response:
         return reply(faults.describe())

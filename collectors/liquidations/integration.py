@@ -1,0 +1,265 @@
+"""Liquidation feeds inside the collector process.
+
+``liquidation_tasks(collector)`` -> coroutine functions for ``Collector.background`` (one writer + one
+runner per feed); ``detect_cascades_after_cycle(collector, outcomes)`` for ``Collector.after_cycle``.
+
+The SQL lives in ``storage.liquidations``; this package must not import storage (import contract), so the
+storage side is looked up at run time as a plugin (``backstop.integrations`` imports it first, to
+register its exports) and reached through the collector's own ``Store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from collectors.liquidations.base import (
+    Feed,
+    FeedInfo,
+    FeedRunner,
+    LiquidationGap,
+    LiquidationRecord,
+    VenueClock,
+)
+from collectors.liquidations.binance import BinanceForceOrderFeed
+from collectors.liquidations.bybit import BybitAllLiquidationFeed
+from collectors.liquidations.gate import GateLiqOrdersFeed, GateLiquidatesFeed
+from collectors.liquidations.htx import HtxLiquidationFeed, HtxLiquidationOrdersFeed
+from collectors.liquidations.okx import OkxLiquidationFeed
+from metrics.cascades import CascadeParams
+
+log = logging.getLogger(__name__)
+
+BACKEND_MODULE = "storage.liquidations"
+CASCADE_RULE = "liquidation_cascade"  # settings.alerts.rules[...] .params: k, m, window_min, floor_usd, ...
+CASCADE_EVERY_S = 30.0
+GapOp = tuple[Any, ...]  # ("open", LiquidationGap) | ("close", venue, feed, end)
+
+
+class LiquidationBackend(Protocol):
+    def write(self, store: Any, records: Sequence[LiquidationRecord], gap_ops: Sequence[GapOp],
+              feeds: Iterable[FeedInfo]) -> int: ...
+
+    def newest_ts(self, store: Any, venue: str, feed: str) -> datetime | None: ...
+
+    def detect_cascades(self, store: Any, params: CascadeParams, now: datetime | None = None,
+                        since: datetime | None = None) -> Any: ...  # -> storage's CascadeRun
+
+
+def storage_backend() -> LiquidationBackend:
+    backend: LiquidationBackend = importlib.import_module(BACKEND_MODULE).BACKEND
+    return backend
+
+
+@dataclass
+class StoreSink:
+    """Buffers records and gap operations from every feed; one writer task flushes them in one
+    transaction every ``flush_s`` (or sooner when ``max_rows`` are waiting). A failed write keeps the
+    buffer and retries: nothing is dropped while the database is busy."""
+
+    store: Any
+    backend: LiquidationBackend
+    flush_s: float = 1.0
+    max_rows: int = 20_000
+    retry_s: float = 2.0
+    feeds: dict[tuple[str, str], FeedInfo] = field(default_factory=dict)
+    written: int = 0
+    submitted: int = 0
+    flushes: int = 0
+
+    def __post_init__(self) -> None:
+        self._records: list[LiquidationRecord] = []
+        self._gap_ops: list[GapOp] = []
+        self._wake = asyncio.Event()
+        # one dedicated thread for every write: DuckDB's allocations stay in one malloc arena instead of
+        # spreading over the default executor's threads (measured: ~25 MB less RSS under load)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liquidation-writer")
+
+    def register(self, info: FeedInfo) -> None:
+        self.feeds[(info.venue, info.feed)] = info
+
+    # LiquidationSink ------------------------------------------------------------------------------
+    def submit(self, records: Sequence[LiquidationRecord]) -> None:
+        self._records.extend(records)
+        self.submitted += len(records)
+        if len(self._records) >= self.max_rows:
+            self._wake.set()
+
+    def gap_opened(self, gap: LiquidationGap) -> None:
+        self._gap_ops.append(("open", gap))
+        self._wake.set()
+
+    def gap_closed(self, venue: str, feed: str, end: datetime) -> None:
+        self._gap_ops.append(("close", venue, feed, end))
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._records) + len(self._gap_ops)
+
+    async def flush(self) -> int:
+        if not self._records and not self._gap_ops:
+            return 0
+        records, self._records = self._records, []
+        gap_ops, self._gap_ops = self._gap_ops, []
+        feeds = list(self.feeds.values())
+        loop = asyncio.get_running_loop()
+        try:
+            inserted = await loop.run_in_executor(self._thread, self.backend.write, self.store, records, gap_ops,
+                                                  feeds)
+        except Exception:
+            self._records[:0] = records
+            self._gap_ops[:0] = gap_ops
+            raise
+        self.written += inserted
+        self.flushes += 1
+        return inserted
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.flush_s)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                try:
+                    await self.flush()
+                except Exception:  # noqa: BLE001 - kept buffered, retried
+                    log.exception("liquidations: write failed; %d pending, retrying", self.pending)
+                    await asyncio.sleep(self.retry_s)
+        finally:
+            try:
+                await asyncio.shield(self.flush())
+            except Exception:  # noqa: BLE001 - shutting down: report what could not be written
+                log.exception("liquidations: %d rows/gap changes not written at shutdown", self.pending)
+            self._thread.shutdown(wait=False)
+
+
+def build_feeds(settings: Any, resume: Callable[[str, str], Callable[[], Awaitable[datetime | None]]] | None = None
+                ) -> list[Feed]:
+    """Every feed of every enabled venue that has one (WS feeds need ``streams``; REST pollers need a
+    non-zero ``intervals.liquidations``). Venues not in the settings are skipped."""
+    feeds: list[Feed] = []
+    venues = settings.venues
+
+    def cfg(key: str) -> Any:
+        config = venues.get(key)
+        return config if config is not None and config.enabled else None
+
+    def resume_for(venue: str, feed: str) -> Callable[[], Awaitable[datetime | None]] | None:
+        return resume(venue, feed) if resume else None
+
+    if (config := cfg("binance")) and config.streams:
+        feeds.append(BinanceForceOrderFeed("usdm", config.base_url_str(), config.timeout_s))
+    if (config := cfg("binancecoinm")) and config.streams:
+        feeds.append(BinanceForceOrderFeed("coinm", config.base_url_str(), config.timeout_s))
+    if (config := cfg("bybit")) and config.streams:
+        for category in ("linear", "inverse"):
+            feeds.append(BybitAllLiquidationFeed(category, config.base_url_str(), config.symbols, config.timeout_s))
+    if (config := cfg("okx")) and config.streams:
+        for inst_type in ("SWAP", "FUTURES"):
+            feeds.append(OkxLiquidationFeed(inst_type, config.base_url_str(), config.timeout_s))
+    if config := cfg("gate"):
+        for settle in ("usdt", "btc"):
+            if config.streams:
+                feeds.append(GateLiquidatesFeed(settle, config.base_url_str(), config.timeout_s))
+            if config.intervals.liquidations > 0:
+                feeds.append(GateLiqOrdersFeed(settle, config.base_url_str(), config.intervals.liquidations,
+                                               config.timeout_s, resume=resume_for("gate", f"liq_orders:{settle}")))
+    if config := cfg("htx"):
+        if config.streams:
+            feeds.append(HtxLiquidationFeed(config.base_url_str(), config.timeout_s))
+        if config.intervals.liquidations > 0:
+            feeds.append(HtxLiquidationOrdersFeed(config.base_url_str(), config.intervals.liquidations,
+                                                  config.symbols, config.timeout_s,
+                                                  resume=resume_for("htx", "swap_liquidation_orders:linear")))
+    return feeds
+
+
+@dataclass
+class LiquidationService:
+    """The writer and the runners of one collector (kept for stats: tests, the bench, status)."""
+
+    sink: StoreSink
+    runners: list[FeedRunner]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "written": self.sink.written, "submitted": self.sink.submitted, "pending": self.sink.pending,
+            "feeds": {f"{r.info.venue}:{r.info.feed}": r.stats for r in self.runners},
+        }
+
+
+_SERVICES: dict[int, LiquidationService] = {}
+_LAST_CASCADE_RUN: dict[int, float] = {}
+_CASCADES_EXAMINED_TO: dict[int, datetime] = {}
+
+
+def service_for(collector: Any) -> LiquidationService | None:
+    return _SERVICES.get(id(collector))
+
+
+def make_service(collector: Any, feeds: list[Feed] | None = None, backend: LiquidationBackend | None = None,
+                 flush_s: float = 1.0) -> LiquidationService:
+    backend = backend or storage_backend()
+    store = collector.store
+
+    def resume(venue: str, feed: str) -> Callable[[], Awaitable[datetime | None]]:
+        return lambda: asyncio.to_thread(backend.newest_ts, store, venue, feed)
+
+    sink = StoreSink(store, backend, flush_s=flush_s)
+    clock = VenueClock()  # shared: a venue's REST poller follows the time its streams report
+    runners = []
+    for feed in feeds if feeds is not None else build_feeds(collector.settings, resume):
+        sink.register(feed.info)
+        runners.append(FeedRunner(feed, sink, clock=clock))
+    service = LiquidationService(sink, runners)
+    _SERVICES[id(collector)] = service
+    return service
+
+
+def liquidation_tasks(collector: Any) -> list[Callable[[Any], Awaitable[None]]]:
+    """Coroutine functions for ``Collector.background``: the writer first, then one runner per feed."""
+    service = make_service(collector)
+
+    async def writer(_: Any) -> None:
+        await service.sink.run()
+
+    def runner_task(runner: FeedRunner) -> Callable[[Any], Awaitable[None]]:
+        async def run(_: Any) -> None:
+            await runner.run()
+
+        return run
+
+    return [writer, *(runner_task(r) for r in service.runners)]
+
+
+def cascade_params(settings: Any) -> CascadeParams:
+    rule = getattr(getattr(settings, "alerts", None), "rules", {}).get(CASCADE_RULE)
+    return CascadeParams.from_mapping(rule.params) if rule is not None and rule.params else CascadeParams()
+
+
+async def detect_cascades_after_cycle(collector: Any, outcomes: list[Any], every_s: float = CASCADE_EVERY_S,
+                                      now: datetime | None = None) -> list[Any]:
+    """After-cycle hook: (re)detect cascades at most every ``every_s`` seconds per collector, each run
+    covering at least everything since the previous one. Returns the cascades found in this run."""
+    key = id(collector)
+    clock = time.monotonic()
+    if clock - _LAST_CASCADE_RUN.get(key, float("-inf")) < every_s:
+        return []
+    _LAST_CASCADE_RUN[key] = clock
+    rule = getattr(getattr(collector.settings, "alerts", None), "rules", {}).get(CASCADE_RULE)
+    if rule is not None and not rule.enabled:
+        return []
+    run = await asyncio.to_thread(storage_backend().detect_cascades, collector.store,
+                                  cascade_params(collector.settings), now, _CASCADES_EXAMINED_TO.get(key))
+    _CASCADES_EXAMINED_TO[key] = run.examined_to
+    return list(run.cascades)

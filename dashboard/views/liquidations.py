@@ -1,0 +1,156 @@
+"""Liquidations page: long/short liquidated USD per venue (stacked bars), detected cascades shaded, feed
+gaps marked, and every sampled feed's number labelled as a lower bound ("≥ $12.3 M").
+
+``render(db_path)`` draws the page; the dashboard app owns navigation and passes the database path.
+Exchange text (symbols, notes) is shown only through Streamlit's escaped widgets, never as HTML.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from storage import liquidations as liq
+
+RANGES: dict[str, timedelta] = {
+    "6 hours": timedelta(hours=6), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7),
+    "30 days": timedelta(days=30), "90 days": timedelta(days=90),
+}
+AUTO_BUCKET = {"6 hours": "5m", "24 hours": "15m", "7 days": "1h", "30 days": "4h", "90 days": "1d"}
+LONG_COLOR = "#d62728"  # longs wiped out
+SHORT_COLOR = "#2ca02c"
+CASCADE_FILL = "rgba(255, 127, 14, 0.18)"
+GAP_FILL = "rgba(128, 128, 128, 0.25)"
+CACHE_TTL_S = 30
+
+
+def usd_label(value: float, lower_bound: bool) -> str:
+    """$12.3 M, with "≥ " in front when the number comes from a sampled feed."""
+    magnitude = abs(value)
+    if magnitude >= 1e9:
+        text = f"${value / 1e9:,.1f} B"
+    elif magnitude >= 1e6:
+        text = f"${value / 1e6:,.1f} M"
+    elif magnitude >= 1e3:
+        text = f"${value / 1e3:,.1f} k"
+    else:
+        text = f"${value:,.0f}"
+    return f"≥ {text}" if lower_bound else text
+
+
+def venue_totals(volumes: pd.DataFrame) -> pd.DataFrame:
+    """Per venue over the range: long, short, total USD, lower_bound, incomplete (any gap)."""
+    if volumes.empty:
+        return pd.DataFrame(columns=["venue", "long_usd", "short_usd", "total_usd", "lower_bound", "incomplete"])
+    return (volumes.groupby("venue", as_index=False)
+            .agg(long_usd=("long_usd", "sum"), short_usd=("short_usd", "sum"), total_usd=("total_usd", "sum"),
+                 lower_bound=("lower_bound", "any"), incomplete=("incomplete", "any"))
+            .sort_values("total_usd", ascending=False))
+
+
+def figure(volumes: pd.DataFrame, cascades: pd.DataFrame, gaps: pd.DataFrame, since: datetime,
+           until: datetime) -> go.Figure:
+    """One row per venue: stacked long/short bars (hatched where a feed gap makes the bucket incomplete),
+    cascades shaded (market cascades on every row), gaps in grey, the range total as a label."""
+    totals = venue_totals(volumes)
+    venues = totals["venue"].tolist() or ["(none)"]
+    fig = make_subplots(rows=len(venues), cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=[
+                            f"{v}: {usd_label(t.total_usd, bool(t.lower_bound))}" + (" (incomplete)" if t.incomplete else "")
+                            for v, t in zip(venues, totals.itertuples(), strict=False)
+                        ] or ["no liquidations in range"])
+    for row, venue in enumerate(venues, start=1):
+        part = volumes[volumes["venue"] == venue]
+        hatch = ["/" if flag else "" for flag in part["incomplete"]]
+        for column, name, color in (("long_usd", "longs liquidated", LONG_COLOR),
+                                    ("short_usd", "shorts liquidated", SHORT_COLOR)):
+            fig.add_trace(go.Bar(x=part["bucket"], y=part[column], name=name, marker_color=color,
+                                 marker_pattern_shape=hatch, legendgroup=name, showlegend=row == 1,
+                                 hovertemplate="%{x}<br>%{y:$,.0f}<extra>" + name + "</extra>"), row=row, col=1)
+        for cascade in cascades.itertuples():
+            if cascade.venue not in (venue, "market"):
+                continue
+            end = cascade.end_ts if pd.notna(cascade.end_ts) else until
+            fig.add_vrect(x0=cascade.start_ts, x1=end, fillcolor=CASCADE_FILL, line_width=0, row=row, col=1)
+        for gap in gaps[gaps["venue"] == venue].itertuples() if not gaps.empty else []:
+            end = gap.end_ts if pd.notna(gap.end_ts) else until
+            fig.add_vrect(x0=max(gap.start_ts, since), x1=end, fillcolor=GAP_FILL, line_width=0, row=row, col=1)
+    fig.update_layout(barmode="stack", height=max(320, 220 * len(venues)), margin={"t": 40, "b": 20},
+                      legend={"orientation": "h"})
+    fig.update_yaxes(tickprefix="$")
+    return fig
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _load(db: str, bucket: str, since: datetime, until: datetime, venues: tuple[str, ...]
+          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    chosen = list(venues) or None
+    volumes = liq.liquidation_volumes(db, bucket, since, until, chosen)
+    cascades = liq.cascade_rows(db, since, until)
+    gaps = liq.liquidation_gaps(db, since, until)
+    feeds = liq.liquidation_feeds(db)
+    if chosen:
+        cascades = cascades[cascades["venue"].isin([*chosen, "market"])]
+        gaps = gaps[gaps["venue"].isin(chosen)]
+        feeds = feeds[feeds["venue"].isin(chosen)]
+    return volumes, cascades, gaps, feeds
+
+
+def default_db() -> Path:
+    return Path(os.environ.get("BACKSTOP_DB", "data/backstop.duckdb"))
+
+
+def render(db_path: Path | str | None = None) -> None:
+    st.header("Liquidations")
+    st.caption("Liquidated positions per venue, from each venue's public liquidation feed. Most feeds are "
+               "sampled by the venue, so their sums are lower bounds (shown as ≥). Hatched bars overlap a "
+               "gap in a feed; orange bands are detected cascades.")
+    db = str(db_path or default_db())
+    left, middle, right = st.columns([1, 1, 2])
+    range_name = left.selectbox("Range", list(RANGES), index=1, key="liq_range")
+    bucket = middle.selectbox("Bucket", ["auto", *liq.BUCKETS], index=0, key="liq_bucket")
+    bucket = AUTO_BUCKET[range_name] if bucket == "auto" else bucket
+    until = datetime.now(UTC)
+    since = until - RANGES[range_name]
+    try:
+        all_feeds = liq.liquidation_feeds(db)
+    except FileNotFoundError as exc:
+        st.info(str(exc))
+        return
+    venues = right.multiselect("Venues", sorted(all_feeds["venue"].unique()) if not all_feeds.empty else [],
+                               key="liq_venues")
+    volumes, cascades, gaps, feeds = _load(db, bucket, since, until, tuple(venues))
+    if volumes.empty and cascades.empty:
+        st.info("No liquidations recorded in this range.")
+    totals = venue_totals(volumes)
+    if not totals.empty:
+        lower = bool(totals["lower_bound"].any())
+        cols = st.columns(3)
+        cols[0].metric("Longs liquidated", usd_label(float(totals["long_usd"].sum()), lower))
+        cols[1].metric("Shorts liquidated", usd_label(float(totals["short_usd"].sum()), lower))
+        cols[2].metric("Cascades", f"{len(cascades)}")
+    st.plotly_chart(figure(volumes, cascades, gaps, since, until), width="stretch")
+
+    st.subheader("Cascades")
+    if cascades.empty:
+        st.write("None detected in this range.")
+    else:
+        shown = cascades[["venue", "start_ts", "end_ts", "minutes", "total_long_usd", "total_short_usd", "peak_usd",
+                          "dominant_asset", "price_move_pct", "fund_change_usd", "lower_bound", "incomplete"]].copy()
+        shown["total"] = [usd_label(lo + sh, bool(lb)) for lo, sh, lb in
+                          zip(shown["total_long_usd"], shown["total_short_usd"], shown["lower_bound"], strict=True)]
+        st.dataframe(shown, hide_index=True, width="stretch")
+
+    st.subheader("Feeds and coverage")
+    if not feeds.empty:
+        st.dataframe(feeds[["venue", "feed", "coverage", "lower_bound", "note", "last_seen"]], hide_index=True,
+                     width="stretch")
+    if not gaps.empty:
+        st.caption(f"{len(gaps)} feed gap(s) in range; volumes over them are incomplete.")
+        st.dataframe(gaps, hide_index=True, width="stretch")

@@ -175,3 +175,27 @@ def test_context_reads_db_after_the_double_dash_and_env(monkeypatch: pytest.Monk
     assert load_context([], {"BACKSTOP_DB": "/env.duckdb"}).db == "/env.duckdb"
     bad = load_context(["--config", "/nonexistent/backstop.toml"], {})
     assert bad.notice and "config" in bad.notice.lower()
+
+
+async def test_collector_keeps_rollups_current_in_the_background(tmp_path: Path) -> None:
+    """The daemon's background task (backstop.integrations) refreshes the rollups in the writer process."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from backstop.integrations import refresh_rollups_forever
+
+    fx = build_fixture(tmp_path / "bg.duckdb", now=floor_hour(datetime.now(UTC)) - timedelta(minutes=25))
+    collector = SimpleNamespace(store=Store(fx.path))
+    task = asyncio.create_task(refresh_rollups_forever(collector, every_s=0.05))
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            rows = await asyncio.to_thread(
+                collector.store.read, lambda con: con.execute("SELECT name FROM rollup_state").fetchall())
+            names = {r[0] for r in rows}
+            if names:
+                break
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert names == set(analytics.ROLLUPS)

@@ -140,6 +140,38 @@ def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str],
                            xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
 
 
+CASCADE_FILL = "rgba(230, 120, 20, 0.18)"
+SEVERITY_COLOURS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
+
+
+def annotate_cascades(fig: go.Figure, cascades: pd.DataFrame, names: Callable[[str], str],
+                      until: datetime) -> None:
+    """Orange bands over detected liquidation cascades (an ongoing one runs to ``until``)."""
+    for c in cascades.itertuples():
+        end = c.end_ts if pd.notna(c.end_ts) else until
+        who = "market" if c.venue == "market" else names(str(c.venue))
+        fig.add_vrect(x0=c.start_ts, x1=end, fillcolor=CASCADE_FILL, line_width=0, layer="below")
+        fig.add_annotation(x=c.start_ts, y=0, yref="paper", text=f"cascade · {plain(who)}", showarrow=False,
+                           xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"})
+
+
+def add_alert_markers(fig: go.Figure, markers: pd.DataFrame, names: Callable[[str], str]) -> None:
+    """Alert markers in a strip along the top of a time chart (their own 0..1 axis, so they sit at the same
+    height on linear, log and indexed charts); hover shows the alert's sentence, escaped for Plotly."""
+    if markers.empty:
+        return
+    fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
+    for severity, group in markers.groupby("severity", sort=True):
+        hover = [f"{names(str(m.venue))} · {m.rule} ({m.status})<br>{plain(m.message)}"
+                 for m in group.itertuples()]
+        fig.add_trace(go.Scatter(
+            x=group["ts"], y=[0.97] * len(group), yaxis="y2", mode="markers", name=f"alert: {severity}",
+            marker={"symbol": "triangle-down", "size": 11,
+                    "color": SEVERITY_COLOURS.get(str(severity), "#555555")},
+            hovertext=hover, hoverinfo="text", legendgroup="alerts",
+        ))
+
+
 def fragment(body: Callable[[], None], ctx: AppContext) -> None:
     """Run a page body as an auto-refreshing fragment (settings.dashboard.refresh_s)."""
     st.fragment(run_every=timedelta(seconds=ctx.refresh_s))(body)()

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import cache_ttl_s
-from storage import analytics
+from storage import alerts, analytics, liquidations
 from storage.analytics import HOUR, Grid, floor_hour
 
 TTL_S = cache_ttl_s()
@@ -98,6 +98,18 @@ def firing_alerts(db: str) -> pd.DataFrame | None:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def collector_health(db: str, now: datetime) -> pd.DataFrame:
     return analytics.collector_health(db, now)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def cascades(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
+    """Detected liquidation cascades overlapping [start, end], of these venues or of the whole market."""
+    frame = liquidations.cascade_rows(db, start, end)
+    return frame[frame["venue"].isin([*venues, "market"])].reset_index(drop=True)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def alert_markers(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
+    return alerts.alert_markers(db, list(venues), start, end)
 
 
 def clear() -> None:

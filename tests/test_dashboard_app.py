@@ -198,3 +198,47 @@ def test_funds_page_controls(app: AppTest) -> None:
     no_exception(app)
     app.selectbox(key="funds-by").set_value("pool_asset").run()
     no_exception(app)
+
+
+def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detected cascades shade the fund chart; alerts are markers whose hover text is escaped, never HTML."""
+    from storage.writer import Store
+
+    fx = build_fixture(tmp_path / "marks.duckdb")
+    start, end = fx.now - timedelta(hours=30), fx.now - timedelta(hours=29)
+    sentence = "OKX <b>pool</b> −22.4 % in 8 h =HYPERLINK(\"x\")"
+
+    def insert(con) -> None:  # type: ignore[no-untyped-def]
+        con.execute(
+            "INSERT INTO cascades (venue, start_ts, end_ts, last_minute, peak_ts, peak_usd, total_long_usd, "
+            "total_short_usd, baseline_usd, threshold_usd, minutes, ongoing, incomplete, lower_bound, params, "
+            "detected_at, updated_at) VALUES ('okx', ?, ?, ?, ?, 1e6, 9e6, 1e6, 1e4, 1e5, 60, false, false, "
+            "true, '{}', ?, ?)", [start, end, end, start, end, end])
+        con.execute(
+            "INSERT INTO alerts (alert_id, dedup_key, rule, venue, scope, status, severity, max_severity, message, "
+            "first_message, metrics, data_ts, fired_at, last_seen_at, evaluations) VALUES ('a1', 'k', "
+            "'fund_drawdown', 'okx', 'okx:USDT', 'firing', 'critical', 'critical', ?, ?, '{}', ?, ?, ?, 1)",
+            [sentence, sentence, end, end, end])
+
+    Store(fx.path).execute_write(insert)
+    monkeypatch.setenv("BACKSTOP_DB", str(fx.path))
+    monkeypatch.delenv("BACKSTOP_SIMULATED", raising=False)
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page("views/funds.py")
+    app.run()
+    app.switch_page("views/funds.py").run()
+    no_exception(app)
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    markers = [t for t in spec["data"] if t.get("name") == "alert: critical"]
+    assert len(markers) == 1 and markers[0]["yaxis"] == "y2"
+    hover = markers[0]["hovertext"][0]
+    assert "&lt;b&gt;pool&lt;/b&gt;" in hover and "<b>" not in hover
+    bands = [s for s in spec["layout"]["shapes"] if s.get("fillcolor", "").startswith("rgba(230, 120, 20")]
+    assert len(bands) == 1 and bands[0]["x0"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
+    assert any("cascade · OKX" in a["text"] for a in spec["layout"]["annotations"])
+
+    app.toggle(key="funds-alerts").set_value(False)
+    app.toggle(key="funds-cascades").set_value(False).run()
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert not [t for t in spec["data"] if str(t.get("name", "")).startswith("alert")]
+    assert not any("cascade" in a["text"] for a in spec["layout"].get("annotations", []))

@@ -1,5 +1,5 @@
 """Funds: history per venue, pool or asset; USD or native units; log scale; indexed to 100 at the range
-start; curated stress events as shaded bands."""
+start; curated stress events and detected liquidation cascades as shaded bands; alert markers."""
 
 from __future__ import annotations
 
@@ -24,13 +24,17 @@ def _label(state: common.PageState, row: pd.Series, by: str) -> str:
 
 
 def body(state: common.PageState) -> None:
-    c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
+    c1, c2, c3, c4, c5, c6, c7 = st.columns([2, 2, 1, 1, 1, 1, 1])
     by = c1.selectbox("Group by", list(GROUPS), format_func=GROUPS.get, key="funds-by")
     unit = c2.radio("Unit", ["USD", "native"], horizontal=True, key="funds-unit",
                     help="Native = the fund's own asset (BTC, USDT, …): price moves removed.")
     log = c3.toggle("Log scale", key="funds-log")
     indexed = c4.toggle("Indexed", key="funds-indexed", help="Each series = 100 at the range start.")
     show_events = c5.toggle("Events", value=True, key="funds-events", help="Curated stress events.")
+    show_cascades = c6.toggle("Cascades", value=True, key="funds-cascades",
+                              help="Liquidation cascades Backstop detected (orange bands).")
+    show_alerts = c7.toggle("Alerts", value=True, key="funds-alerts",
+                            help="Alerts raised for these venues (triangles along the top; hover for the reason).")
     if unit == "native" and by in ("venue", "pool"):
         by = "pool_asset" if by == "pool" else "asset"
         st.caption("Native units need one asset per line: grouped by asset.")
@@ -58,6 +62,12 @@ def body(state: common.PageState) -> None:
     y_title = "index (range start = 100)" if indexed else ("USD" if unit == "USD" else "native units")
     if show_events:
         common.annotate_events(fig, common.stress_events(state.range_start, state.now), state.name)
+    if show_cascades:
+        common.annotate_cascades(fig, data.cascades(state.ctx.db, state.venues, state.range_start, state.now),
+                                 state.name, state.now)
+    if show_alerts:
+        common.add_alert_markers(
+            fig, data.alert_markers(state.ctx.db, state.venues, state.range_start, state.now), state.name)
     st.plotly_chart(common.style(fig, 480, y_title, log), key="funds-chart")
     st.caption(f"{common.explain_range(state)} · one point every {grid.step} (value as of that instant).")
     if (chart["unvalued"] > 0).any() and unit == "USD":

@@ -56,7 +56,9 @@ def bench_market() -> Market:
         size = {"okx": "0.01", "gate": "0.0001", "htx": "0.001"}.get(venue, "1")
         for i in range(count):
             name = symbol_name(venue, i)
-            state.contracts[name] = SimContract(name, f"C{i:03d}", "USDT", "USDT", Decimal(size), False, Decimal(1))
+            extra = {"category": "linear"} if venue == "bybit" else {}  # Bybit's tickers filter on it
+            state.contracts[name] = SimContract(name, f"C{i:03d}", "USDT", "USDT", Decimal(size), False, Decimal(1),
+                                                extra=extra)
     return market
 
 

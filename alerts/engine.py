@@ -90,6 +90,7 @@ class Context:
     labels: Mapping[str, str] = field(default_factory=dict)
     fund_expected_s: Mapping[str, float] = field(default_factory=dict)  # per venue
     oi_expected_s: Mapping[str, float] = field(default_factory=dict)
+    simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see rules.stale)
 
 
 def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
@@ -127,6 +128,7 @@ def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
         db=Path(settings.db), rules=rule_set(settings.alerts), cooldown_s=float(settings.alerts.cooldown_s),
         jobs=tuple(expectations), labels={v: str(getattr(k, "display_name", v)) for v, k in classes.items()},
         fund_expected_s=expected("funds"), oi_expected_s=expected("open_interest"),
+        simulated=bool(getattr(settings, "simulated", False)),
     )
 
 
@@ -200,7 +202,8 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
         R.DIVERGENCE: lambda: R.divergence(inputs.changes, rs.divergence, labels),
         R.CASCADE: lambda: R.cascade(inputs.cascades, rs.cascade, as_of, labels),
         R.ADL_NEAR: lambda: R.adl_near(inputs.adl, rs.adl, as_of, labels),
-        R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels),
+        R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
+                                 data_ages=not ctx.simulated),
     }
     signals: list[Signal] = []
     evaluated: set[str] = set()

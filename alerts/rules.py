@@ -629,12 +629,13 @@ def adl_near(readings: Sequence[AdlReading], params: AdlParams, as_of: datetime,
 
 
 def stale(jobs: Sequence[Freshness], gaps: Sequence[StreamGap], params: StaleParams, now: datetime,
-          labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+          labels: Mapping[str, str] = {}, data_ages: bool = True) -> list[Signal]:  # noqa: B006
     """The monitor is blind on a venue: a job without a successful poll for ``multiple`` x its poll
     interval, a dataset whose newest timestamp is older than ``data_multiple`` x the venue's cadence
-    (both against the wall clock ``now``: some venues' rows are stamped with the fetch time, and a
-    simulator may run ahead of it), or a liquidation stream with an open gap. One signal per venue;
-    critical when the venue's funds cannot be seen."""
+    (both against the wall clock ``now``: some venues' rows are stamped with the fetch time), or a
+    liquidation stream with an open gap. One signal per venue; critical when the venue's funds cannot be
+    seen. ``data_ages=False`` skips the data-age check where venue time is not wall time (a simulated
+    market at 720x: one real poll interval spans an hour of its time), leaving polls and streams."""
     if not params.enabled:
         return []
     blind: dict[str, list[str]] = {}
@@ -657,7 +658,7 @@ def stale(jobs: Sequence[Freshness], gaps: Sequence[StreamGap], params: StalePar
                           f" (expected every {fmt_duration(job.poll_interval_s)})")
             if job.last_error_class:
                 errors[job.venue] = job.last_error_class
-        elif job.newest_data_ts is not None:
+        elif data_ages and job.newest_data_ts is not None:
             data_limit = max(params.data_multiple * max(job.cadence_s, job.poll_interval_s), params.min_stale_s)
             age = (now - job.newest_data_ts).total_seconds()
             if age > data_limit:

@@ -32,7 +32,13 @@ from backstop.config import CollectorConfig, Settings, VenueConfig
 from backstop.service import Collector
 from collectors.runner import RunOutcome
 from simulator.faults import FaultBook
-from simulator.market import DEFAULT_DEMO_SPEED, Market, demo_publish_every_s, parse_scenario
+from simulator.market import (
+    DEFAULT_DEMO_SPEED,
+    Market,
+    catch_up_start_ms,
+    demo_publish_every_s,
+    parse_scenario,
+)
 from simulator.server import SimulatorThread, create_app
 
 log = logging.getLogger(__name__)
@@ -84,10 +90,12 @@ def simulator_venues() -> list[str]:
 
 
 def make_market(scenario: str, speed: float, seed: int, venues: list[str]) -> Market:
-    """The demo's market: scenario checked, extra publication points for long cadences at high speed."""
+    """The demo's market: scenario checked, extra publication points for long cadences at high speed, and
+    a clock that starts in the past and never passes the wall clock (no venue timestamp in the future)."""
     parse_scenario(scenario)
     return Market(seed=seed, speed=speed, scenario=scenario, venues=venues,
-                  publish_every_s=demo_publish_every_s(speed))
+                  publish_every_s=demo_publish_every_s(speed), start_ms=catch_up_start_ms(speed),
+                  wall_capped=True)
 
 
 # -- settings ---------------------------------------------------------------------------------------

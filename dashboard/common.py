@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -144,15 +145,30 @@ CASCADE_FILL = "rgba(230, 120, 20, 0.18)"
 SEVERITY_COLOURS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 
 
+MAX_CASCADE_LABELS = 4  # more bands than this are left unlabelled (hover the Liquidations page for detail)
+
+
 def annotate_cascades(fig: go.Figure, cascades: pd.DataFrame, names: Callable[[str], str],
                       until: datetime) -> None:
-    """Orange bands over detected liquidation cascades (an ongoing one runs to ``until``)."""
-    for c in cascades.itertuples():
+    """Orange bands over detected liquidation cascades (an ongoing one runs to ``until``); overlapping
+    cascades of several venues and of the market merge into one band, labelled with who cascaded."""
+    bands: list[list[Any]] = []  # [start, end, {who}]
+    for c in cascades.sort_values("start_ts").itertuples():
         end = c.end_ts if pd.notna(c.end_ts) else until
         who = "market" if c.venue == "market" else names(str(c.venue))
-        fig.add_vrect(x0=c.start_ts, x1=end, fillcolor=CASCADE_FILL, line_width=0, layer="below")
-        fig.add_annotation(x=c.start_ts, y=0, yref="paper", text=f"cascade · {plain(who)}", showarrow=False,
-                           xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"})
+        if bands and c.start_ts <= bands[-1][1]:
+            bands[-1][1] = max(bands[-1][1], end)
+            bands[-1][2].add(who)
+        else:
+            bands.append([c.start_ts, end, {who}])
+    for start, end, who in bands:
+        fig.add_vrect(x0=start, x1=end, fillcolor=CASCADE_FILL, line_width=0, layer="below")
+        if len(bands) <= MAX_CASCADE_LABELS:
+            venues = sorted(w for w in who if w != "market")
+            text = "cascade · " + (plain(", ".join(venues[:3])) + (" …" if len(venues) > 3 else "")
+                                   if venues else "market")
+            fig.add_annotation(x=start, y=0, yref="paper", text=text, showarrow=False,
+                               xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"})
 
 
 def add_alert_markers(fig: go.Figure, markers: pd.DataFrame, names: Callable[[str], str]) -> None:

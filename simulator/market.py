@@ -27,6 +27,9 @@ The model, deterministic from ``seed`` (and the venue list):
 * funding rates lean with positioning (long/short imbalance pushed by price momentum) and recent drift.
 * scenarios (``calm``, ``cascade``, ``venue-drain[:VENUE]``, ``adl[:VENUE]``) schedule their event
   relative to ``start_ms`` (see ``ScenarioPlan``).
+* the clock never runs ahead of the wall clock when ``wall_capped`` (demos): a fast market starts in the
+  past (``catch_up_start_ms``), plays at ``speed`` until it reaches the present, then goes on at 1x, so
+  every venue timestamp is a real "now" or earlier and data ages, staleness and chart ranges stay true.
 * ``make_history`` gives venue modules a published past from the same model (hourly price path with a
   couple of stress episodes), ending exactly at the pool's current balance.
 """
@@ -346,7 +349,8 @@ class Market:
 
     def __init__(self, seed: int = 1, speed: float = 0.0, start_ms: int | None = None,
                  history_days: int = 90, scenario: str = "calm",
-                 venues: list[str] | None = None, publish_every_s: int | None = None) -> None:
+                 venues: list[str] | None = None, publish_every_s: int | None = None,
+                 wall_capped: bool = False) -> None:
         self.seed = seed
         self.rng = random.Random(seed)  # for venue modules' own use in build(); the model has its own
         self.speed = speed
@@ -357,6 +361,7 @@ class Market:
         self.start_ms = start_ms if start_ms is not None else (int(time.time() * 1000) // MINUTE_MS) * MINUTE_MS
         self._real_start = time.monotonic()
         self._offset_ms = 0
+        self.wall_capped = wall_capped
         self.frozen_ms: int | None = None
         self._lock = threading.RLock()
         self.prices: dict[str, Decimal] = dict(BASE_PRICES)
@@ -377,7 +382,10 @@ class Market:
         if self.frozen_ms is not None:
             return self.frozen_ms + self._offset_ms
         elapsed = (time.monotonic() - self._real_start) * self.speed
-        return self.start_ms + int(elapsed * 1000) + self._offset_ms
+        sim_ms = self.start_ms + int(elapsed * 1000)
+        if self.wall_capped:
+            sim_ms = min(sim_ms, int(time.time() * 1000))
+        return sim_ms + self._offset_ms
 
     def venue(self, key: str) -> SimVenue:
         return self.venues[key]
@@ -1156,6 +1164,18 @@ def _thin(points: list[tuple[int, Decimal]], keep_last: int) -> list[tuple[int, 
             out.append((ts, value))
             last_bucket = bucket
     return out + tail
+
+
+CATCH_UP_S = 120.0  # a fast demo market reaches the present this many real seconds after it starts
+
+
+def catch_up_start_ms(speed: float, now_ms: int | None = None, catch_up_s: float = CATCH_UP_S) -> int:
+    """Where a wall-capped market at ``speed`` starts so that it reaches the wall clock after
+    ``catch_up_s`` real seconds (it gains ``speed - 1`` s per second); ``now`` itself at speed <= 1.
+    At the demo's 720x: about 24 h back, so a scenario (onset 2 h, over by 14 h) is history by then."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    lead_ms = int(max(0.0, speed - 1.0) * catch_up_s * 1000)
+    return (now_ms - lead_ms) // MINUTE_MS * MINUTE_MS
 
 
 def demo_publish_every_s(speed: float) -> int | None:

@@ -280,6 +280,18 @@ def test_stale_data_age_respects_daily_cadence() -> None:
     assert signal.message == "Binance monitor blind — funds: newest data 4.0 d old (venue publishes every 24.0 h)"
 
 
+def test_stale_without_data_ages_still_sees_failing_polls() -> None:
+    """A simulated market (data_ages=False): venue time is not wall time, so old-looking data is not
+    blindness; failing polls still are."""
+    params = R.StaleParams()
+    lagging = job(venue="okx", data_age=20 * 3600)
+    assert R.stale([lagging], [], params, NOW, LABELS)  # against the wall clock: blind
+    assert R.stale([lagging], [], params, NOW, LABELS, data_ages=False) == []
+    [signal] = R.stale([job(venue="bybit", ok_age=1000, error="NetworkError")], [], params, NOW, LABELS,
+                       data_ages=False)
+    assert signal.venue == "bybit" and "no successful poll" in signal.message
+
+
 def test_stale_stream_gap() -> None:
     gap = R.StreamGap("bybit", "allLiquidation.BTCUSDT", NOW - timedelta(minutes=20), "disconnected")
     [signal] = R.stale([job(venue="bybit", dataset="open_interest")], [gap], R.StaleParams(), NOW, LABELS)

@@ -407,3 +407,26 @@ def test_cascade_through_stored_data(sim_factory, tmp_path) -> None:
     for (pool_id, asset), rows in funds.groupby(["pool_id", "asset"]):
         assert len(rows) == 3
         assert rows["balance"].iloc[-1] < 0.99 * rows["balance"].iloc[1], (pool_id, asset)
+
+
+def test_demo_clock_catches_up_with_the_wall_clock_and_never_passes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast demo market starts in the past, runs at its speed until it reaches the present, then at 1x:
+    no venue timestamp is ever in the future (data ages, staleness and chart ranges stay true)."""
+    from backstop.demo import make_market
+    from simulator.market import CATCH_UP_S, catch_up_start_ms
+
+    wall_ms = 1_800_000_000_000
+    start = catch_up_start_ms(720, now_ms=wall_ms)
+    assert wall_ms - start == pytest.approx(719 * CATCH_UP_S * 1000, abs=60_000)  # ~24 h back at 720x
+    assert catch_up_start_ms(1.0, now_ms=wall_ms) == wall_ms // 60_000 * 60_000  # real time: starts now
+
+    market = make_market("venue-drain", 720, 7, ["okx"])
+    began_wall_ms = time.time() * 1000
+    assert began_wall_ms - market.now_ms() > 20 * 3600 * 1000  # a day back
+    plan = market.plan
+    assert market.start_ms < plan.onset_ms < plan.end_ms < began_wall_ms  # the event lies before the present
+    real_start = market._real_start
+    monkeypatch.setattr(time, "monotonic", lambda: real_start + 60)  # one real minute later: 12 sim hours
+    assert market.now_ms() - market.start_ms == pytest.approx(720 * 60 * 1000, rel=1e-6)
+    monkeypatch.setattr(time, "monotonic", lambda: real_start + 3600)  # long after catching up
+    assert market.now_ms() <= time.time() * 1000

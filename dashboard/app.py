@@ -94,7 +94,8 @@ def _controls(known: list[str], names: dict[str, str]) -> Controls:
 def _blind_banner(state: common.PageState) -> None:
     health = data.collector_health(state.ctx.db, state.now)
     frame = dataset_states(health, state.info, state.now, state.ctx.intervals)
-    report = blindness(states_for_blindness(frame), {v: state.name(v) for v in state.known})
+    report = blindness(states_for_blindness(frame, state.ctx.simulated),
+                      {v: state.name(v) for v in state.known})
     if report.level == "blind":
         st.error(report.message, icon=":material/visibility_off:")
     elif report.level == "partial":

@@ -192,8 +192,12 @@ def dataset_states(health: pd.DataFrame, info: Mapping[str, VenueInfo], now: dat
     return frame
 
 
-def states_for_blindness(frame: pd.DataFrame) -> list[DatasetState]:
-    return [DatasetState(str(r.venue), str(r.dataset), _num(r.age_s), float(r.expected_s),
+def states_for_blindness(frame: pd.DataFrame, simulated: bool = False) -> list[DatasetState]:
+    """Dataset states for the blindness banner. On simulated data venue time is not wall time (a demo
+    market replays the last day at 720x), so there a dataset whose last poll succeeded counts as fresh:
+    only failing polls make Backstop blind."""
+    return [DatasetState(str(r.venue), str(r.dataset),
+                         0.0 if simulated and r.last_status == "ok" else _num(r.age_s), float(r.expected_s),
                          None if pd.isna(r.last_status) else str(r.last_status),
                          None if pd.isna(r.last_error_class) else f"{r.last_error_class}")
             for r in frame.itertuples()]

@@ -169,3 +169,46 @@ def test_csv_download_arrives_and_parses(server: str, browser: object) -> None:
         assert any(str(m).startswith("'=HYPERLINK") for m in frame["last_error_message"].dropna())
     finally:
         context.close()
+
+
+def test_demo_in_the_browser(browser: object, tmp_path: Path) -> None:
+    """`backstop demo --headless` as a user starts it (simulator, backfill, collector, dashboard in one
+    process tree), then every page in Chromium on that simulated data: no error element, SIMULATED label."""
+    port = _free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backstop.cli", "demo", "--headless", "--db", str(tmp_path / "demo.duckdb"),
+             "--port", str(port)],
+            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    context = browser.new_context(viewport={"width": 1400, "height": 2200})  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 120
+        while "backfill done" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"demo did not finish its backfill:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        page = context.new_page()
+        page.goto(f"{base}/")
+        _settle(page, "Overview")
+        links = page.locator('[data-testid="stSidebarNav"] a')
+        paths = [urlparse(links.nth(i).get_attribute("href") or "").path.strip("/") for i in range(links.count())]
+        assert {"funds", "alerts", "liquidations", "health"} <= set(paths), paths
+        for name in paths:
+            page.goto(f"{base}/{name}?range=24h")
+            _settle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0, name
+            assert "SIMULATED DATA" in page.inner_text("body"), name
+            page.screenshot(path=str(SHOTS / f"demo-{name or 'overview'}.png"), full_page=True)
+            if name == "funds":
+                assert page.locator(".js-plotly-plot").count() >= 1
+    finally:
+        context.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert proc.returncode is not None

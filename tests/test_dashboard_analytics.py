@@ -199,3 +199,20 @@ async def test_collector_keeps_rollups_current_in_the_background(tmp_path: Path)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert names == set(analytics.ROLLUPS)
+
+
+def test_blindness_on_simulated_data_comes_from_failing_polls_only() -> None:
+    """A demo market replays the past day at 720x: its old-looking timestamps are not blindness, failing
+    polls are. On real data, old data is."""
+    from dashboard.model import states_for_blindness
+    from metrics.health import blindness
+
+    frame = pd.DataFrame({
+        "venue": ["okx", "okx", "gate"], "dataset": ["funds", "open_interest", "funds"],
+        "age_s": [20 * 3600.0, 20 * 3600.0, 20 * 3600.0], "expected_s": [300.0, 300.0, 300.0],
+        "last_status": ["ok", "ok", "error"], "last_error_class": [None, None, "ExchangeDown"],
+    })
+    real = blindness(states_for_blindness(frame))
+    assert real.level == "blind" and set(real.blind_venues) == {"okx", "gate"}
+    simulated = blindness(states_for_blindness(frame, simulated=True))
+    assert simulated.level == "partial" and simulated.blind_venues == ("gate",)

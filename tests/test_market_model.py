@@ -348,7 +348,7 @@ def test_construction_is_fast_with_many_pools(fake_venue: str, monkeypatch: pyte
     m = market(venues=every_venue)
     elapsed = time.process_time() - started
     assert len(m.venue(FAKE).pools) == 303 and len(m.venues) == len(every_venue)
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 10.0, elapsed  # a guard against quadratic blow-ups (typically 0.3-2 s CPU), not a benchmark
     started = time.process_time()
     m.fast_forward(60 * MINUTE_MS)
     assert time.process_time() - started < 5.0  # an hour of every venue: 5 real s of a 720x demo

@@ -13,7 +13,8 @@ from metrics.health import FRESH, LATE, STALE, blindness
 def body(state: common.PageState) -> None:
     health = data.collector_health(state.ctx.db, state.now)
     frame = model.dataset_states(health, state.info, state.now, state.ctx.intervals)
-    report = blindness(model.states_for_blindness(frame), {v: state.name(v) for v in state.known})
+    report = blindness(model.states_for_blindness(frame, state.ctx.simulated),
+                      {v: state.name(v) for v in state.known})
     if report.level == "ok":  # otherwise the banner at the top of every page already says who is dark
         st.success(report.message, icon=":material/visibility:")
     if frame.empty:

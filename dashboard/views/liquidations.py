@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from backstop.catalog import venue_info
 from storage import liquidations as liq
 
 RANGES: dict[str, timedelta] = {
@@ -62,7 +63,8 @@ def figure(volumes: pd.DataFrame, cascades: pd.DataFrame, gaps: pd.DataFrame, si
     venues = totals["venue"].tolist() or ["(none)"]
     fig = make_subplots(rows=len(venues), cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=[
-                            f"{v}: {usd_label(t.total_usd, bool(t.lower_bound))}" + (" (incomplete)" if t.incomplete else "")
+                            f"{venue_info(v).display_name}: {usd_label(t.total_usd, bool(t.lower_bound))}"
+                            + (" (incomplete)" if t.incomplete else "")
                             for v, t in zip(venues, totals.itertuples(), strict=False)
                         ] or ["no liquidations in range"])
     for row, venue in enumerate(venues, start=1):

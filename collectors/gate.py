@@ -3,7 +3,8 @@
 Gate publishes its futures insurance fund as a ledger per settle currency, but only the *latest N rows*
 (``limit`` ≤ 1000, no time filter): a poll asks for the few rows since the newest stored one, a backfill
 asks for all 1000 Gate keeps. OI comes from ``contract_stats`` (5-minute buckets that also carry long/short
-liquidation size and USD, which the liquidations dataset reads); funding from tickers + contracts.
+liquidation size and USD: not stored yet, the liquidations dataset reads ``liq_orders`` and the stream);
+funding from tickers + contracts.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def parse_contract_stats(venue: str, contract: GateContract, payload: Any) -> Op
 
     The newest bucket's ``open_interest`` is in **contracts** (x ``quanto_multiplier`` = base coin for
     linear contracts; 1 USD each for inverse); ``open_interest_usd`` is Gate's own USD notional. The
-    ``*_liq_*`` fields are read by the liquidations dataset, not here. Empty list -> None."""
+    ``*_liq_*`` fields (Gate's 5-minute long/short liquidation totals) are not stored yet. Empty list ->
+    None."""
     rows = require_list(payload, f"contract_stats[{contract.name}]")
     if not rows:
         return None

@@ -36,7 +36,7 @@ console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("backstop")
 
-DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl",
+DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
                  "liquidations", "liquidation-gaps", "cascades", "alerts")
 
 

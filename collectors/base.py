@@ -122,6 +122,27 @@ class AdlSignal:
     detail: str = "{}"
 
 
+@dataclass(frozen=True, slots=True)
+class LiquidationTotal:
+    """A venue's own total of liquidated positions in one time bucket (Gate ``contract_stats``): the
+    venue's aggregate, not a sample, so it is kept apart from per-event liquidation rows. Written from
+    ``Batch.extra[LIQUIDATION_TOTALS]``; only completed buckets (a running one would be frozen short)."""
+
+    venue: str
+    symbol: str
+    ts: datetime  # bucket start
+    interval_s: int
+    long_usd: float | None  # long positions liquidated, USD
+    short_usd: float | None
+    long_base: float | None  # base-asset quantity
+    short_base: float | None
+    long_contracts_raw: str | None  # as served
+    short_contracts_raw: str | None
+
+
+LIQUIDATION_TOTALS = "liquidation_totals"  # Batch.extra key
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one job run produced; written atomically with its run row."""

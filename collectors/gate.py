@@ -3,8 +3,8 @@
 Gate publishes its futures insurance fund as a ledger per settle currency, but only the *latest N rows*
 (``limit`` ≤ 1000, no time filter): a poll asks for the few rows since the newest stored one, a backfill
 asks for all 1000 Gate keeps. OI comes from ``contract_stats`` (5-minute buckets that also carry long/short
-liquidation size and USD: not stored yet, the liquidations dataset reads ``liq_orders`` and the stream);
-funding from tickers + contracts.
+liquidation size and USD: stored per completed bucket as ``liquidation_totals``); funding from tickers +
+contracts.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from typing import Any
 from collectors.base import (
     FUNDING,
     FUNDS,
+    LIQUIDATION_TOTALS,
     OPEN_INTEREST,
     PRICES,
     Batch,
     Capability,
     FundBalance,
     FundingRate,
+    LiquidationTotal,
     OpenInterest,
     PoolMember,
     Price,
@@ -117,8 +119,7 @@ def parse_contract_stats(venue: str, contract: GateContract, payload: Any) -> Op
 
     The newest bucket's ``open_interest`` is in **contracts** (x ``quanto_multiplier`` = base coin for
     linear contracts; 1 USD each for inverse); ``open_interest_usd`` is Gate's own USD notional. The
-    ``*_liq_*`` fields (Gate's 5-minute long/short liquidation totals) are not stored yet. Empty list ->
-    None."""
+    ``*_liq_*`` fields are Gate's liquidation totals (``parse_liquidation_totals``). Empty list -> None."""
     rows = require_list(payload, f"contract_stats[{contract.name}]")
     if not rows:
         return None
@@ -140,6 +141,34 @@ def parse_contract_stats(venue: str, contract: GateContract, payload: Any) -> Op
         settle_asset=contract.settle, oi_raw=raw_text(raw), oi_unit="contracts",
         contract_size=float(contract.multiplier), inverse=contract.inverse, oi_base=base, oi_usd=usd,
     )
+
+
+STATS_BUCKET_S = 300
+STATS_ROWS = 3  # newest (running) bucket for OI + two completed ones for liquidation totals (poll jitter)
+
+
+def parse_liquidation_totals(venue: str, contract: GateContract, payload: Any,
+                             completed_only: bool = True) -> list[LiquidationTotal]:
+    """The same ``contract_stats`` rows as liquidation totals: ``long_liq_usd`` / ``short_liq_usd`` (USD),
+    ``*_liq_amount`` (base coin), ``*_liq_size`` (contracts, kept as served). ``long`` = long positions
+    liquidated. The newest bucket is still running, so by default only the older ones are returned."""
+    where = f"contract_stats[{contract.name}]"
+    rows = sorted(require_list(payload, where), key=lambda r: int(require(r, "time", where)))
+    if completed_only:
+        rows = rows[:-1]
+    totals = []
+    for row in rows:
+        totals.append(LiquidationTotal(
+            venue=venue, symbol=contract.name, ts=ts_s(require(row, "time", where), "time"),
+            interval_s=STATS_BUCKET_S,
+            long_usd=opt_num(row.get("long_liq_usd"), "long_liq_usd"),
+            short_usd=opt_num(row.get("short_liq_usd"), "short_liq_usd"),
+            long_base=opt_num(row.get("long_liq_amount"), "long_liq_amount"),
+            short_base=opt_num(row.get("short_liq_amount"), "short_liq_amount"),
+            long_contracts_raw=None if row.get("long_liq_size") is None else raw_text(row["long_liq_size"]),
+            short_contracts_raw=None if row.get("short_liq_size") is None else raw_text(row["short_liq_size"]),
+        ))
+    return totals
 
 
 def parse_tickers(venue: str, settle: str, payload: Any, contracts: dict[str, GateContract],
@@ -207,7 +236,8 @@ class GateAdapter(VenueAdapter):
         Capability(FUNDS, "/api/v4/futures/{settle}/insurance", 86_400, "latest N rows (≤1000, no time filter)",
                    "settle ccy (USDT, BTC)", "one fund per settle book; daily rows (00:00 UTC, UNCONFIRMED)"),
         Capability(OPEN_INTEREST, "/api/v4/futures/{settle}/contract_stats", 300, "none", "contracts",
-                   "5-minute buckets; open_interest_usd stated by Gate; buckets also carry liquidation totals"),
+                   "5-minute buckets; open_interest_usd stated by Gate; completed buckets' long/short "
+                   "liquidation totals stored as liquidation_totals"),
         Capability(FUNDING, "/api/v4/futures/{settle}/tickers + contracts", 600, "none", "rate per interval"),
         Capability(PRICES, "/api/v4/futures/usdt/tickers", 300, "none", "USD(T) index"),
     )
@@ -251,10 +281,12 @@ class GateAdapter(VenueAdapter):
             contracts = await self._contracts(settle)
             for name in self._wanted(contracts)[:budget]:  # one call per contract, paced by ccxt
                 payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleContractStats(
-                    {"settle": settle, "contract": name, "interval": "5m", "limit": 1}))
+                    {"settle": settle, "contract": name, "interval": "5m", "limit": STATS_ROWS}))
                 oi = parse_contract_stats(self.key, contracts[name], payload)
                 if oi is not None:
                     batch.open_interest.append(oi)
+                totals = parse_liquidation_totals(self.key, contracts[name], payload)
+                batch.extra.setdefault(LIQUIDATION_TOTALS, []).extend(totals)
                 budget -= 1
         return batch
 

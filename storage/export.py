@@ -29,6 +29,7 @@ EXPORTS: dict[str, ExportSpec] = {
     "prices": ExportSpec("prices", "ts", "venue, asset, ts"),
     "runs": ExportSpec("collection_runs", "started_at", "started_at, venue, dataset"),
     "adl": ExportSpec("adl_signals", "ts", "venue, scope, ts"),
+    "liquidation-totals": ExportSpec("liquidation_totals", "ts", "venue, symbol, ts"),
 }
 
 

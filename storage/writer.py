@@ -50,6 +50,7 @@ TABLES: dict[str, TableSpec] = {
     "funding": TableSpec("funding_rates", ("venue", "symbol", "ts")),
     "prices": TableSpec("prices", ("venue", "asset", "source", "ts")),
     "adl": TableSpec("adl_signals", ("venue", "scope", "signal_type", "ts")),
+    "liquidation_totals": TableSpec("liquidation_totals", ("venue", "symbol", "interval_s", "ts")),
 }
 
 

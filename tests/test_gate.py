@@ -14,9 +14,10 @@ from collectors.gate import (
     insurance_poll_limit,
     parse_contract_stats,
     parse_insurance,
+    parse_liquidation_totals,
     parse_tickers,
 )
-from simulator.market import DAY_MS
+from simulator.market import DAY_MS, SimLiquidation
 from storage.db import read_connection
 from tests.conftest import example_raw, settings_for
 
@@ -61,6 +62,20 @@ def test_contract_stats_example_contracts_to_base() -> None:
     assert parse_contract_stats("gate", BTC_USDT, []) is None
 
 
+def test_contract_stats_example_liquidation_totals() -> None:
+    payload = example_raw(DIR, "contract_stats_oi_liq_rest_futures_settle_contract_stats.json")
+    assert parse_liquidation_totals("gate", BTC_USDT, payload) == []  # its only bucket is the running one
+    [total] = parse_liquidation_totals("gate", BTC_USDT, payload, completed_only=False)
+    assert total.ts == datetime(2020, 10, 28, 6, 10, tzinfo=UTC) and total.interval_s == 300
+    assert (total.long_usd, total.short_usd, total.long_base, total.short_base) == (0.0, 0.0, 0.0, 0.0)
+    assert (total.long_contracts_raw, total.short_contracts_raw) == ("0", "0")
+    two = [dict(payload[0], time=1603865400 + 300), dict(payload[0], long_liq_usd=1234.5, long_liq_amount=0.02,
+                                                          long_liq_size=200)]
+    [done] = parse_liquidation_totals("gate", BTC_USDT, two)  # unsorted input; the newest is dropped
+    assert done.ts == datetime(2020, 10, 28, 6, 10, tzinfo=UTC)
+    assert (done.long_usd, done.long_base, done.long_contracts_raw) == (1234.5, 0.02, "200")
+
+
 def test_tickers_example_funding_and_index() -> None:
     ts = datetime(2021, 1, 7, tzinfo=UTC)
     batch = parse_tickers("gate", "usdt", example_raw(DIR, "tickers_funding_rest_futures_settle_tickers.json"),
@@ -92,6 +107,12 @@ def test_collect_cycle_stores_what_the_simulator_served(sim_factory, tmp_path) -
     served_oi = {c.symbol: (c.oi_contracts, c.contract_size, c.inverse) for c in venue.contracts.values()}
     served_funding = {c.symbol: format(c.funding_rate.normalize(), "f") for c in venue.contracts.values()}
     served_prices = {asset: float(market.price(asset)) for asset in ("BTC", "ETH", "SOL")}
+
+    bucket_ms = market.now_ms() // 300_000 * 300_000 - 300_000  # the last completed 5-minute bucket
+    venue.liquidations.append(SimLiquidation("t1", "ETH_USDT", bucket_ms + 1_000, "long", Decimal(250),
+                                             Decimal(2900), Decimal(2890), Decimal(0)))
+    venue.liquidations.append(SimLiquidation("t2", "BTC_USD", bucket_ms + 2_000, "short", Decimal(700),
+                                             Decimal(70000), Decimal(70000), Decimal(0)))
 
     async def cycles() -> tuple[int, int]:
         collector = Collector.for_venues(settings)
@@ -128,6 +149,14 @@ def test_collect_cycle_stores_what_the_simulator_served(sim_factory, tmp_path) -
         else:
             assert oi_base == float(contracts * size)
     assert dict(rows(db, "SELECT symbol, funding_rate_raw FROM funding_rates")) == served_funding
+    totals = rows(db, "SELECT symbol, epoch_ms(ts), long_usd, short_usd, long_base, short_base, long_contracts_raw "
+                      "FROM liquidation_totals ORDER BY symbol, ts")
+    assert {(t[0], t[1]) for t in totals} == {(symbol, bucket_ms - k * 300_000)
+                                              for symbol in served_oi for k in (0, 1)}  # completed buckets only
+    by_key = {(t[0], t[1]): t[2:] for t in totals}
+    assert by_key[("ETH_USDT", bucket_ms)] == (250 * 0.01 * 2890, 0.0, 2.5, 0.0, "250")  # contracts x 0.01 ETH
+    assert by_key[("BTC_USD", bucket_ms)] == (0.0, 700.0, 0.0, 0.01, "0")  # inverse: 700 USD = 0.01 BTC at 70k
+    assert sum(t[2] + t[3] for t in totals) == by_key[("ETH_USDT", bucket_ms)][0] + 700.0
     assert dict(rows(db, "SELECT asset, max(price_usd) FROM prices GROUP BY asset")) == served_prices
 
 

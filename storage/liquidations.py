@@ -316,6 +316,22 @@ def cascade_rows(db: Path | str, since: datetime | None = None, until: datetime 
         ).df()
 
 
+def venue_reported_totals(db: Path | str, since: datetime, until: datetime) -> pd.DataFrame:
+    """Liquidations as venues total them themselves (``liquidation_totals``, e.g. Gate's 5-minute
+    contract_stats buckets), summed per venue over the buckets that start in [since, until)."""
+    with read_connection(db) as con:
+        return con.execute(
+            """
+            SELECT venue, sum(long_usd) AS long_usd, sum(short_usd) AS short_usd,
+                   sum(coalesce(long_usd, 0) + coalesce(short_usd, 0)) AS total_usd,
+                   count(DISTINCT symbol) AS contracts, count(*) AS buckets, max(ts) AS newest_bucket
+            FROM liquidation_totals WHERE ts >= ? AND ts < ?
+            GROUP BY venue ORDER BY total_usd DESC
+            """,
+            [since, until],
+        ).df()
+
+
 def newest_ts(con: duckdb.DuckDBPyConnection, venue: str, feed: str) -> datetime | None:
     return scalar(con, "SELECT max(ts) FROM liquidations WHERE venue = ? AND feed = ?", [venue, feed])
 

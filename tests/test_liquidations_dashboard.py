@@ -55,12 +55,22 @@ def test_page_renders_bars_labels_cascades_and_gaps(tmp_path) -> None:
         liq.write_batch(con, rows, [("open", LiquidationGap("binance", USDM.feed, now - timedelta(minutes=20),
                                                             now - timedelta(minutes=18), "ConnectionError"))],
                         [USDM, BYBIT["linear"]])
+    from collectors.base import LIQUIDATION_TOTALS, Batch, LiquidationTotal
+    from storage.writer import Store
+
+    gate = [LiquidationTotal("gate", "BTC_USDT", now - timedelta(minutes=m), 300, 1_000.0, 250.0, 0.02, 0.005,
+                             "200", "50") for m in (10, 15, 20)]
+    Store(db).write(Batch(extra={LIQUIDATION_TOTALS: gate}))
     app = AppTest.from_function(page, args=(str(db),), default_timeout=30).run()
     assert not app.exception, app.exception
+    reported = next(df.value for df in app.dataframe if "buckets" in df.value.columns)
+    assert reported.to_dict("records")[0] | {"newest_bucket": None} == {
+        "venue": "gate", "long_usd": 3_000.0, "short_usd": 750.0, "total_usd": 3_750.0, "contracts": 1,
+        "buckets": 3, "newest_bucket": None}
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Longs liquidated"] == "≥ $12.3 M"  # Binance is sampled: a lower bound
     assert metrics["Shorts liquidated"] == "≥ $1.5 M"
-    assert len(app.dataframe) >= 2  # feeds + gaps tables
+    assert len(app.dataframe) >= 3  # venue-reported totals + feeds + gaps tables
     volumes = liq.liquidation_volumes(db, "15m", now - timedelta(hours=3), now + timedelta(minutes=1))
     cascades = pd.DataFrame([{"venue": "market", "start_ts": now - timedelta(minutes=30), "end_ts": pd.NaT}])
     fig = figure(volumes, cascades, liq.liquidation_gaps(db), now - timedelta(hours=3), now)

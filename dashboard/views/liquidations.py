@@ -149,6 +149,15 @@ def render(db_path: Path | str | None = None) -> None:
                           zip(shown["total_long_usd"], shown["total_short_usd"], shown["lower_bound"], strict=True)]
         st.dataframe(shown, hide_index=True, width="stretch")
 
+    reported = liq.venue_reported_totals(db, since, until)
+    if venues:
+        reported = reported[reported["venue"].isin(venues)]
+    if not reported.empty:
+        st.subheader("Venue-reported totals")
+        st.caption("What venues publish as their own liquidation totals (Gate: long/short USD per completed "
+                   "5-minute bucket of contract_stats), beside the sampled feeds above.")
+        st.dataframe(reported, hide_index=True, width="stretch")
+
     st.subheader("Feeds and coverage")
     if not feeds.empty:
         st.dataframe(feeds[["venue", "feed", "coverage", "lower_bound", "note", "last_seen"]], hide_index=True,

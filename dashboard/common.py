@@ -141,7 +141,7 @@ def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str],
                            xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
 
 
-CASCADE_FILL = "rgba(230, 120, 20, 0.18)"
+CASCADE_FILL = "rgba(255, 127, 14, 0.18)"  # detected cascades, on every chart that shows them
 SEVERITY_COLOURS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 
 

@@ -103,8 +103,7 @@ def collector_health(db: str, now: datetime) -> pd.DataFrame:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def cascades(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
     """Detected liquidation cascades overlapping [start, end], of these venues or of the whole market."""
-    frame = liquidations.cascade_rows(db, start, end)
-    return frame[frame["venue"].isin([*venues, "market"])].reset_index(drop=True)
+    return liquidations.cascade_rows(db, start, end, [*venues, "market"])
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

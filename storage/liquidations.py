@@ -302,17 +302,19 @@ def liquidation_gaps(db: Path | str, since: datetime | None = None, until: datet
 
 
 def cascade_rows(db: Path | str, since: datetime | None = None, until: datetime | None = None,
-                 venue: str | None = None) -> pd.DataFrame:
-    """Detected cascades (``venue`` is a venue key or 'market')."""
+                 venues: Sequence[str] | None = None) -> pd.DataFrame:
+    """Detected cascades overlapping [since, until); ``venues`` keys (add 'market' for market-wide ones)."""
+    chosen = list(venues) if venues is not None else None
     with read_connection(db) as con:
         return con.execute(
             """
             SELECT * FROM cascades
             WHERE coalesce(end_ts, now()) >= coalesce(?, TIMESTAMPTZ '2000-01-01')
-              AND start_ts < coalesce(?, TIMESTAMPTZ '2100-01-01') AND (? IS NULL OR venue = ?)
+              AND start_ts < coalesce(?, TIMESTAMPTZ '2100-01-01')
+              AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], venue))
             ORDER BY start_ts, venue
             """,
-            [since, until, venue, venue],
+            [since, until, chosen, chosen],
         ).df()
 
 

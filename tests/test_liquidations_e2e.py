@@ -239,7 +239,7 @@ def test_injected_cascade_is_detected_with_the_right_start(tmp_path) -> None:
     assert abs(bybit[0].start - start_ts) <= timedelta(minutes=1)
     assert bybit[0].end == start_ts + timedelta(minutes=4) and bybit[0].total_long_usd == pytest.approx(
         sum(60_000 - 500 * m for m in range(4)) * 20)
-    rows = liq.cascade_rows(db, venue="bybit")
+    rows = liq.cascade_rows(db, venues=["bybit"])
     assert rows["start_ts"].tolist() == [start_ts] and rows["price_move_pct"][0] < 0
     assert not rows["lower_bound"][0]  # Bybit pushes everything
 

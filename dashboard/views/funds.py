@@ -60,8 +60,9 @@ def body(state: common.PageState) -> None:
                                    line={"color": state.info[venue].colour, "width": 1.6},
                                    legendgroup=venue))
     y_title = "index (range start = 100)" if indexed else ("USD" if unit == "USD" else "native units")
+    events = common.stress_events(state.range_start, state.now)
     if show_events:
-        common.annotate_events(fig, common.stress_events(state.range_start, state.now), state.name)
+        common.annotate_events(fig, events, state.name)
     if show_cascades:
         common.annotate_cascades(fig, data.cascades(state.ctx.db, state.venues, state.range_start, state.now),
                                  state.name, state.now)
@@ -75,7 +76,6 @@ def body(state: common.PageState) -> None:
                    "not guessed.")
     common.download(chart, f"funds-{by}-{unit}", "funds-chart")
 
-    events = common.stress_events(state.range_start, state.now)
     with st.expander(f"Stress events in this range ({len(events)})", expanded=False):
         shown = events.assign(venue=[state.name(v) if v else "market-wide" for v in events["venue"]])
         st.dataframe(shown, hide_index=True, column_config={

@@ -17,6 +17,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from backstop.catalog import venue_info
+from dashboard.common import CASCADE_FILL
 from storage import liquidations as liq
 
 RANGES: dict[str, timedelta] = {
@@ -26,7 +27,6 @@ RANGES: dict[str, timedelta] = {
 AUTO_BUCKET = {"6 hours": "5m", "24 hours": "15m", "7 days": "1h", "30 days": "4h", "90 days": "1d"}
 LONG_COLOR = "#d62728"  # longs wiped out
 SHORT_COLOR = "#2ca02c"
-CASCADE_FILL = "rgba(255, 127, 14, 0.18)"
 GAP_FILL = "rgba(128, 128, 128, 0.25)"
 CACHE_TTL_S = 30
 
@@ -94,11 +94,10 @@ def _load(db: str, bucket: str, since: datetime, until: datetime, venues: tuple[
           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     chosen = list(venues) or None
     volumes = liq.liquidation_volumes(db, bucket, since, until, chosen)
-    cascades = liq.cascade_rows(db, since, until)
+    cascades = liq.cascade_rows(db, since, until, None if chosen is None else [*chosen, "market"])
     gaps = liq.liquidation_gaps(db, since, until)
     feeds = liq.liquidation_feeds(db)
     if chosen:
-        cascades = cascades[cascades["venue"].isin([*chosen, "market"])]
         gaps = gaps[gaps["venue"].isin(chosen)]
         feeds = feeds[feeds["venue"].isin(chosen)]
     return volumes, cascades, gaps, feeds

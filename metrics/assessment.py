@@ -29,6 +29,7 @@ from datetime import datetime
 
 from metrics.coverage import coverage_pct
 from metrics.formatting import fmt_age, fmt_pct
+from metrics.fund_changes import ANOMALY_Z
 from metrics.health import FRESH, LATE, STALE, HealthRules
 
 HEALTHY, WATCH, STRESSED, CRITICAL, NO_FUND, BLIND = "healthy", "watch", "stressed", "critical", "no_fund", "blind"
@@ -99,7 +100,7 @@ class AssessmentParams:
     health: HealthRules = field(default_factory=HealthRules)
     divergence_z: float = 3.5  # |z| at or past this (a fall) puts the venue on watch
     anomaly_watch_z: float = 4.0  # own-history robust z of the 24 h / 7 d change (a fall)
-    anomaly_stressed_z: float = 6.0
+    anomaly_stressed_z: float = ANOMALY_Z  # where the fund_anomaly alert fires (warning)
     coverage_low_percentile: float = 5.0  # coverage in the lowest 5 % of the venue's own history
 
 
@@ -124,6 +125,7 @@ class AssessmentInputs:
     anomaly_z_24h: float | None = None
     anomaly_z_7d: float | None = None
     usual_move_24h_pct: float | None = None  # median |24 h trading change| over the history
+    usual_move_7d_pct: float | None = None
     adl: AdlSummary | None = None
     data_age_s: float | None = None
     expected_age_s: float | None = None
@@ -159,6 +161,8 @@ class Assessment:
     expected_age_s: float | None
     freshness: str | None
     stress_consumption_pct: float | None
+    usual_move_24h_pct: float | None
+    usual_move_7d_pct: float | None
     state: str
     reasons: tuple[str, ...]
     state_since: datetime | None
@@ -286,7 +290,8 @@ def _result(inputs: AssessmentInputs, params: AssessmentParams, state: str, reas
         anomaly_z_24h=inputs.anomaly_z_24h, anomaly_z_7d=inputs.anomaly_z_7d,
         adl_level=inputs.adl.level if inputs.adl else None, adl_text=inputs.adl.text if inputs.adl else None,
         data_age_s=inputs.data_age_s, expected_age_s=inputs.expected_age_s, freshness=inputs.freshness,
-        stress_consumption_pct=inputs.stress_consumption_pct, state=state, reasons=reasons,
+        stress_consumption_pct=inputs.stress_consumption_pct, usual_move_24h_pct=inputs.usual_move_24h_pct,
+        usual_move_7d_pct=inputs.usual_move_7d_pct, state=state, reasons=reasons,
         state_since=since, findings=inputs.findings,
     )
 

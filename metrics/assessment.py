@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from metrics.coverage import coverage_pct
-from metrics.formatting import fmt_age, fmt_pct
+from metrics.formatting import fmt_age, fmt_pct, fmt_signed
 from metrics.fund_changes import ANOMALY_Z
 from metrics.health import FRESH, LATE, STALE, HealthRules
 
@@ -258,11 +258,10 @@ def assess(inputs: AssessmentInputs, params: AssessmentParams | None = None) -> 
         if z is None or not math.isfinite(z) or z > -params.anomaly_watch_z:
             continue
         level = STRESSED if z <= -params.anomaly_stressed_z else WATCH
-        found.append((level, f"{label} change unusual for this fund (own-history robust z {z:+.1f})"
-                      .replace("-", "\u2212"), None))
+        found.append((level, f"{label} change unusual for this fund (own-history robust z {fmt_signed(z)})", None))
     z = inputs.divergence_z
     if z is not None and math.isfinite(z) and z <= -params.divergence_z:
-        found.append((WATCH, f"diverges from the other venues (robust z {z:+.1f})".replace("-", "\u2212"), None))
+        found.append((WATCH, f"diverges from the other venues (robust z {fmt_signed(z)})", None))
     if percentile is not None and percentile <= params.coverage_low_percentile and len(inputs.coverage_history_pct) >= 7:
         found.append((WATCH, f"coverage {fmt_pct(coverage, 2)} of open interest, lowest "
                              f"{percentile:.0f} % of its last {len(inputs.coverage_history_pct)} days", None))

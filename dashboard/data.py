@@ -13,8 +13,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import cache_ttl_s
+from metrics.assessment import Assessment
 from storage import alert_store, analytics, liquidations
 from storage.analytics import HOUR, Grid, floor_hour
+from storage.assessments import AssessmentConfig, load_assessments
 
 TTL_S = cache_ttl_s()
 
@@ -109,6 +111,16 @@ def cascades(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def alert_markers(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
     return alert_store.alert_markers(db, list(venues), start, end)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def assessments(db: str, now: datetime, labels: tuple[tuple[str, str], ...],
+                fund_expected_s: tuple[tuple[str, float], ...]) -> list[Assessment]:
+    """The assessments (``storage.assessments``: the same object as the alert engine, the CLI and the
+    export) at the data clock; ``now`` (quantised) only keys the cache. Build the last two arguments with
+    ``model.assessment_keys``."""
+    del now
+    return load_assessments(db, None, AssessmentConfig(labels=dict(labels), fund_expected_s=dict(fund_expected_s)))
 
 
 def clear() -> None:

@@ -68,7 +68,7 @@ def routes(market: Market) -> list[web.RouteDef]:
 
     def mark_now(c: SimContract) -> Decimal:
         price = market.price(c.base)
-        return (price * Decimal("1.0002")).quantize(price if price.as_tuple().exponent < 0 else Decimal("0.01"))
+        return (price * Decimal("1.0002")).quantize(price)
 
     async def status(request: web.Request) -> web.Response:
         keys = request.query.get("keys", "")

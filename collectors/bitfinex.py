@@ -228,7 +228,8 @@ class BitfinexAdapter(VenueAdapter):
                    "one side or both UNCONFIRMED (stored as served)"),
         Capability(FUNDING, "/v2/status/deriv?keys=ALL", 600, "full (/hist rows, via open_interest backfill)",
                    "rate per 8 h period (CURRENT_FUNDING)"),
-        Capability(PRICES, "/v2/status/deriv?keys=ALL", 60, "none", "USDt (MARK_PRICE)"),
+        Capability(PRICES, "/v2/status/deriv?keys=ALL", 60, "full (/hist rows, via open_interest backfill)",
+                   "USDt (MARK_PRICE)"),
     )
 
     async def open(self) -> None:

@@ -203,7 +203,7 @@ class BitgetAdapter(VenueAdapter):
     capabilities = (
         Capability(FUNDS, "/api/v3/market/risk-reserve-all (+ risk-reserve, risk-reserve-hour)", 3_600,
                    "daily + hourly records per symbol's pool (depth UNCONFIRMED)", "pool coin (USDT)",
-                   "pools -> member symbols from risk-reserve-all, named after a lead member; -all and -hour "
+                   "pools and their member symbols from risk-reserve-all, named after a lead member; -all and -hour "
                    "shapes UNCONFIRMED (no published example)"),
         Capability(OPEN_INTEREST, "/api/v2/mix/market/open-interest", 300, "none", "base coin",
                    "USDT-FUTURES; one side or both UNCONFIRMED (stored as served)"),

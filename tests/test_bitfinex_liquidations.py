@@ -121,3 +121,33 @@ def test_ws_and_rest_feeds_store_each_position_once(tmp_path) -> None:
         assert (row.feed, row.symbol, row.side, row.price) == (feed, item.symbol, item.position_side,
                                                                float(item.fill_price))
         assert row.notional_usd == pytest.approx(float(item.qty_contracts * item.fill_price))
+
+
+def test_rest_window_pages_through_full_pages(tmp_path, monkeypatch) -> None:
+    """A full page (``REST_LIMIT`` rows) is followed by the next one from its newest MTS (``sort=1``):
+    every position of the window is read once, whatever the page size."""
+    import collectors.liquidations.bitfinex as module
+
+    monkeypatch.setattr(module, "REST_LIMIT", 4)
+    market = Market(venues=["bitfinex"], speed=0)
+    venue = market.venue("bitfinex")
+    start_ms = market.now_ms() - 3_600_000
+    for seq in range(11):
+        venue.liquidations.append(SimLiquidation(f"bfx-{seq}", "tBTCF0:USTF0", start_ms + seq * 1000, "long",
+                                                 Decimal("0.1"), Decimal("64000"), Decimal("64050"), Decimal(0),
+                                                 seq=seq))
+    with SimulatorThread(market) as sim:
+        feed = module.BitfinexLiquidationsHistFeed(sim.base_url("bitfinex"), 3600, min_interval_s=0)
+
+        async def read() -> list[Any]:
+            try:
+                assert feed._client is not None
+                return await feed.fetch_window(feed._client, datetime.fromtimestamp(start_ms / 1000, UTC),
+                                               datetime.fromtimestamp(market.now_ms() / 1000, UTC))
+            finally:
+                await feed.close()
+
+        records = asyncio.run(read())
+    keys = [r.event_key for r in records]
+    assert set(keys) == {f"pos|{100_000_000 + seq}" for seq in range(11)}
+    assert len(keys) == 11 + 3  # three page boundaries, each re-reading its last millisecond

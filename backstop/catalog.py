@@ -33,6 +33,7 @@ VENUE_COLOURS: dict[str, str] = {
     "deribit": "#8C564B",  # brown
     "bitget": "#FF7F0E",  # orange
     "kucoinfutures": "#9ACD32",  # yellow-green
+    "bitfinex": "#16B157",  # Bitfinex green (lighter than MEXC's dark green)
 }
 _FALLBACK_COLOURS = ("#8C564B", "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF", "#393B79", "#AD494A", "#637939")
 
@@ -41,7 +42,7 @@ _KNOWN_NAMES: dict[str, str] = {
     "binance": "Binance", "bybit": "Bybit", "okx": "OKX", "bitmex": "BitMEX", "gate": "Gate",
     "htx": "HTX", "hyperliquid": "Hyperliquid", "krakenfutures": "Kraken Futures", "mexc": "MEXC",
     "dydx": "dYdX", "deribit": "Deribit", "bitget": "Bitget", "kucoinfutures": "KuCoin Futures",
-    "binancecoinm": "Binance COIN-M",
+    "binancecoinm": "Binance COIN-M", "bitfinex": "Bitfinex",
 }
 
 # When an adapter does not say: how often each dataset is expected to change (seconds).

@@ -22,6 +22,7 @@ _ADAPTERS: dict[str, str] = {
     "binancecoinm": "collectors.binancecoinm:BinanceCoinmAdapter",
     "bitget": "collectors.bitget:BitgetAdapter",
     "kucoinfutures": "collectors.kucoinfutures:KucoinFuturesAdapter",
+    "bitfinex": "collectors.bitfinex:BitfinexAdapter",
 }
 
 

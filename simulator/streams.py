@@ -13,7 +13,9 @@ Paths (under the simulator root; the venue prefix is the venue's base_url):
   /okx/ws/v5/public                             ``liquidation-orders`` (SWAP: ids ending -SWAP; FUTURES)
   /gate/v4/ws/usdt, /gate/v4/ws/btc             ``futures.public_liquidates`` (linear / inverse)
   /htx/linear-swap-notification                 ``public.*.liquidation_orders``
+  /bitfinex/ws/2                                ``status`` channel, key ``liq:global`` (every liquidation)
   GET /gate/api/v4/futures/{settle}/liq_orders, GET /htx/linear-swap-api/v3/swap_liquidation_orders
+  GET /bitfinex/v2/liquidations/hist
   GET /_control/liquidation-streams             what was emitted per feed (tests, bench)
 
 Faults (``simulator.faults`` spec on the WS path, e.g. ``bybit:/v5/public/linear:disconnect:2 x1``):
@@ -48,6 +50,8 @@ HTX_PING_S = 5.0
 REFUSE_DEFAULT_S = 0.0
 DUPLICATE_DEFAULT = 5
 HTX_PAGE = 100
+BITFINEX_HB_S = 5.0  # Bitfinex heartbeats every 15 s; shorter here so short tests see them
+BITFINEX_LIQ_MAX = 500
 
 
 def num(value: Decimal) -> str:
@@ -165,6 +169,8 @@ class Connection:
         self.sampled_seconds: dict[str, int] = {}
         venue_state = hub.venue(venue)
         self.cursor = Cursor(venue_state.liquidations if venue_state else [])
+        self.ping_s = HTX_PING_S  # server-initiated pings / heartbeats
+        self.chan_id = 0  # Bitfinex: the channel id given at subscription
 
     async def send(self, data: Any, record: bool = True) -> None:
         text = data if isinstance(data, str) else dumps(data)
@@ -239,7 +245,8 @@ class Connection:
 async def _serve(hub: StreamHub, request: web.Request, venue: str, path: str, feed_key: str, tick_s: float,
                  sample: bool, on_text: Callable[[Connection, Any], Awaitable[None]],
                  push: Callable[[Connection], Awaitable[None]], gzip_frames: bool = False,
-                 server_ping: Callable[[Connection], Awaitable[None]] | None = None) -> web.StreamResponse:
+                 server_ping: Callable[[Connection], Awaitable[None]] | None = None,
+                 greeting: Callable[[Connection], Awaitable[None]] | None = None) -> web.StreamResponse:
     if hub.refused_until.get((venue, path), 0.0) > time.monotonic():
         return web.Response(status=503, text="service unavailable (simulated disconnect)")
     ws = web.WebSocketResponse(compress=False, heartbeat=None, max_msg_size=4 * 1024 * 1024)
@@ -247,6 +254,8 @@ async def _serve(hub: StreamHub, request: web.Request, venue: str, path: str, fe
     conn = Connection(hub, ws, venue, path, feed_key, tick_s, sample, gzip_frames)
     hub.sockets.add(ws)
     hub.log_for(feed_key).connections += 1
+    if greeting is not None:
+        await greeting(conn)
 
     async def pusher() -> None:
         last_ping = time.monotonic()
@@ -257,7 +266,7 @@ async def _serve(hub: StreamHub, request: web.Request, venue: str, path: str, fe
             await push(conn)
             if await conn.faults_after_push():
                 break
-            if server_ping is not None and time.monotonic() - last_ping >= HTX_PING_S:
+            if server_ping is not None and time.monotonic() - last_ping >= conn.ping_s:
                 last_ping = time.monotonic()
                 await server_ping(conn)
 
@@ -502,6 +511,61 @@ async def htx_ping(conn: Connection) -> None:
     await conn.send({"op": "ping", "ts": str(conn.hub.market.now_ms())}, record=False)
 
 
+# -- Bitfinex --------------------------------------------------------------------------------------------
+
+def bitfinex_entry(contract: SimContract, liq: SimLiquidation) -> list[Any]:
+    """``["pos", POS_ID, MTS, _, SYMBOL, ±AMOUNT, BASE_PRICE, _, IS_MATCH, IS_MARKET_SOLD, _, PRICE_ACQUIRED]``:
+    the position (base units, + long), its entry price (about one margin away from bankruptcy), acquired
+    at the fill price by a market execution."""
+    amount = base_qty(contract, liq)
+    entry = liq.bankruptcy_price * (Decimal("1.05") if liq.position_side == "long" else Decimal("0.95"))
+    return ["pos", 100_000_000 + liq.seq, liq.ts_ms, None, contract.symbol,
+            amount if liq.position_side == "long" else -amount, entry.quantize(liq.bankruptcy_price), None, 1, 1,
+            None, liq.fill_price]
+
+
+def bitfinex_handlers() -> tuple[Callable[[Connection, Any], Awaitable[None]],
+                                 Callable[[Connection], Awaitable[None]]]:
+    async def on_text(conn: Connection, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            return
+        now = conn.hub.market.now_ms()
+        if payload.get("event") == "ping":
+            await conn.send({"event": "pong", "ts": now, "cid": payload.get("cid")}, record=False)
+            return
+        if payload.get("event") != "subscribe":
+            return
+        if payload.get("channel") != "status" or payload.get("key") != "liq:global":
+            await conn.send({"event": "error", "msg": "subscribe: invalid", "code": 10300,
+                             "channel": payload.get("channel"), "key": payload.get("key")}, record=False)
+            return
+        conn.chan_id = 91684 + next(conn.hub._conn_ids)
+        conn.all_symbols = True
+        conn.subscribed = True
+        await conn.send({"event": "subscribed", "channel": "status", "chanId": conn.chan_id, "key": "liq:global"},
+                        record=False)
+
+    async def push(conn: Connection) -> None:
+        items = conn.pending(lambda c: not c.inverse)
+        if not items:
+            return
+        await conn.send([conn.chan_id, [bitfinex_entry(contract, liq) for contract, liq in items]])
+        conn.note(items, 1)
+
+    return on_text, push
+
+
+async def bitfinex_greeting(conn: Connection) -> None:
+    conn.ping_s = BITFINEX_HB_S
+    await conn.send({"event": "info", "version": 2, "serverId": "sim-bitfinex", "platform": {"status": 1}},
+                    record=False)
+
+
+async def bitfinex_heartbeat(conn: Connection) -> None:
+    if conn.subscribed:
+        await conn.send([conn.chan_id, "hb"], record=False)
+
+
 # -- REST histories ----------------------------------------------------------------------------------------
 
 def gate_liq_orders(hub: StreamHub) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -581,6 +645,30 @@ def htx_liquidation_orders(hub: StreamHub) -> Callable[[web.Request], Awaitable[
     return handler
 
 
+def bitfinex_liquidations_hist(hub: StreamHub) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``/v2/liquidations/hist?start&end&limit&sort``: each entry wrapped in its own list; HTTP 500 with
+    ``["error", CODE, "text"]`` on bad parameters, as Bitfinex answers."""
+    async def handler(request: web.Request) -> web.Response:
+        venue = hub.venue("bitfinex")
+        now = hub.market.now_ms()
+        try:
+            start = int(request.query.get("start", "0"))
+            end = int(request.query.get("end", str(now)))
+            limit = int(request.query.get("limit", "100"))
+            sort = int(request.query.get("sort", "-1"))
+        except ValueError:
+            return reply(["error", 10020, "params: invalid"], status=500)
+        if venue is None or not 1 <= limit <= BITFINEX_LIQ_MAX:
+            return reply(["error", 10020, "limit: invalid"], status=500)
+        hub.market.advance()
+        chosen = [(venue.contracts[liq.symbol], liq) for liq in venue.liquidations
+                  if liq.symbol in venue.contracts and start <= liq.ts_ms <= end]
+        chosen = chosen[:limit] if sort == 1 else list(reversed(chosen))[:limit]
+        return reply([[bitfinex_entry(contract, liq)] for contract, liq in chosen])
+
+    return handler
+
+
 # -- mounting ----------------------------------------------------------------------------------------------
 
 def mount_streams(app: web.Application, market: Market, faults: FaultBook) -> StreamHub:
@@ -593,12 +681,13 @@ def mount_streams(app: web.Application, market: Market, faults: FaultBook) -> St
     def ws_route(venue: str, path: str, feed_key: str, tick_s: float, sample: bool,
                  handlers: tuple[Callable[[Connection, Any], Awaitable[None]], Callable[[Connection], Awaitable[None]]],
                  gzip_frames: bool = False, server_ping: Callable[[Connection], Awaitable[None]] | None = None,
+                 greeting: Callable[[Connection], Awaitable[None]] | None = None,
                  ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         on_text, push = handlers
 
         async def handler(request: web.Request) -> web.StreamResponse:
             return await _serve(hub, request, venue, path, feed_key, tick_s, sample, on_text, push,
-                                gzip_frames, server_ping)
+                                gzip_frames, server_ping, greeting)
 
         return handler
 
@@ -613,6 +702,9 @@ def mount_streams(app: web.Application, market: Market, faults: FaultBook) -> St
                 ws_route("htx", "/linear-swap-notification", "htx", 0.2, False, htx_handlers(), True, htx_ping)),
         web.get("/gate/api/v4/futures/{settle}/liq_orders", gate_liq_orders(hub)),
         web.get("/htx/linear-swap-api/v3/swap_liquidation_orders", htx_liquidation_orders(hub)),
+        web.get("/bitfinex/ws/2", ws_route("bitfinex", "/ws/2", "bitfinex", 0.2, False, bitfinex_handlers(),
+                                           server_ping=bitfinex_heartbeat, greeting=bitfinex_greeting)),
+        web.get("/bitfinex/v2/liquidations/hist", bitfinex_liquidations_hist(hub)),
     ]
     for category in ("linear", "inverse"):
         path = f"/v5/public/{category}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,10 @@ from collectors.registry import venue_keys
 
 
 def backstop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # this checkout's code, not whatever copy the interpreter has installed (cwd is often a tmp dir)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     return subprocess.run([sys.executable, "-m", "backstop.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+                          cwd=cwd, timeout=120, env=env)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,5 +1,6 @@
-"""Venues with OI and funding but no published fund: Binance COIN-M, Bitget, KuCoin Futures. Parsers on the
-documented examples (units checked by hand), then one collection cycle through ccxt for all three."""
+"""Venues with OI and funding but no published fund: Binance COIN-M, KuCoin Futures (and Bitget's OI and
+funding; its risk reserve is tested in test_bitget_fund.py). Parsers on the documented examples (units
+checked by hand), then one collection cycle through ccxt for all three."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from storage.db import read_connection
 from tests.conftest import example_raw, settings_for
 
 KEYS = ["binancecoinm", "bitget", "kucoinfutures"]
+NO_FUND_KEYS = ["binancecoinm", "kucoinfutures"]
 
 # KuCoin has no example file in tests/fixtures: the documented /api/v1/contracts/active row (python-kucoin
 # docstring / ccxt source comment), trimmed, as a linear contract, plus the inverse XBTUSDM shape.
@@ -43,7 +45,7 @@ def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any,
 
 
 def test_no_fund_capability() -> None:
-    for key in KEYS:
+    for key in NO_FUND_KEYS:
         klass = adapter_class(key)
         assert klass.fund_label == "no published fund" and klass.capability(FUNDS) is None
         assert not hasattr(klass, "fetch_funds")
@@ -99,6 +101,7 @@ def test_kucoin_contracts_active_lots_times_multiplier() -> None:
 def test_collect_cycle_stores_what_the_simulators_served(sim_factory, tmp_path) -> None:
     sim = sim_factory(KEYS)
     settings = settings_for(sim, tmp_path / "oi.duckdb", KEYS)
+    settings.venues["bitget"].intervals.funds = 0  # OI and funding only here (funds: test_bitget_fund.py)
 
     async def cycle() -> list[Any]:
         collector = Collector.for_venues(settings)

@@ -29,6 +29,7 @@ from collectors.liquidations.base import (
     VenueClock,
 )
 from collectors.liquidations.binance import BinanceForceOrderFeed
+from collectors.liquidations.bitfinex import BitfinexLiqFeed, BitfinexLiquidationsHistFeed
 from collectors.liquidations.bybit import BybitAllLiquidationFeed
 from collectors.liquidations.gate import GateLiqOrdersFeed, GateLiquidatesFeed
 from collectors.liquidations.htx import HtxLiquidationFeed, HtxLiquidationOrdersFeed
@@ -181,6 +182,13 @@ def build_feeds(settings: Any, resume: Callable[[str, str], Callable[[], Awaitab
             feeds.append(HtxLiquidationOrdersFeed(config.base_url_str(), config.intervals.liquidations,
                                                   config.symbols, config.timeout_s,
                                                   resume=resume_for("htx", "swap_liquidation_orders:linear")))
+    if config := cfg("bitfinex"):
+        if config.streams:
+            feeds.append(BitfinexLiqFeed(config.base_url_str(), config.timeout_s))
+        if config.intervals.liquidations > 0:
+            feeds.append(BitfinexLiquidationsHistFeed(config.base_url_str(), config.intervals.liquidations,
+                                                      config.timeout_s,
+                                                      resume=resume_for("bitfinex", "liquidations/hist")))
     return feeds
 
 

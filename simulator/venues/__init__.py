@@ -24,6 +24,7 @@ SIM_VENUES: dict[str, str] = {
     "binancecoinm": "simulator.venues.binancecoinm",
     "bitget": "simulator.venues.bitget",
     "kucoinfutures": "simulator.venues.kucoinfutures",
+    "bitfinex": "simulator.venues.bitfinex",
 }
 
 

@@ -1,5 +1,15 @@
 """Simulated Bitget v2 mix (USDT-FUTURES): open-interest (base coin per symbol), current-fund-rate (all
-symbols or one), tickers, contracts. No insurance fund (none is published)."""
+symbols or one), tickers, contracts; and the UTA v3 risk reserve (Bitget's insurance fund): risk-reserve-all
+(every pool with its member symbols), risk-reserve (daily records) and risk-reserve-hour (hourly records)
+of the pool a symbol belongs to, newest first, as the documented example.
+
+Fund sizes: Bitget's own documented example gives the BTCUSDT pool at 95,815.68 USDT (daily record of
+2025-07-28, https://www.bitget.com/api-doc/uta/public/Get-Risk-Reserve; an older revision of the page shows
+213,035.88 USDT in 2024-11). The simulated pools use that order of magnitude: against Bitget's documented
+BTCUSDT open interest (34,278 BTC, the open-interest example) the fund is a few thousandths of a percent of
+OI, so ``coverage_low`` firing for Bitget is what the documented figures imply, not a calibration slip.
+How deep the two history endpoints go is not documented: the simulator serves 7 days of hourly records and
+90 days of daily ones (an assumption)."""
 
 from __future__ import annotations
 
@@ -7,7 +17,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from simulator.market import HOUR_MS, Market, SimContract, SimVenue
+from simulator.market import DAY_MS, HOUR_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 
 KEY = "bitget"
@@ -15,6 +25,13 @@ PRODUCT_TYPE = "USDT-FUTURES"
 CONTRACT_ROWS = [  # symbol, base, OI in base coin
     ("BTCUSDT", "BTC", "34278.06"), ("ETHUSDT", "ETH", "512345.67"), ("SOLUSDT", "SOL", "2345678.9"),
 ]
+RESERVE_CADENCE_S = 3_600  # hourly records (risk-reserve-hour)
+RESERVE_POOLS = [  # pool (named after its lead member, as the adapter names it), members, USDT balance
+    ("BTCUSDT", ["BTCUSDT"], "95815.67734608"),  # the documented BTCUSDT figure (see the module docstring)
+    ("ETHUSDT", ["ETHUSDT", "SOLUSDT"], "61234.56789012"),  # a shared pool, same order of magnitude
+]
+HOURLY_RECORDS = 168
+DAILY_RECORDS = 90
 
 
 def build(market: Market) -> SimVenue:
@@ -22,6 +39,10 @@ def build(market: Market) -> SimVenue:
     for symbol, base, oi in CONTRACT_ROWS:
         venue.contracts[symbol] = SimContract(symbol, base, "USDT", "USDT", Decimal(1), False, Decimal(oi),
                                               funding_rate=Decimal("0.000068"))
+    for pool_id, symbols, balance in RESERVE_POOLS:
+        pool = SimPool(pool_id, "USDT", list(symbols), Decimal(balance), cadence_s=RESERVE_CADENCE_S)
+        pool.history = market.make_history(pool.balance, pool.cadence_s)
+        venue.pools[pool_id] = pool
     return venue
 
 
@@ -97,7 +118,48 @@ def routes(market: Market) -> list[web.RouteDef]:
             "maintainTime": "",
         } for c in venue.contracts.values()])
 
+    def category_ok(request: web.Request) -> bool:
+        return request.query.get("category", "").upper() == PRODUCT_TYPE
+
+    def pool_of(symbol: str) -> SimPool | None:
+        return next((p for p in venue.pools.values() if symbol in p.symbols), None)
+
+    def records(points: list[tuple[int, Decimal]], limit: int) -> list[dict[str, str]]:
+        """Newest first; ``amount`` = the change since the previous record (the documented meaning)."""
+        rows = []
+        for index in range(len(points) - 1, max(-1, len(points) - 1 - limit), -1):
+            ts, balance = points[index]
+            previous = points[index - 1][1] if index > 0 else balance
+            rows.append({"type": "", "amount": str(balance - previous), "balance": str(balance), "ts": str(ts)})
+        return rows
+
+    async def risk_reserve_all(request: web.Request) -> web.Response:
+        if not category_ok(request):
+            return error("40019", "Parameter category cannot be empty")
+        return ok({"list": [{"symbols": list(p.symbols), "coin": p.asset, "balance": str(p.published()[1])}
+                            for p in venue.pools.values()]})
+
+    def history(request: web.Request, daily: bool) -> web.Response:
+        if not category_ok(request):
+            return error("40019", "Parameter category cannot be empty")
+        pool = pool_of(request.query.get("symbol", ""))
+        if pool is None:
+            return error("40034", "Parameter symbol does not exist")
+        now = market.now_ms()
+        points = [p for p in pool.history if p[0] <= now and (not daily or p[0] % DAY_MS == 0)]
+        return ok({"totalBalance": "", "coin": pool.asset,
+                   "riskReserveRecords": records(points, DAILY_RECORDS if daily else HOURLY_RECORDS)})
+
+    async def risk_reserve(request: web.Request) -> web.Response:
+        return history(request, daily=True)
+
+    async def risk_reserve_hour(request: web.Request) -> web.Response:
+        return history(request, daily=False)
+
     return [
+        web.get("/api/v3/market/risk-reserve-all", risk_reserve_all),
+        web.get("/api/v3/market/risk-reserve", risk_reserve),
+        web.get("/api/v3/market/risk-reserve-hour", risk_reserve_hour),
         web.get("/api/v2/mix/market/open-interest", open_interest),
         web.get("/api/v2/mix/market/current-fund-rate", current_fund_rate),
         web.get("/api/v2/mix/market/tickers", tickers),

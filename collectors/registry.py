@@ -22,6 +22,9 @@ _ADAPTERS: dict[str, str] = {
     "binancecoinm": "collectors.binancecoinm:BinanceCoinmAdapter",
     "bitget": "collectors.bitget:BitgetAdapter",
     "kucoinfutures": "collectors.kucoinfutures:KucoinFuturesAdapter",
+    "cryptocom": "collectors.cryptocom:CryptocomAdapter",
+    "orderly": "collectors.orderly:OrderlyAdapter",
+    "paradex": "collectors.paradex:ParadexAdapter",
 }
 
 

@@ -24,6 +24,9 @@ SIM_VENUES: dict[str, str] = {
     "binancecoinm": "simulator.venues.binancecoinm",
     "bitget": "simulator.venues.bitget",
     "kucoinfutures": "simulator.venues.kucoinfutures",
+    "cryptocom": "simulator.venues.cryptocom",
+    "orderly": "simulator.venues.orderly",
+    "paradex": "simulator.venues.paradex",
 }
 
 

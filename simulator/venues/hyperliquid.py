@@ -92,8 +92,10 @@ def routes(market: Market) -> list[web.RouteDef]:
 
     def clearinghouse_state(user: str) -> dict[str, Any]:
         pool = pool_by_address(user)
-        positions, notional, pnl = asset_positions(pool)
-        value = (pool.published()[1] + pnl) if pool else Decimal(0)  # account value marks positions to market
+        positions, notional, _ = asset_positions(pool)
+        # the model's vault value stands for the account value (it already absorbs the vault's liquidation
+        # results): the positions' unrealised PnL is served per position, not added a second time
+        value = pool.published()[1] if pool else Decimal(0)
         summary = {"accountValue": str(value), "totalMarginUsed": _px(notional / 5), "totalNtlPos": _px(notional),
                    "totalRawUsd": str(value)}
         return {"marginSummary": summary, "crossMarginSummary": dict(summary), "crossMaintenanceMarginUsed": "0.0",

@@ -28,11 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts import inventory as inv
 from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
 from backstop.config import AlertsConfig, ConfigError, Settings
 from storage import alerts as db_alerts
+from storage import positions as db_positions
 from storage.alerts import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
 from storage.db import DatabaseBusy
 from storage.writer import Store
@@ -53,10 +55,12 @@ class RuleSet:
     cascade: R.CascadeParams = field(default_factory=R.CascadeParams)
     adl: R.AdlParams = field(default_factory=R.AdlParams)
     stale: R.StaleParams = field(default_factory=R.StaleParams)
+    inventory: inv.InventoryParams = field(default_factory=inv.InventoryParams)
 
     def by_name(self) -> dict[str, R.RuleParams]:
         return {R.FUND_DRAWDOWN: self.drawdown, R.COVERAGE_LOW: self.coverage, R.DIVERGENCE: self.divergence,
-                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale}
+                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale,
+                inv.INVENTORY_LARGE: self.inventory}
 
     def disabled(self) -> set[str]:
         return {name for name, params in self.by_name().items() if not params.enabled}
@@ -64,19 +68,19 @@ class RuleSet:
 
 def rule_set(config: AlertsConfig) -> RuleSet:
     """Rule parameters from ``[alerts.rules.<name>]``; unknown rules/params raise ``ConfigError``."""
-    unknown = sorted(set(config.rules) - set(R.RULES) - set(EXTERNAL_RULES))
+    unknown = sorted(set(config.rules) - set(R.RULES) - {inv.INVENTORY_LARGE} - set(EXTERNAL_RULES))
     if unknown:
-        known = ", ".join((*R.RULES, *EXTERNAL_RULES))
+        known = ", ".join((*R.RULES, inv.INVENTORY_LARGE, *EXTERNAL_RULES))
         raise ConfigError(f"alerts.rules: unknown rule {unknown[0]!r} (known: {known})")
     built: dict[str, Any] = {}
-    for name, kind in R.PARAM_TYPES.items():
+    for name, kind in {**R.PARAM_TYPES, inv.INVENTORY_LARGE: inv.InventoryParams}.items():
         try:
             built[name] = R.build_params(kind, config.rules.get(name))
         except ValueError as exc:
             raise ConfigError(f"alerts.rules.{name}: {exc}") from None
     return RuleSet(drawdown=built[R.FUND_DRAWDOWN], coverage=built[R.COVERAGE_LOW],
                    divergence=built[R.DIVERGENCE], cascade=built[R.CASCADE], adl=built[R.ADL_NEAR],
-                   stale=built[R.STALE])
+                   stale=built[R.STALE], inventory=built[inv.INVENTORY_LARGE])
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class Inputs:
     adl: list[R.AdlReading] = field(default_factory=list)
     freshness: list[R.Freshness] = field(default_factory=list)
     gaps: list[R.StreamGap] = field(default_factory=list)
+    inventory: list[inv.InventoryPosition] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> error (its alerts are left untouched)
 
 
@@ -190,6 +195,8 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
+    inputs.inventory = run([inv.INVENTORY_LARGE], lambda: db_positions.inventory_positions(
+        con, as_of, timedelta(hours=rs.inventory.lookback_h)))
     return inputs
 
 
@@ -204,6 +211,7 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
         R.ADL_NEAR: lambda: R.adl_near(inputs.adl, rs.adl, as_of, labels),
         R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
                                  data_ages=not ctx.simulated),
+        inv.INVENTORY_LARGE: lambda: inv.inventory_large(inputs.inventory, rs.inventory, labels),
     }
     signals: list[Signal] = []
     evaluated: set[str] = set()

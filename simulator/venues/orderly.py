@@ -57,7 +57,8 @@ def routes(market: Market) -> list[web.RouteDef]:
         return reply({"success": True, "data": data, "timestamp": market.now_ms()})
 
     def mark(c: SimContract) -> Decimal:
-        return (market.price(c.base) * (1 + c.extra.get("basis", Decimal("0.0002")))).quantize(Decimal("0.001"))
+        basis = Decimal(c.extra.get("basis", Decimal("0.0002")))
+        return (market.price(c.base) * (1 + basis)).quantize(Decimal("0.001"))
 
     def position_row(h: Holding, now: int) -> dict[str, Any]:
         px = market.price(h.coin).quantize(Decimal("0.001"))

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from alerts.inventory import InventoryPosition
-from storage.db import read_connection
+from storage.db import read_connection, scalar
 
 _CURRENT_SQL = """
 WITH holders AS (
@@ -44,27 +44,36 @@ LEFT JOIN backstop_positions AS p ON p.venue = e.venue AND p.holder = e.holder A
 ORDER BY e.venue, e.holder, p.notional_usd DESC NULLS LAST, p.contract
 """
 _FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+_COLUMNS = ["venue", "holder", "ts", "equity_usd", "contract", "size", "entry_price", "mark_price", "unrealised_pnl",
+            "notional_usd", "settle_asset", "share_pct"]
 
 
-def current_inventory_on(con: duckdb.DuckDBPyConnection, as_of: datetime, venues: Sequence[str] | None = None,
-                         max_age: timedelta | None = None) -> pd.DataFrame:
-    """Per holder its newest snapshot at or before ``as_of`` (no older than ``max_age``): one row per open
-    position, or one row with NULL ``contract`` when flat. ``share_pct`` = notional / equity x 100."""
-    oldest = as_of - max_age if max_age is not None else _FAR_PAST
-    params: list[Any] = [venues is None, list(venues or []), as_of, oldest]
+def current_inventory_on(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
+                         venues: Sequence[str] | None = None, max_age: timedelta | None = None) -> pd.DataFrame:
+    """Per holder its newest snapshot at or before ``as_of`` (None: the newest stored; no older than
+    ``max_age``): one row per open position, or one row with NULL ``contract`` when flat. ``share_pct`` =
+    notional / equity x 100 (NULL when the equity is unpriced or not positive)."""
+    newest = as_of if as_of is not None else _FAR_FUTURE
+    oldest = newest - max_age if max_age is not None and as_of is not None else _FAR_PAST
+    params: list[Any] = [venues is None, list(venues or []), newest, oldest]
     return con.execute(_CURRENT_SQL, params).df()
 
 
-def current_inventory(db: Path | str, as_of: datetime, venues: Sequence[str] | None = None) -> pd.DataFrame:
-    """The same on a short read-only connection (the dashboard)."""
+def current_inventory(db: Path | str, venues: Sequence[str] | None = None,
+                      as_of: datetime | None = None) -> pd.DataFrame:
+    """The same on a short read-only connection (the Funds page). A database from before migration 010
+    (opened read-only, so not migrated yet) has no positions: an empty frame, not an error."""
     with read_connection(db) as con:
+        if not scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'backstop_positions'"):
+            return pd.DataFrame(columns=_COLUMNS)
         return current_inventory_on(con, as_of, venues)
 
 
 def inventory_positions(con: duckdb.DuckDBPyConnection, as_of: datetime,
                         lookback: timedelta) -> list[InventoryPosition]:
     """The ``inventory_large`` rule's input: open positions of every holder's newest recent snapshot."""
-    frame = current_inventory_on(con, as_of, None, lookback)
+    frame = current_inventory_on(con, as_of, None, max_age=lookback)
     frame = frame[frame["contract"].notna()]
     return [
         InventoryPosition(

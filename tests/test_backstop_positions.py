@@ -126,7 +126,7 @@ def test_liquidator_takeover_stored_alerted_exported_and_unwound(sim_factory: An
     assert set(stored["t"]) == {before_ms, during_ms, after_ms}  # the standing short at every snapshot
 
     now = datetime.fromtimestamp(after_ms / 1000, tz=UTC)
-    inventory = current_inventory(settings.db, now, ["hyperliquid"])
+    inventory = current_inventory(settings.db, ["hyperliquid"], as_of=now)
     (coin, _, _), = INVENTORY["HLP Liquidator"].standing
     assert inventory[["holder", "contract"]].values.tolist() == [["HLP Liquidator", coin]]  # ETH unwound
     assert 0 < inventory["share_pct"].iloc[0] < 50
@@ -138,3 +138,34 @@ def test_liquidator_takeover_stored_alerted_exported_and_unwound(sim_factory: An
         exported = list(csv.DictReader(handle))
     assert len(exported) == len(stored) and {r["venue"] for r in exported} == {"hyperliquid"}
     assert {r["contract"] for r in exported} == {"ETH", coin} and exported[0]["ts"].endswith("Z")
+
+
+def test_a_holder_whose_newest_snapshot_has_no_position_is_flat(tmp_path: Path) -> None:
+    """Positions are read at the holder's newest snapshot fund row only: an older position never shows."""
+    from decimal import Decimal
+
+    from collectors.base import Batch, FundBalance
+    from collectors.inventory import BACKSTOP_POSITIONS, BackstopPosition
+    from storage.writer import Store
+
+    store = Store(tmp_path / "flat.duckdb")
+    t1, t2 = TS, TS.replace(hour=13)
+
+    def fund(ts: datetime) -> FundBalance:
+        return FundBalance("orderly", "insurance fund", "USDC", ts, Decimal("1e7"), "10000000", "USDC")
+
+    held = BackstopPosition("orderly", "insurance fund", "PERP_ETH_USDC", t1, 1000.0, "1000", 3000.0, 3100.0,
+                            100_000.0, 3_100_000.0, "USDC")
+    store.write(Batch(funds=[fund(t1)], extra={BACKSTOP_POSITIONS: [held]}))
+    first = current_inventory(store.path)
+    assert first[["contract", "share_pct"]].values.tolist() == [["PERP_ETH_USDC", pytest.approx(31.0)]]
+    store.write(Batch(funds=[fund(t2)], extra={BACKSTOP_POSITIONS: []}))
+    (flat,) = current_inventory(store.path).to_dict("records")
+    assert flat["holder"] == "insurance fund" and pd_isna(flat["contract"]) and flat["ts"] == t2
+    assert current_inventory(store.path, as_of=t1 + (t2 - t1) / 2)["contract"].tolist() == ["PERP_ETH_USDC"]
+
+
+def pd_isna(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

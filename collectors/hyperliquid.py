@@ -177,7 +177,8 @@ class HyperliquidAdapter(VenueAdapter):
     capabilities = (
         Capability(FUNDS, "POST /info clearinghouseState (HLP, HLP Liquidator)", 60,
                    "vaultDetails portfolio day/week/month/allTime", "USDC (accountValue)",
-                   "no insurance fund: the HLP vault absorbs liquidations; HLP Liquidator address UNCONFIRMED"),
+                   "no insurance fund: the HLP vault absorbs liquidations; HLP Liquidator address UNCONFIRMED; "
+                   "the Liquidator's open positions stored as backstop-positions"),
         Capability(OPEN_INTEREST, "POST /info metaAndAssetCtxs", 60, "none", "base coin"),
         Capability(FUNDING, "POST /info metaAndAssetCtxs", 3_600, "none", "hourly rate"),
         Capability(PRICES, "POST /info metaAndAssetCtxs", 60, "none", "USD (oraclePx)"),

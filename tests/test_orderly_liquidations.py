@@ -14,7 +14,11 @@ import pytest
 from backstop.service import Collector
 from collectors.errors import PayloadError
 from collectors.liquidations.integration import build_feeds, make_service
-from collectors.liquidations.orderly import REST_FEED, OrderlyLiquidatedPositionsFeed, parse_liquidated_positions
+from collectors.liquidations.orderly import (
+    REST_FEED,
+    OrderlyLiquidatedPositionsFeed,
+    parse_liquidated_positions,
+)
 from simulator.market import HOUR_MS, MINUTE_MS
 from storage.queries import query_df
 from tests.conftest import example, settings_for

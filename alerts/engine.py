@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts import inventory as inv
 from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
@@ -35,6 +36,7 @@ from backstop.config import AlertsConfig, ConfigError, Settings
 from metrics.assessment import Assessment, AssessmentParams
 from metrics.formatting import fmt_age, fmt_time, venue_label
 from storage import alert_store as db_alerts
+from storage import positions as db_positions
 from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
 from storage.assessments import AnomalySettings, AssessmentConfig, load_assessments
 from storage.db import DatabaseBusy
@@ -57,10 +59,12 @@ class RuleSet:
     adl: R.AdlParams = field(default_factory=R.AdlParams)
     stale: R.StaleParams = field(default_factory=R.StaleParams)
     anomaly: R.AnomalyParams = field(default_factory=R.AnomalyParams)
+    inventory: inv.InventoryParams = field(default_factory=inv.InventoryParams)
 
     def by_name(self) -> dict[str, R.RuleParams]:
         return {R.FUND_DRAWDOWN: self.drawdown, R.COVERAGE_LOW: self.coverage, R.DIVERGENCE: self.divergence,
-                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale, R.FUND_ANOMALY: self.anomaly}
+                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale, R.FUND_ANOMALY: self.anomaly,
+                inv.INVENTORY_LARGE: self.inventory}
 
     def disabled(self) -> set[str]:
         return {name for name, params in self.by_name().items() if not params.enabled}
@@ -68,19 +72,19 @@ class RuleSet:
 
 def rule_set(config: AlertsConfig) -> RuleSet:
     """Rule parameters from ``[alerts.rules.<name>]``; unknown rules/params raise ``ConfigError``."""
-    unknown = sorted(set(config.rules) - set(R.RULES) - set(EXTERNAL_RULES))
+    unknown = sorted(set(config.rules) - set(R.RULES) - {inv.INVENTORY_LARGE} - set(EXTERNAL_RULES))
     if unknown:
-        known = ", ".join((*R.RULES, *EXTERNAL_RULES))
+        known = ", ".join((*R.RULES, inv.INVENTORY_LARGE, *EXTERNAL_RULES))
         raise ConfigError(f"alerts.rules: unknown rule {unknown[0]!r} (known: {known})")
     built: dict[str, Any] = {}
-    for name, kind in R.PARAM_TYPES.items():
+    for name, kind in {**R.PARAM_TYPES, inv.INVENTORY_LARGE: inv.InventoryParams}.items():
         try:
             built[name] = R.build_params(kind, config.rules.get(name))
         except ValueError as exc:
             raise ConfigError(f"alerts.rules.{name}: {exc}") from None
     return RuleSet(drawdown=built[R.FUND_DRAWDOWN], coverage=built[R.COVERAGE_LOW],
                    divergence=built[R.DIVERGENCE], cascade=built[R.CASCADE], adl=built[R.ADL_NEAR],
-                   stale=built[R.STALE], anomaly=built[R.FUND_ANOMALY])
+                   stale=built[R.STALE], anomaly=built[R.FUND_ANOMALY], inventory=built[inv.INVENTORY_LARGE])
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class Inputs:
     freshness: list[R.Freshness] = field(default_factory=list)
     gaps: list[R.StreamGap] = field(default_factory=list)
     assessments: list[Assessment] = field(default_factory=list)
+    inventory: list[inv.InventoryPosition] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> error (its alerts are left untouched)
 
 
@@ -208,6 +213,8 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
     inputs.assessments = run([R.FUND_ANOMALY], lambda: load_assessments(con, as_of, assessment_config(ctx), cache))
+    inputs.inventory = run([inv.INVENTORY_LARGE], lambda: db_positions.inventory_positions(
+        con, as_of, timedelta(hours=rs.inventory.lookback_h)))
     return inputs
 
 
@@ -223,6 +230,7 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
         R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
                                  data_ages=not ctx.simulated),
         R.FUND_ANOMALY: lambda: R.fund_anomaly(inputs.assessments, rs.anomaly, labels),
+        inv.INVENTORY_LARGE: lambda: inv.inventory_large(inputs.inventory, rs.inventory, labels),
     }
     signals: list[Signal] = []
     evaluated: set[str] = set()

@@ -30,6 +30,9 @@ VENUE_COLOURS: dict[str, str] = {
     "krakenfutures": "#7B61FF",  # violet
     "mexc": "#1E8449",  # green
     "dydx": "#C026D3",  # magenta
+    "orderly": "#6B21A8",  # deep purple
+    "paradex": "#0EA5E9",  # cyan
+    "cryptocom": "#002D74",  # navy
     "deribit": "#8C564B",  # brown
     "bitget": "#FF7F0E",  # orange
     "kucoinfutures": "#9ACD32",  # yellow-green
@@ -43,6 +46,7 @@ _KNOWN_NAMES: dict[str, str] = {
     "htx": "HTX", "hyperliquid": "Hyperliquid", "krakenfutures": "Kraken Futures", "mexc": "MEXC",
     "dydx": "dYdX", "deribit": "Deribit", "bitget": "Bitget", "kucoinfutures": "KuCoin Futures",
     "binancecoinm": "Binance COIN-M", "bitfinex": "Bitfinex",
+    "cryptocom": "Crypto.com Exchange", "orderly": "Orderly Network", "paradex": "Paradex",
 }
 
 # When an adapter does not say: how often each dataset is expected to change (seconds).

@@ -37,7 +37,8 @@ err_console = Console(stderr=True)
 log = logging.getLogger("backstop")
 
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
-                 "liquidations", "liquidation-gaps", "cascades", "alerts", "assessments", "fund-changes")
+                 "backstop-positions", "liquidations", "liquidation-gaps", "cascades", "alerts", "assessments",
+                 "fund-changes")
 
 
 class CliError(ClickException):

@@ -27,6 +27,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.inventory import BACKSTOP_POSITIONS, BackstopPosition
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
 
 HLP_VAULT = "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"  # official docs' vaultDetails example
@@ -35,6 +36,9 @@ HLP_LIQUIDATOR = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"  # child of HLP: U
 VAULTS: dict[str, str] = {"HLP": HLP_VAULT, "HLP Liquidator": HLP_LIQUIDATOR}
 # portfolio windows holding the whole account; perpDay/perpWeek/... are the perp-only view
 HISTORY_WINDOWS = ("day", "week", "month", "allTime")
+# vaults whose open positions are backstop inventory (taken over from liquidated accounts); HLP's own
+# positions are market making, not inventory
+INVENTORY_HOLDERS = ("HLP Liquidator",)
 ASSET = "USDC"
 KIND = "hlp_vault"
 
@@ -53,6 +57,37 @@ def parse_clearinghouse_state(venue: str, pool_id: str, payload: Any) -> FundBal
         ts=ts_ms(require(payload, "time", "clearinghouseState"), "time"),
         balance=dec(raw, "accountValue"), balance_raw=raw_text(raw), unit_raw=ASSET, kind=KIND,
     )
+
+
+def parse_asset_positions(venue: str, holder: str, payload: Any) -> list[BackstopPosition]:
+    """POST /info {"type": "clearinghouseState", "user": X} -> ``assetPositions``::
+
+        {"assetPositions": [{"position": {"coin": "ETH", "szi": "0.0335", "entryPx": "2986.3",
+          "positionValue": "100.02765", "unrealizedPnl": "-0.0134", ...}, "type": "oneWay"}], ...,
+         "time": 1708622398623}
+
+    ``szi`` is the signed size in coins, ``positionValue`` the USD(C) value at the mark, so the mark is
+    ``positionValue / |szi|``. Flat entries (szi 0) are skipped. Timestamped with the payload's ``time``,
+    like the account value parsed from the same payload."""
+    ts = ts_ms(require(payload, "time", "clearinghouseState"), "time")
+    positions = []
+    for index, entry in enumerate(require_list(payload.get("assetPositions", []), "assetPositions")):
+        where = f"assetPositions[{index}]"
+        position = require(entry, "position", where)
+        coin = str(require(position, "coin", where))
+        size_raw = require(position, "szi", f"{where}.szi")
+        size = num(size_raw, f"{coin}.szi")
+        if size == 0:
+            continue
+        value = opt_num(position.get("positionValue"), f"{coin}.positionValue")
+        positions.append(BackstopPosition(
+            venue=venue, holder=holder, contract=coin, ts=ts, size=size, size_raw=raw_text(size_raw),
+            entry_price=opt_num(position.get("entryPx"), f"{coin}.entryPx"),
+            mark_price=abs(value / size) if value is not None else None,
+            unrealised_pnl=opt_num(position.get("unrealizedPnl"), f"{coin}.unrealizedPnl"),
+            notional_usd=abs(value) if value is not None else None, settle_asset=ASSET,
+        ))
+    return positions
 
 
 def parse_vault_history(venue: str, pool_id: str, payload: Any,
@@ -142,7 +177,8 @@ class HyperliquidAdapter(VenueAdapter):
     capabilities = (
         Capability(FUNDS, "POST /info clearinghouseState (HLP, HLP Liquidator)", 60,
                    "vaultDetails portfolio day/week/month/allTime", "USDC (accountValue)",
-                   "no insurance fund: the HLP vault absorbs liquidations; HLP Liquidator address UNCONFIRMED"),
+                   "no insurance fund: the HLP vault absorbs liquidations; HLP Liquidator address UNCONFIRMED; "
+                   "the Liquidator's open positions stored as backstop-positions"),
         Capability(OPEN_INTEREST, "POST /info metaAndAssetCtxs", 60, "none", "base coin"),
         Capability(FUNDING, "POST /info metaAndAssetCtxs", 3_600, "none", "hourly rate"),
         Capability(PRICES, "POST /info metaAndAssetCtxs", 60, "none", "USD (oraclePx)"),
@@ -166,6 +202,9 @@ class HyperliquidAdapter(VenueAdapter):
         for pool_id, address in VAULTS.items():
             payload = await self._info({"type": "clearinghouseState", "user": address})
             batch.funds.append(parse_clearinghouse_state(self.key, pool_id, payload))
+            if pool_id in INVENTORY_HOLDERS:  # the liquidator's taken-over positions, same snapshot
+                batch.extra.setdefault(BACKSTOP_POSITIONS, []).extend(
+                    parse_asset_positions(self.key, pool_id, payload))
         return batch
 
     async def fetch_open_interest(self, since: datetime | None) -> Batch:

@@ -23,6 +23,9 @@ _ADAPTERS: dict[str, str] = {
     "bitget": "collectors.bitget:BitgetAdapter",
     "kucoinfutures": "collectors.kucoinfutures:KucoinFuturesAdapter",
     "bitfinex": "collectors.bitfinex:BitfinexAdapter",
+    "cryptocom": "collectors.cryptocom:CryptocomAdapter",
+    "orderly": "collectors.orderly:OrderlyAdapter",
+    "paradex": "collectors.paradex:ParadexAdapter",
 }
 
 

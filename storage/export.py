@@ -33,6 +33,7 @@ EXPORTS: dict[str, ExportSpec] = {
     "runs": ExportSpec("collection_runs", "started_at", "started_at, venue, dataset"),
     "adl": ExportSpec("adl_signals", "ts", "venue, scope, ts"),
     "liquidation-totals": ExportSpec("liquidation_totals", "ts", "venue, symbol, ts"),
+    "backstop-positions": ExportSpec("backstop_positions", "ts", "venue, holder, ts, contract"),
 }
 
 

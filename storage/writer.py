@@ -51,6 +51,7 @@ TABLES: dict[str, TableSpec] = {
     "prices": TableSpec("prices", ("venue", "asset", "source", "ts")),
     "adl": TableSpec("adl_signals", ("venue", "scope", "signal_type", "ts")),
     "liquidation_totals": TableSpec("liquidation_totals", ("venue", "symbol", "interval_s", "ts")),
+    "backstop_positions": TableSpec("backstop_positions", ("venue", "holder", "contract", "ts")),
 }
 
 

@@ -29,7 +29,8 @@ from tests.conftest import EXAMPLES
 FIXTURE_DIRS: dict[str, str] = {
     "binance": "binance-usdm", "binancecoinm": "binance-coinm", "bybit": "bybit", "okx": "okx",
     "bitmex": "bitmex", "gate": "gate", "htx": "htx", "bitget": "bitget", "mexc": "mexc",
-    "hyperliquid": "hyperliquid", "bitfinex": "bitfinex",
+    "hyperliquid": "hyperliquid", "bitfinex": "bitfinex", "cryptocom": "cryptocom", "orderly": "orderly",
+    "paradex": "paradex",
 }
 # venues for which no verbatim example exists (SOURCES.md says why): their tests use documented shapes
 NO_EXAMPLE: frozenset[str] = frozenset({"dydx", "krakenfutures", "deribit", "kucoinfutures"})

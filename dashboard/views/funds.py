@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import common, data
+from dashboard.views import positions
 
 GROUPS = {"venue": "Venue", "pool": "Pool", "asset": "Asset", "pool_asset": "Pool × asset"}
 
@@ -43,6 +44,7 @@ def body(state: common.PageState) -> None:
     frame = data.fund_series(state.ctx.db, state.venues, grid.end, int(grid.step.total_seconds()), grid.points, by)
     if frame.empty:
         st.info("No fund data for these venues in this range.")
+        positions.section(state)
         return
     value = "fund_usd" if unit == "USD" else "balance"
     keys = [c for c in ("venue", "pool_id", "asset") if c in frame.columns]
@@ -75,6 +77,7 @@ def body(state: common.PageState) -> None:
         st.caption("Some points lack a USD price (no price collected near that time): they are left out, "
                    "not guessed.")
     common.download(chart, f"funds-{by}-{unit}", "funds-chart")
+    positions.section(state)
 
     with st.expander(f"Stress events in this range ({len(events)})", expanded=False):
         shown = events.assign(venue=[state.name(v) if v else "market-wide" for v in events["venue"]])

@@ -25,6 +25,9 @@ SIM_VENUES: dict[str, str] = {
     "bitget": "simulator.venues.bitget",
     "kucoinfutures": "simulator.venues.kucoinfutures",
     "bitfinex": "simulator.venues.bitfinex",
+    "cryptocom": "simulator.venues.cryptocom",
+    "orderly": "simulator.venues.orderly",
+    "paradex": "simulator.venues.paradex",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from simulator.inventory import InventoryPlan, holdings
 from simulator.market import DAY_MS, HOUR_MS, MINUTE_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 
@@ -25,6 +26,11 @@ POOLS = [  # pool id, address, name, balance (USDC)
     ("HLP Liquidator", HLP_LIQUIDATOR, "HLP Liquidator", "12804331.07201144"),
 ]
 CADENCE_S = 900  # account value points every 15 minutes
+# the HLP Liquidator's inventory: a standing SOL short; the takeover is Mar 2025's ~$286 M ETH long
+# (/work/shared/incidents.md #8), played when the scenario hits Hyperliquid or the whole market
+INVENTORY: dict[str, InventoryPlan] = {
+    "HLP Liquidator": InventoryPlan(standing=(("SOL", -1_450_000.0, 1.0),), takeover=("ETH", 286_000_000.0)),
+}
 # window -> (span, sampling step) of the published accountValueHistory
 WINDOWS: dict[str, tuple[int, int]] = {
     "day": (DAY_MS, 15 * MINUTE_MS), "week": (7 * DAY_MS, HOUR_MS), "month": (30 * DAY_MS, 6 * HOUR_MS),
@@ -69,13 +75,31 @@ def routes(market: Market) -> list[web.RouteDef]:
     def pool_by_address(address: str) -> SimPool | None:
         return next((p for p in venue.pools.values() if p.extra["address"] == address.lower()), None)
 
+    def asset_positions(pool: SimPool | None) -> tuple[list[Any], Decimal, Decimal]:
+        """The vault's positions as Hyperliquid writes them, their total value and unrealised PnL."""
+        plan = INVENTORY.get(pool.pool_id) if pool else None
+        rows, total, pnl = [], Decimal(0), Decimal(0)
+        for h in holdings(market, KEY, plan) if plan else []:
+            value, upnl = h.notional(market), h.unrealised(market)
+            total, pnl = total + value, pnl + upnl
+            rows.append({"position": {
+                "coin": h.coin, "cumFunding": {"allTime": "0.0", "sinceChange": "0.0", "sinceOpen": "0.0"},
+                "entryPx": _px(h.entry), "leverage": {"type": "cross", "value": 5}, "liquidationPx": None,
+                "marginUsed": _px(value / 5), "maxLeverage": 25, "positionValue": _px(value),
+                "returnOnEquity": _px(upnl / (value / 5)) if value else "0.0", "szi": format(h.size, "f"),
+                "unrealizedPnl": _px(upnl)}, "type": "oneWay"})
+        return rows, total, pnl
+
     def clearinghouse_state(user: str) -> dict[str, Any]:
         pool = pool_by_address(user)
+        positions, notional, _ = asset_positions(pool)
+        # the model's vault value stands for the account value (it already absorbs the vault's liquidation
+        # results): the positions' unrealised PnL is served per position, not added a second time
         value = pool.published()[1] if pool else Decimal(0)
-        summary = {"accountValue": str(value), "totalMarginUsed": "0.0", "totalNtlPos": "0.0",
+        summary = {"accountValue": str(value), "totalMarginUsed": _px(notional / 5), "totalNtlPos": _px(notional),
                    "totalRawUsd": str(value)}
         return {"marginSummary": summary, "crossMarginSummary": dict(summary), "crossMaintenanceMarginUsed": "0.0",
-                "withdrawable": str(value), "assetPositions": [], "time": market.now_ms()}
+                "withdrawable": str(value), "assetPositions": positions, "time": market.now_ms()}
 
     def vault_details(address: str) -> dict[str, Any] | None:
         pool = pool_by_address(address)

@@ -20,6 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from backstop.config import ConfigError, Settings, load_settings
+from backstop.lake_cli import lake_app
 
 try:  # typer >= 0.20 vendors click; older typer uses the click package
     from typer._click.exceptions import ClickException
@@ -242,12 +243,13 @@ def export(
     venue: Annotated[str | None, typer.Option("--venue")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO date/time or age (30d)")] = None,
     until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout; required for parquet)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet (typed columns, for engines)")] = "csv",
 ) -> None:
-    """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column)."""
+    """CSV (header row, UTC ISO-8601 timestamps, a venue column) or Parquet of a dataset."""
     from backstop.integrations import load_optional_exports
     from storage.db import DatabaseMissing
-    from storage.export import EXPORTS, export_csv
+    from storage.export import EXPORTS, export_csv, export_parquet
 
     load_optional_exports()
     settings = settings_from(ctx)
@@ -256,9 +258,14 @@ def export(
     if venue is not None:
         _check_venues(settings, [venue])
     start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    if fmt not in {"csv", "parquet"}:
+        raise CliError(f"--format: expected csv or parquet, got {fmt!r}")
+    if fmt == "parquet" and out is None:
+        raise CliError("--format parquet needs --out FILE (Parquet is not written to a terminal)")
     target = out if out is not None else Path("/dev/stdout")
+    writer = export_parquet if fmt == "parquet" else export_csv
     try:
-        count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
+        count = writer(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:
         raise CliError(str(exc)) from None
     if out is not None:
@@ -381,6 +388,7 @@ def run(
 
 alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(lake_app, name="lake")
 
 
 @alerts_app.command("test")

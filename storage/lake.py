@@ -145,25 +145,24 @@ def fingerprints(con: duckdb.DuckDBPyConnection, spec: ExportSpec) -> dict[str, 
 
 
 def _stage(con: duckdb.DuckDBPyConnection, spec: ExportSpec, changed: Sequence[str], everything: bool,
-           folder: Path) -> int:
+           folder: Path) -> None:
     """Write the changed partitions' rows into ``folder`` (hive layout) with one partitioned COPY."""
     venue, day = _keys_sql(con, spec)
     columns = "t.* EXCLUDE (venue)" if _has_column(con, spec.table, "venue") else "t.*"
-    select = f"SELECT {columns}, {venue} AS venue, {day} AS date FROM {spec.table} t"  # noqa: S608
-    where = f" WHERE t.{spec.time_column} IS NOT NULL"
+    query = (f"SELECT {columns}, {venue} AS venue, {day} AS date FROM {spec.table} t "  # noqa: S608
+             f"WHERE t.{spec.time_column} IS NOT NULL")
     if not everything:
         con.register("_lake_changed", pa.table({"k": list(changed)}))
-        where += f" AND {venue} || '|' || {day} IN (SELECT k FROM _lake_changed)"  # noqa: S608
-    query = f"{select}{where} ORDER BY {spec.order}"
-    count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])  # noqa: S608
+        query += f" AND {venue} || '|' || {day} IN (SELECT k FROM _lake_changed)"  # noqa: S608
     target = str(folder).replace("'", "''")
-    con.execute(
-        f"COPY ({query}) TO '{target}' (FORMAT parquet, PARTITION_BY (venue, date), "
-        "FILENAME_PATTERN 'part-{uuid}', OVERWRITE_OR_IGNORE true)"
-    )
-    if not everything:
-        con.unregister("_lake_changed")
-    return count
+    try:
+        con.execute(
+            f"COPY ({query}) TO '{target}' (FORMAT parquet, PARTITION_BY (venue, date), "
+            "FILENAME_PATTERN 'part-{uuid}', OVERWRITE_OR_IGNORE true)"
+        )
+    finally:
+        if not everything:
+            con.unregister("_lake_changed")
 
 
 # -- sync ------------------------------------------------------------------------------------------------
@@ -179,8 +178,11 @@ def _publish(location: LakeLocation, dataset: str, staged: Path, keys: Sequence[
             continue
         location.fs.create_dir(target, recursive=True)
         for part in sorted(source.iterdir()):
-            pafs.copy_files(str(part), f"{target}/{part.name}", source_filesystem=local,
-                            destination_filesystem=location.fs)
+            if isinstance(location.fs, pafs.LocalFileSystem):
+                shutil.move(part, f"{target}/{part.name}")  # staged on local disk: a rename when it can
+            else:
+                pafs.copy_files(str(part), f"{target}/{part.name}", source_filesystem=local,
+                                destination_filesystem=location.fs)
 
 
 def sync_dataset(read: ReadFn, location: LakeLocation, dataset: str, manifest: dict[str, Any],
@@ -197,7 +199,8 @@ def sync_dataset(read: ReadFn, location: LakeLocation, dataset: str, manifest: d
         staging = Path(tempfile.mkdtemp(prefix="backstop-lake-"))
         try:
             everything = len(changed) == len(current)
-            result.rows_written = read(lambda con: _stage(con, spec, changed, everything, staging))
+            read(lambda con: _stage(con, spec, changed, everything, staging))
+            result.rows_written = sum(current[key][0] for key in changed)
             _publish(location, dataset, staging, changed)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -122,11 +122,19 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
             pass
 
 
-def _integrations(collector: Any) -> None:
-    """Attach optional features (liquidation streams, cascades, alerts) when their modules exist."""
+def _integrations(collector: Any, daemon: bool = False) -> None:
+    """Attach optional features (liquidation streams, cascades, alerts) when their modules exist; a daemon
+    also serves Prometheus `/metrics` when a metrics port is configured."""
     from backstop.integrations import attach
 
     attach(collector)
+    if daemon and collector.settings.metrics.port:
+        from backstop.prometheus import serve
+
+        try:
+            serve(collector.settings.metrics, collector)
+        except OSError as exc:
+            raise CliError(f"metrics port {collector.settings.metrics.port}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -134,16 +142,19 @@ def collect(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="one cycle, print a summary, exit")] = False,
     venue: Annotated[list[str] | None, typer.Option("--venue", help="only this venue (repeatable)")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
 ) -> None:
     """Run the scheduled collector (or one cycle with --once)."""
     from backstop.service import Collector, summarize
 
     settings = settings_from(ctx)
     venues = _check_venues(settings, venue)
+    if metrics_port is not None:
+        settings.metrics.port = metrics_port
 
     async def run() -> int:
         collector = Collector.for_venues(settings, venues)
-        _integrations(collector)
+        _integrations(collector, daemon=not once)
         async with collector.running():
             if once:
                 outcomes = await collector.run_cycle()
@@ -354,11 +365,14 @@ def run(
     ctx: typer.Context,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
     host: Annotated[str | None, typer.Option("--host")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
 ) -> None:
     """The main job: the scheduled collector and the dashboard on one embedded DuckDB file."""
     from backstop.service import Collector
 
     settings = settings_from(ctx)
+    if metrics_port is not None:
+        settings.metrics.port = metrics_port
     dash_host, dash_port = host or settings.dashboard.host, port or settings.dashboard.port
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     from storage.db import ensure_database
@@ -370,7 +384,7 @@ def run(
 
     async def run_collector() -> None:
         collector = Collector.for_venues(settings)
-        _integrations(collector)
+        _integrations(collector, daemon=True)
         async with collector.running():
             stop = asyncio.Event()
             _install_stop_handlers(stop)

@@ -400,6 +400,20 @@ def run(
             proc.kill()
 
 
+@app.command()
+def api(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="listen port")] = 8502,
+) -> None:
+    """Serve the read-only JSON API (/v1/venues, /v1/assessments, /v1/funds, /v1/alerts; /openapi.json)."""
+    from backstop.api import serve
+
+    settings = settings_from(ctx)
+    console.print(f"API on http://{host}:{port}/v1 (OpenAPI: /openapi.json) reading {settings.db}", soft_wrap=True)
+    serve(settings.db, host, port)
+
+
 alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(lake_app, name="lake")

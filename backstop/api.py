@@ -152,3 +152,15 @@ def serve(db: Path, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+
+
+def serve_in_thread(db: Path, host: str, port: int) -> Any:
+    """The API beside another main loop (``backstop run --api-port``): a uvicorn server on a daemon thread
+    (it installs no signal handlers off the main thread); returns the server so the caller can stop it."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(db), host=host, port=port, log_level="warning"))
+    threading.Thread(target=server.run, name="backstop-api", daemon=True).start()
+    return server

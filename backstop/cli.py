@@ -366,6 +366,7 @@ def run(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
     host: Annotated[str | None, typer.Option("--host")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
+    api_port: Annotated[int | None, typer.Option("--api-port", min=1, max=65535, help="also serve the read-only JSON API on this port (same host as the dashboard)")] = None,
 ) -> None:
     """The main job: the scheduled collector and the dashboard on one embedded DuckDB file."""
     from backstop.service import Collector
@@ -381,6 +382,11 @@ def run(
     proc = subprocess.Popen(dashboard_command(settings.db, dash_host, dash_port,
                                               refresh_s=settings.dashboard.refresh_s))
     console.print(f"dashboard on http://{dash_host}:{dash_port} - collecting into {settings.db} (Ctrl-C to stop)")
+    if api_port is not None:
+        from backstop.api import serve_in_thread
+
+        serve_in_thread(settings.db, dash_host, api_port)
+        console.print(f"API on http://{dash_host}:{api_port}/v1")
 
     async def run_collector() -> None:
         collector = Collector.for_venues(settings)

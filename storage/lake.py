@@ -115,8 +115,14 @@ def load_manifest(location: LakeLocation) -> dict[str, Any]:
 
 
 def _save_manifest(location: LakeLocation, manifest: dict[str, Any]) -> None:
-    with location.fs.open_output_stream(f"{location.base}/{MANIFEST}") as stream:
+    """Readers never see half a manifest: a local one is written aside and renamed over the old one; an
+    S3 object appears whole when its upload completes."""
+    final = f"{location.base}/{MANIFEST}"
+    staged = f"{final}.tmp" if isinstance(location.fs, pafs.LocalFileSystem) else final
+    with location.fs.open_output_stream(staged) as stream:
         stream.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
+    if staged != final:
+        location.fs.move(staged, final)
 
 
 # -- SQL -------------------------------------------------------------------------------------------------

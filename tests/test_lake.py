@@ -228,3 +228,37 @@ def test_export_parquet_and_bad_lake_input(filled_db: Path, tmp_path: Path) -> N
         assert proc.returncode != 0, args
         assert needle in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
     assert set(EXPORTS) >= {"funds", "open-interest", "liquidations", "alerts"}
+
+
+def test_collector_syncs_the_lake_on_its_schedule(sim_factory: Any, tmp_path: Path) -> None:
+    """`[lake] sync_every_s` makes the daemon sync through its own connection while it collects."""
+    from backstop.integrations import attach
+
+    sim = sim_factory(["okx"])
+    lake = tmp_path / "lake"
+    settings = settings_for(sim, tmp_path / "sched.duckdb", ["okx"],
+                            lake={"dest": str(lake), "sync_every_s": 1, "datasets": ["funds", "runs"]})
+    settings.venues["okx"].streams = False
+    manifest = lake / "_manifest.json"
+
+    async def run() -> dict[str, Any]:
+        collector = Collector.for_venues(settings)
+        attach(collector)
+        stop = asyncio.Event()
+        async with collector.running():
+            serving = asyncio.create_task(collector.serve(stop))
+            deadline = time.monotonic() + 120
+            while True:  # until a sync has seen fund rows (the first may run before the first poll lands)
+                if manifest.exists():
+                    found = load_manifest(LakeLocation.parse(str(lake)))
+                    if found["datasets"].get("funds", {}).get("rows", 0) > 0:
+                        break
+                assert time.monotonic() < deadline, "the collector never synced fund rows to the lake"
+                await asyncio.sleep(0.2)
+            stop.set()
+            await serving
+        return found
+
+    found = asyncio.run(run())
+    assert set(found["datasets"]) == {"funds", "runs"}
+    assert list((lake / "dataset=funds" / "venue=okx").glob("date=*/part-*.parquet"))

@@ -16,7 +16,7 @@ from backstop.config import Settings
 from metrics.assessment import ALL_POOLS, HEALTHY, Assessment, as_row
 from metrics.formatting import DASH, fmt_age, fmt_pct, fmt_signed, fmt_usd
 from storage.assessments import load_assessments
-from storage.export import write_frame_csv
+from storage.export import write_frame_csv, write_frame_parquet
 from storage.fund_changes import fund_changes_frame
 
 COMPUTED_EXPORTS = ("assessments", "fund-changes")
@@ -33,15 +33,15 @@ def assessments_frame(settings: Settings, at: datetime | None = None, venue: str
 
 
 def export_computed(settings: Settings, dataset: str, out: Path | str, venue: str | None = None,
-                    since: datetime | None = None, until: datetime | None = None) -> int:
-    """CSV of a computed dataset: ``assessments`` (at ``until``, else now) or ``fund-changes``."""
+                    since: datetime | None = None, until: datetime | None = None, fmt: str = "csv") -> int:
+    """CSV (or Parquet) of a computed dataset: ``assessments`` (at ``until``, else now) or ``fund-changes``."""
     if dataset == "assessments":
         frame = assessments_frame(settings, until, venue)
     elif dataset == "fund-changes":
         frame = fund_changes_frame(settings.db, since, until, venue)
     else:
         raise KeyError(dataset)
-    return write_frame_csv(frame, out)
+    return write_frame_parquet(frame, out) if fmt == "parquet" else write_frame_csv(frame, out)
 
 
 def _num(value: float | None, text: Callable[[float], str]) -> str:

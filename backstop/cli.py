@@ -20,6 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from backstop.config import ConfigError, Settings, load_settings
+from backstop.lake_cli import lake_app
 
 try:  # typer >= 0.20 vendors click; older typer uses the click package
     from typer._click.exceptions import ClickException
@@ -122,11 +123,19 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
             pass
 
 
-def _integrations(collector: Any) -> None:
-    """Attach optional features (liquidation streams, cascades, alerts) when their modules exist."""
+def _integrations(collector: Any, daemon: bool = False) -> None:
+    """Attach optional features (liquidation streams, cascades, alerts) when their modules exist; a daemon
+    also serves Prometheus `/metrics` when a metrics port is configured."""
     from backstop.integrations import attach
 
     attach(collector)
+    if daemon and collector.settings.metrics.port:
+        from backstop.prometheus import serve
+
+        try:
+            serve(collector.settings.metrics, collector)
+        except OSError as exc:
+            raise CliError(f"metrics port {collector.settings.metrics.port}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -134,16 +143,19 @@ def collect(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="one cycle, print a summary, exit")] = False,
     venue: Annotated[list[str] | None, typer.Option("--venue", help="only this venue (repeatable)")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
 ) -> None:
     """Run the scheduled collector (or one cycle with --once)."""
     from backstop.service import Collector, summarize
 
     settings = settings_from(ctx)
     venues = _check_venues(settings, venue)
+    if metrics_port is not None:
+        settings.metrics.port = metrics_port
 
     async def run() -> int:
         collector = Collector.for_venues(settings, venues)
-        _integrations(collector)
+        _integrations(collector, daemon=not once)
         async with collector.running():
             if once:
                 outcomes = await collector.run_cycle()
@@ -246,16 +258,17 @@ def export(
     venue: Annotated[str | None, typer.Option("--venue")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO date/time or age (30d)")] = None,
     until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout; required for parquet)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet (typed columns, for engines)")] = "csv",
 ) -> None:
-    """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column). `assessments`: one row per
-    venue x pool at --until (default now): venue, pool_id, state, figures, reasons. `fund-changes`: every
-    change between two observations of a pool with its kind (trading, injection, transfer, restructure,
-    valuation) and whether the kind was inferred (default: the last 7 days)."""
+    """CSV (header row, UTC ISO-8601 timestamps, a venue column) or Parquet of a dataset. `assessments`: one
+    row per venue x pool at --until (default now): venue, pool_id, state, figures, reasons. `fund-changes`:
+    every change between two observations of a pool with its kind (trading, injection, transfer,
+    restructure, valuation) and whether the kind was inferred (default: the last 7 days)."""
     from alerts.judgement import COMPUTED_EXPORTS, export_computed
     from backstop.integrations import load_optional_exports
     from storage.db import DatabaseMissing
-    from storage.export import EXPORTS, export_csv
+    from storage.export import EXPORTS, export_csv, export_parquet
 
     load_optional_exports()
     settings = settings_from(ctx)
@@ -264,12 +277,17 @@ def export(
     if venue is not None:
         _check_venues(settings, [venue])
     start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    if fmt not in {"csv", "parquet"}:
+        raise CliError(f"--format: expected csv or parquet, got {fmt!r}")
+    if fmt == "parquet" and out is None:
+        raise CliError("--format parquet needs --out FILE (Parquet is not written to a terminal)")
     target = out if out is not None else Path("/dev/stdout")
+    writer = export_parquet if fmt == "parquet" else export_csv
     try:
         if dataset in COMPUTED_EXPORTS:
-            count = export_computed(settings, dataset, target, venue=venue, since=start, until=end)
+            count = export_computed(settings, dataset, target, venue=venue, since=start, until=end, fmt=fmt)
         else:
-            count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
+            count = writer(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:
         raise CliError(str(exc)) from None
     if out is not None:
@@ -358,11 +376,15 @@ def run(
     ctx: typer.Context,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
     host: Annotated[str | None, typer.Option("--host")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
+    api_port: Annotated[int | None, typer.Option("--api-port", min=1, max=65535, help="also serve the read-only JSON API on this port (same host as the dashboard)")] = None,
 ) -> None:
     """The main job: the scheduled collector and the dashboard on one embedded DuckDB file."""
     from backstop.service import Collector
 
     settings = settings_from(ctx)
+    if metrics_port is not None:
+        settings.metrics.port = metrics_port
     dash_host, dash_port = host or settings.dashboard.host, port or settings.dashboard.port
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     from storage.db import ensure_database
@@ -371,10 +393,15 @@ def run(
     proc = subprocess.Popen(dashboard_command(settings.db, dash_host, dash_port,
                                               refresh_s=settings.dashboard.refresh_s))
     console.print(f"dashboard on http://{dash_host}:{dash_port} - collecting into {settings.db} (Ctrl-C to stop)")
+    if api_port is not None:
+        from backstop.api import serve_in_thread
+
+        serve_in_thread(settings.db, dash_host, api_port)
+        console.print(f"API on http://{dash_host}:{api_port}/v1")
 
     async def run_collector() -> None:
         collector = Collector.for_venues(settings)
-        _integrations(collector)
+        _integrations(collector, daemon=True)
         async with collector.running():
             stop = asyncio.Event()
             _install_stop_handlers(stop)
@@ -390,8 +417,23 @@ def run(
             proc.kill()
 
 
+@app.command()
+def api(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="listen port")] = 8502,
+) -> None:
+    """Serve the read-only JSON API (/v1/venues, /v1/assessments, /v1/funds, /v1/alerts; /openapi.json)."""
+    from backstop.api import serve
+
+    settings = settings_from(ctx)
+    console.print(f"API on http://{host}:{port}/v1 (OpenAPI: /openapi.json) reading {settings.db}", soft_wrap=True)
+    serve(settings.db, host, port)
+
+
 alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(lake_app, name="lake")
 
 
 @alerts_app.command("test")

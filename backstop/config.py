@@ -97,6 +97,28 @@ class AlertsConfig(BaseModel):
     rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
 
 
+class LakeConfig(BaseModel):
+    """The Parquet lake (`backstop lake sync`): a folder or s3://bucket/prefix, optionally synced by the
+    collector on a schedule. S3 credentials come from the standard AWS environment variables only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dest: str | None = Field(default=None, description="folder or s3://bucket/prefix")
+    s3_endpoint: AnyHttpUrl | None = Field(default=None, description="e.g. http://127.0.0.1:9000 (MinIO, moto)")
+    s3_region: str | None = None
+    sync_every_s: float = Field(default=0, ge=0, description="collector syncs the lake this often; 0 = off")
+    datasets: list[str] = Field(default_factory=list, description="only these datasets; empty = all")
+
+
+class MetricsConfig(BaseModel):
+    """Prometheus `/metrics` of the collector (off unless a port is given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
 def _default_venues() -> dict[str, VenueConfig]:
     from collectors.registry import venue_keys
 
@@ -116,6 +138,8 @@ class Settings(BaseSettings):
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    lake: LakeConfig = Field(default_factory=LakeConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @field_validator("venues", mode="after")
     @classmethod

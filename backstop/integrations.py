@@ -53,6 +53,11 @@ def attach(collector: Any) -> None:
     if liquidations is not None:
         collector.background.extend(liquidations.liquidation_tasks(collector))
         collector.after_cycle.append(lambda outcomes: liquidations.detect_cascades_after_cycle(collector, outcomes))
+    lake = collector.settings.lake
+    if lake.dest and lake.sync_every_s > 0:
+        from backstop.lake_cli import scheduled_sync
+
+        collector.background.append(scheduled_sync(lake))
     alert_engine = _optional("alerts.engine")
     if alert_engine is not None:
         collector.after_cycle.append(lambda outcomes: alert_engine.evaluate_after_cycle(collector, outcomes))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -49,40 +50,48 @@ def neutralise_sql(column: str) -> str:
     )
 
 
-def export_csv(db: Path, dataset: str, out: Path | str, venue: str | None = None,
-               since: datetime | None = None, until: datetime | None = None) -> int:
-    """Write ``dataset`` as CSV to ``out`` ('/dev/stdout' for stdout). Returns rows written."""
+def _dataset_query(con: duckdb.DuckDBPyConnection, dataset: str, venue: str | None, since: datetime | None,
+                   until: datetime | None, spreadsheet: bool) -> tuple[str, list[Any]]:
+    """The SELECT of one dataset with its filters. ``spreadsheet``: ISO-8601 text timestamps and formula
+    neutralisation (CSV); otherwise typed columns as stored (Parquet)."""
     if dataset not in EXPORTS:
         raise KeyError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")
     spec = EXPORTS[dataset]
+    columns = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = ? ORDER BY ordinal_position",
+        [spec.table],
+    ).fetchall()
+    select = []
+    for name, data_type in columns:
+        if spreadsheet and data_type.startswith("TIMESTAMP"):
+            select.append(f"strftime(\"{name}\", '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{name}\"")
+        elif spreadsheet and data_type == "VARCHAR":
+            select.append(neutralise_sql(name))
+        else:
+            select.append(f'"{name}"')
+    where, params = ["1 = 1"], []
+    if venue:
+        where.append("venue = ?")
+        params.append(venue)
+    if since:
+        where.append(f"{spec.time_column} >= ?")
+        params.append(since)
+    if until:
+        where.append(f"{spec.time_column} < ?")
+        params.append(until)
+    query = (
+        f"SELECT {', '.join(select)} FROM {spec.table} "  # noqa: S608 - identifiers from EXPORTS/catalog
+        f"WHERE {' AND '.join(where)} ORDER BY {spec.order}"
+    )
+    return query, params
+
+
+def export_csv(db: Path, dataset: str, out: Path | str, venue: str | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> int:
+    """Write ``dataset`` as CSV to ``out`` ('/dev/stdout' for stdout). Returns rows written."""
     with read_connection(db) as con:
-        columns = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = ? ORDER BY ordinal_position",
-            [spec.table],
-        ).fetchall()
-        select = []
-        for name, data_type in columns:
-            if data_type.startswith("TIMESTAMP"):
-                select.append(f"strftime(\"{name}\", '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{name}\"")
-            elif data_type == "VARCHAR":
-                select.append(neutralise_sql(name))
-            else:
-                select.append(f'"{name}"')
-        where, params = ["1 = 1"], []
-        if venue:
-            where.append("venue = ?")
-            params.append(venue)
-        if since:
-            where.append(f"{spec.time_column} >= ?")
-            params.append(since)
-        if until:
-            where.append(f"{spec.time_column} < ?")
-            params.append(until)
-        query = (
-            f"SELECT {', '.join(select)} FROM {spec.table} "  # noqa: S608 - identifiers from EXPORTS/catalog
-            f"WHERE {' AND '.join(where)} ORDER BY {spec.order}"
-        )
+        query, params = _dataset_query(con, dataset, venue, since, until, spreadsheet=True)
         count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchall()[0][0]  # noqa: S608
         con.execute(f"COPY ({query}) TO '{_quote(str(out))}' (HEADER, DELIMITER ',')", params)
     return int(count)
@@ -107,6 +116,27 @@ def write_frame_csv(frame: pd.DataFrame, out: Path | str) -> int:
                 select.append(f'"{name}"')
         query = f"SELECT {', '.join(select)} FROM computed"  # noqa: S608 - column names from the frame
         con.execute(f"COPY ({query}) TO '{_quote(str(out))}' (HEADER, DELIMITER ',')")
+    finally:
+        con.close()
+    return len(frame)
+
+
+def export_parquet(db: Path, dataset: str, out: Path, venue: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None) -> int:
+    """Write ``dataset`` as one Parquet file with typed columns (timestamps stay UTC timestamps)."""
+    with read_connection(db) as con:
+        query, params = _dataset_query(con, dataset, venue, since, until, spreadsheet=False)
+        count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchall()[0][0]  # noqa: S608
+        con.execute(f"COPY ({query}) TO '{_quote(str(out))}' (FORMAT parquet)", params)
+    return int(count)
+
+
+def write_frame_parquet(frame: pd.DataFrame, out: Path | str) -> int:
+    """A computed frame as one Parquet file (typed columns, as ``export_parquet``). Returns rows written."""
+    con = duckdb.connect()
+    try:
+        con.register("computed", frame)
+        con.execute(f"COPY computed TO '{_quote(str(out))}' (FORMAT parquet)")
     finally:
         con.close()
     return len(frame)

@@ -545,3 +545,18 @@ class StoreBackend:
 
 
 BACKEND = StoreBackend()
+
+
+def stream_states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool, int]]:
+    """Per liquidation feed: (venue, feed, connected = no open gap, gaps recorded so far)."""
+    rows = con.execute(
+        """
+        SELECT f.venue, f.feed,
+               count(g.start_ts) FILTER (WHERE g.end_ts IS NULL) = 0 AS connected,
+               count(g.start_ts) AS gaps
+        FROM liquidation_feeds f
+        LEFT JOIN liquidation_gaps g ON g.venue = f.venue AND g.feed = f.feed
+        GROUP BY f.venue, f.feed ORDER BY f.venue, f.feed
+        """
+    ).fetchall()
+    return [(str(v), str(f), bool(c), int(n)) for v, f, c, n in rows]

@@ -12,17 +12,46 @@ USDT); peers median −0.3 %``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from alerts.inputs import (  # the rules' inputs and parameters stay importable from here
+    AdlReading,
+    CascadeEvent,
+    Freshness,
+    FundWindow,
+    Signal,
+    StreamGap,
+    VenueChange,
+    VenueCoverage,
+)
+from alerts.parameters import (
+    ADL_NEAR,
+    CASCADE,
+    COVERAGE_LOW,
+    DIVERGENCE,
+    FUND_ANOMALY,
+    FUND_DRAWDOWN,
+    PARAM_TYPES,
+    RULES,
+    SEVERITIES,
+    STALE,
+    AdlParams,
+    AnomalyParams,
+    CascadeParams,
+    CoverageParams,
+    DivergenceParams,
+    DrawdownParams,
+    RuleParams,
+    StaleParams,
+    build_params,
+    severity_rank,
+)
 from metrics import divergence as D
 from metrics.assessment import Assessment
-from metrics.drawdown import drawdown_pct
 from metrics.formatting import (
     fmt_age,
     fmt_change_pct,
@@ -34,295 +63,15 @@ from metrics.formatting import (
     pool_name,
     venue_label,
 )
-from metrics.fund_changes import ANOMALY_MIN_CHANGE_PCT, ANOMALY_Z
 
-SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
-
-FUND_DRAWDOWN = "fund_drawdown"
-COVERAGE_LOW = "coverage_low"
-DIVERGENCE = "divergence"
-CASCADE = "cascade"
-ADL_NEAR = "adl_near"
-STALE = "stale"
-FUND_ANOMALY = "fund_anomaly"
-RULES: tuple[str, ...] = (FUND_DRAWDOWN, COVERAGE_LOW, DIVERGENCE, CASCADE, ADL_NEAR, STALE, FUND_ANOMALY)
-
-
-def severity_rank(severity: str | None) -> int:
-    """-1 for None (nothing notified yet), then info < warning < critical."""
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
-
-
-# -- signals ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Signal:
-    """A condition that holds at evaluation time. ``dedup_key`` identifies the alert it belongs to."""
-
-    rule: str
-    venue: str
-    scope: str  # what inside the venue: "funds", "venue", "binance_adl_risk", a cascade id ...
-    severity: str
-    message: str  # one human sentence, plain text (may contain exchange text: never render as HTML)
-    metrics: Mapping[str, Any] = field(default_factory=dict)  # the numbers that triggered
-    data_ts: datetime | None = None  # venue timestamp of the triggering data (chart markers)
-
-    @property
-    def dedup_key(self) -> str:
-        return f"{self.rule}|{self.venue}|{self.scope}"
-
-
-# -- rule inputs (computed in DuckDB by storage.alert_store) -------------------------------------------------
-@dataclass(frozen=True)
-class FundWindow:
-    """One fund series (venue x pool x asset) over one look-back window, in the fund's native units.
-
-    ``start_*`` is the as-of value at the window start (the last point at or before it, if recent
-    enough); ``max_*`` is over the start value and every point inside the window; ``points`` counts both.
-    A window shorter than the series' cadence is not produced at all (a daily fund has no 8 h view)."""
-
-    venue: str
-    pool_id: str
-    asset: str
-    window_h: float
-    cadence_s: float
-    points: int
-    max_balance: float | None
-    max_ts: datetime | None
-    last_balance: float
-    last_ts: datetime
-    start_balance: float | None = None
-    start_ts: datetime | None = None
-    max_usd: float | None = None
-    last_usd: float | None = None
-    start_usd: float | None = None
-
-    @property
-    def drawdown_pct(self) -> float | None:
-        """Fall from the window maximum in %, None when the maximum is not positive (no relative scale):
-        ``metrics.drawdown.drawdown_pct``, the one drawdown function."""
-        if self.max_balance is None or self.max_balance <= 0:
-            return None
-        return drawdown_pct(self.last_balance, [self.max_balance])
-
-    @property
-    def size_usd(self) -> float | None:
-        if self.max_usd is not None:
-            return self.max_usd
-        if self.last_usd is not None and self.last_balance and self.max_balance:
-            return self.last_usd / self.last_balance * self.max_balance
-        return None
-
-
-@dataclass(frozen=True)
-class VenueChange:
-    """Like-for-like change of a venue's funds over a window: the USD-weighted mean of each live pool's
-    native change (a pool that stops being published drops out rather than reading as a fall to zero)."""
-
-    venue: str
-    window_h: float
-    change_pct: float
-    pools: int
-    start_usd: float
-    end_usd: float
-    last_ts: datetime | None = None
-
-
-@dataclass(frozen=True)
-class VenueCoverage:
-    """Fund (USD) over open interest (USD) now, and the median of the daily ratio over past days."""
-
-    venue: str
-    fund_usd: float
-    oi_usd: float
-    fund_ts: datetime | None
-    oi_ts: datetime | None
-    median_ratio: float | None = None  # fraction, not %
-    median_days: int = 0
-    unpriced_pools: int = 0
-
-    @property
-    def ratio(self) -> float | None:
-        return self.fund_usd / self.oi_usd if self.oi_usd > 0 else None
-
-
-@dataclass(frozen=True)
-class CascadeEvent:
-    """One liquidation cascade as detected by the liquidation pipeline (table ``cascades``); ``venue`` is
-    the cascade's scope: a venue key, or ``market`` for a market-wide one."""
-
-    venue: str
-    cascade_id: str
-    started_at: datetime
-    ended_at: datetime | None = None  # None while ongoing
-    notional_usd: float | None = None
-    side: str | None = None  # the liquidated side that dominated
-    minutes: int | None = None
-    dominant_asset: str | None = None
-    price_move_pct: float | None = None
-    fund_change_usd: float | None = None
-    incomplete: bool = False  # touched a feed gap
-    lower_bound: bool = False  # sampled feeds: the sum is a lower bound
-
-
-@dataclass(frozen=True)
-class AdlReading:
-    """The latest ADL indicator per venue x scope x signal type (``adl_signals``)."""
-
-    venue: str
-    scope: str
-    signal_type: str
-    ts: datetime
-    level: str | None = None
-    value: float | None = None
-    threshold: float | None = None
-    distance: float | None = None
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """One collector job (venue x dataset): its last runs and its newest stored venue timestamp."""
-
-    venue: str
-    dataset: str
-    poll_interval_s: float
-    cadence_s: float  # how often the venue publishes a new value (capability)
-    first_run_at: datetime | None = None
-    last_run_at: datetime | None = None
-    last_ok_at: datetime | None = None
-    last_status: str | None = None
-    last_error_class: str | None = None
-    newest_data_ts: datetime | None = None
-
-
-@dataclass(frozen=True)
-class StreamGap:
-    """An open gap of a liquidation stream (``liquidation_gaps`` without an end): the monitor is blind."""
-
-    venue: str
-    stream: str
-    started_at: datetime
-    reason: str | None = None
-
-
-# -- parameters -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RuleParams:
-    """Common settings; ``threshold_pct`` and ``windows_h`` mean what each rule's docstring says."""
-
-    enabled: bool = True
-    severity: str = "warning"  # the base severity; rules escalate to critical on their own criterion
-    threshold_pct: float = 10.0
-    windows_h: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class DrawdownParams(RuleParams):
-    threshold_pct: float = 10.0  # fire when a fund is down more than this from its window maximum
-    windows_h: tuple[float, ...] = (8.0, 24.0, 168.0)
-    critical_pct: float = 25.0
-    min_points: int = 2
-    min_fund_usd: float = 100_000.0  # ignore small pools (hundreds of tiny isolated pools on Bybit)
-
-
-@dataclass(frozen=True)
-class CoverageParams(RuleParams):
-    threshold_pct: float = 0.5  # absolute floor: fund below this % of open interest
-    median_fraction: float = 0.5  # or below this fraction of the venue's own median coverage
-    median_days: int = 30
-    min_days: int = 7  # a median needs this many daily points
-
-
-_DIV = D.DivergenceRule()  # the one rule's defaults
-
-
-@dataclass(frozen=True)
-class DivergenceParams(RuleParams):
-    """``metrics.divergence.DivergenceRule`` as configured in ``[alerts.rules.divergence]``."""
-
-    threshold_pct: float = _DIV.min_gap_pct  # minimum absolute move vs the peers' median, in percentage points
-    windows_h: tuple[float, ...] = (24.0,)
-    z_threshold: float = _DIV.z_threshold
-    min_venues: int = _DIV.min_venues  # venues with a value in the window, the tested one included
-    mad_floor_pct: float = _DIV.mad_floor_pct  # scale floor: identical peers must not make any wiggle an outlier
-    common_move_factor: float = _DIV.common_move_factor  # scale floor as a share of the peers' median move
-    critical_pct: float = 20.0
-    include_rises: int = 0  # 1 = a venue's fund jumping up is reported too
-
-    def rule(self) -> D.DivergenceRule:
-        return D.DivergenceRule(z_threshold=self.z_threshold, min_gap_pct=self.threshold_pct,
-                                mad_floor_pct=self.mad_floor_pct, common_move_factor=self.common_move_factor,
-                                min_venues=self.min_venues, include_rises=bool(self.include_rises))
-
-
-@dataclass(frozen=True)
-class CascadeParams(RuleParams):
-    threshold_pct: float = 0.0  # unused
-    min_notional_usd: float = 0.0
-    critical_notional_usd: float = 100_000_000.0
-    lookback_h: float = 6.0  # a cascade that started longer ago than this is history
-    hold_h: float = 1.0  # keep firing this long after it ended
-
-
-@dataclass(frozen=True)
-class AdlParams(RuleParams):
-    threshold_pct: float = 0.0  # unused
-    max_distance: float = 0.1  # Bybit: pnlRatio headroom above insurancePnlRatio (ratio units)
-    lookback_h: float = 2.0  # readings older than this are ignored (stale rule covers silence)
-    okx_lookback_h: float = 36.0  # OKX publishes ADL events daily
-
-
-@dataclass(frozen=True)
-class StaleParams(RuleParams):
-    threshold_pct: float = 0.0  # unused
-    multiple: float = 3.0  # no successful poll for multiple x poll interval
-    data_multiple: float = 3.0  # newest venue timestamp older than data_multiple x cadence
-    min_stale_s: float = 600.0  # never call a job stale sooner than this
-
-
-@dataclass(frozen=True)
-class AnomalyParams(RuleParams):
-    """A fund's 24 h / 7 d trading change scored against its own history (see ``fund_anomaly``)."""
-
-    threshold_pct: float = ANOMALY_MIN_CHANGE_PCT  # and the change itself is at least this large a fall
-    windows_h: tuple[float, ...] = (24.0, 168.0)
-    z_threshold: float = ANOMALY_Z  # robust z against the fund's own trailing changes
-    history_days: int = 90
-    min_history: int = 30  # fewer past trading changes: no score (the fixed drawdown threshold remains)
-    min_fund_usd: float = 100_000.0
-
-
-PARAM_TYPES: dict[str, type[RuleParams]] = {
-    FUND_DRAWDOWN: DrawdownParams, COVERAGE_LOW: CoverageParams, DIVERGENCE: DivergenceParams,
-    CASCADE: CascadeParams, ADL_NEAR: AdlParams, STALE: StaleParams, FUND_ANOMALY: AnomalyParams,
-}
-
-P = TypeVar("P", bound=RuleParams)
-
-
-def build_params(kind: type[P], config: Any | None) -> P:
-    """Defaults < ``[alerts.rules.<name>]`` (an ``AlertRuleConfig``). Unknown ``params`` keys and bad
-    severities raise ``ValueError`` naming the key."""
-    params = kind()
-    if config is None:
-        return params
-    changes: dict[str, Any] = {"enabled": bool(config.enabled)}
-    if config.severity is not None:
-        if config.severity not in SEVERITIES:
-            raise ValueError(f"severity {config.severity!r} (one of {', '.join(SEVERITIES)})")
-        changes["severity"] = config.severity
-    if config.threshold_pct is not None:
-        changes["threshold_pct"] = float(config.threshold_pct)
-    if config.windows_h is not None:
-        if not config.windows_h or any(w <= 0 for w in config.windows_h):
-            raise ValueError("windows_h must be positive hours")
-        changes["windows_h"] = tuple(float(w) for w in config.windows_h)
-    known = {f.name: f for f in dataclasses.fields(kind)}
-    for key, value in (config.params or {}).items():
-        if key not in known or key in {"enabled", "severity", "threshold_pct", "windows_h"}:
-            extra = sorted(set(known) - {"enabled", "severity", "threshold_pct", "windows_h"})
-            raise ValueError(f"unknown param {key!r} (known: {', '.join(extra)})")
-        changes[key] = int(value) if known[key].type in ("int", int) else float(value)
-    return dataclasses.replace(params, **changes)
+__all__ = [
+    "ADL_NEAR", "AdlParams", "AdlReading", "AnomalyParams", "CASCADE", "COVERAGE_LOW", "CascadeEvent",
+    "CascadeParams", "CoverageParams", "DIVERGENCE", "DivergenceParams", "DrawdownParams", "FUND_ANOMALY",
+    "FUND_DRAWDOWN", "Freshness", "FundWindow", "OKX_ADL_END", "PARAM_TYPES", "RULES", "RuleParams",
+    "SEVERITIES", "STALE", "Signal", "StaleParams", "StreamGap", "VenueChange", "VenueCoverage", "adl_near",
+    "build_params", "cascade", "coverage_low", "divergence", "fmt_amount", "fmt_duration", "fmt_pct",
+    "fund_anomaly", "fund_drawdown", "label", "severity_rank", "stale",
+]
 
 
 # -- formatting: one module (metrics.formatting); the names the rules and the engine have always used --

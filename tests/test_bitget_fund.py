@@ -58,6 +58,13 @@ def test_bad_envelope_is_an_error() -> None:
         parse_risk_reserve("bitget", "X", {"code": "40034", "msg": "Parameter symbol does not exist", "data": None})
     with pytest.raises(PayloadError, match="riskReserveRecords"):
         parse_risk_reserve("bitget", "X", {"code": "00000", "requestTime": 1, "data": {"coin": "USDT"}})
+    no_balance = {"code": "00000", "requestTime": 1753793743942, "data": {"totalBalance": "", "coin": "USDT",
+                  "riskReserveRecords": [{"type": "", "amount": "1", "ts": "1753718400000"}]}}
+    with pytest.raises(PayloadError, match="no balance"):  # nothing to store must not look like "no history"
+        parse_risk_reserve("bitget", "X", no_balance)
+    empty = {"code": "00000", "requestTime": 1753793743942, "data": {"totalBalance": "", "coin": "USDT",
+             "riskReserveRecords": []}}
+    assert parse_risk_reserve("bitget", "X", empty) == []  # a pool with no records yet
 
 
 def test_pools_and_members_from_the_documented_all_shape() -> None:

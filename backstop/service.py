@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from backstop.config import Settings
 from collectors.base import Batch, VenueAdapter
 from collectors.registry import adapter_class
-from collectors.runner import RetryPolicy, RunOutcome, fetch_with_retry, run_job
+from collectors.runner import RetryPolicy, RunOutcome, run_job
 from storage import queries
 from storage.writer import RunRecord, Store
 
@@ -169,30 +169,44 @@ class Collector:
     # -- backfill --------------------------------------------------------------------------------
     async def backfill(self, venue: str, dataset: str, since: datetime,
                        progress: Callable[[int], None] | None = None) -> RunOutcome:
-        """Walk a venue's history endpoint; each page is written as it arrives (one run row at the end)."""
+        """Walk a venue's history endpoint; each page is written as it arrives (one run row at the end).
+
+        A walk that fails cannot resume where it stopped (an async generator is finished once it raised), so a
+        transient error restarts the walk from the top, at most ``max_retries`` times (the writes are
+        idempotent); a permanent error, or one that outlasts the restarts, is the run's error. A failed walk
+        is never reported as a complete one."""
+        from collectors.errors import classify, error_message
+
         adapter = self.adapters[venue]
         started = datetime.now(UTC)
         total_rows = 0
         pages = adapter.backfill(dataset, since)
         error: BaseException | None = None
         attempts = 0
-
-        async def next_page() -> Batch:
-            return await anext(pages)
-
+        restarts = 0
         while True:
-            page, error, tries = await fetch_with_retry(next_page, self.policy)
-            attempts += tries
-            if error is not None:
-                if isinstance(error, StopAsyncIteration):
-                    error = None
+            attempts += 1
+            try:
+                page = await anext(pages)
+            except StopAsyncIteration:
                 break
-            assert page is not None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified: restarted or recorded
+                kind = classify(exc)
+                if not kind.transient or restarts >= self.policy.max_retries:
+                    error = exc
+                    break
+                restarts += 1
+                delay = self.policy.delay(restarts, kind.retry_after_s)
+                log.info("%s %s backfill: transient %s, walking again in %.1fs", venue, dataset, kind.name, delay)
+                await asyncio.sleep(delay)
+                pages = adapter.backfill(dataset, since)
+                continue
             inserted = await asyncio.to_thread(self.store.write, page, None)
             total_rows += sum((inserted or {}).values())
             if progress:
                 progress(page.row_count())
-        from collectors.errors import classify, error_message
 
         outcome = RunOutcome(
             run_id=uuid.uuid4().hex, venue=venue, dataset=dataset, kind="backfill", started_at=started,

@@ -176,18 +176,23 @@ def parse_risk_reserve(venue: str, pool_id: str, payload: Any, since: datetime |
     unit = str(require(data, "coin", "risk-reserve.data"))
     asset = norm_asset(unit)
     result = []
-    for index, row in enumerate(require_list(require(data, "riskReserveRecords", "risk-reserve.data"),
-                                             "riskReserveRecords")):
-        raw = row.get("balance") if isinstance(row, dict) else None
+    records = require_list(require(data, "riskReserveRecords", "risk-reserve.data"), "riskReserveRecords")
+    unbalanced = 0
+    for index, row in enumerate(records):
+        where = f"riskReserveRecords[{index}]"
+        stamp = ts_ms(require(row, "ts", where), "ts")
+        raw = row.get("balance")
         if raw in (None, ""):
+            unbalanced += 1
             continue
-        stamp = ts_ms(require(row, "ts", f"riskReserveRecords[{index}]"), "ts")
         if since is not None and stamp < since:
             continue
         result.append(FundBalance(venue=venue, pool_id=pool_id, asset=asset, ts=stamp, balance=dec(raw, "balance"),
                                   balance_raw=raw_text(raw), unit_raw=unit, source="history"))
     total = data.get("totalBalance")
-    if not result and total not in (None, ""):
+    if unbalanced and unbalanced == len(records) and total in (None, ""):
+        raise PayloadError("risk-reserve: records carry no balance and totalBalance is empty")
+    if not result and unbalanced == len(records) and total not in (None, ""):
         stamp = ts_ms(require(payload, "requestTime", "risk-reserve"), "requestTime")
         if since is None or stamp >= since:
             result.append(FundBalance(venue=venue, pool_id=pool_id, asset=asset, ts=stamp,

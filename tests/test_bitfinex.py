@@ -142,10 +142,38 @@ def test_backfill_walks_hist_pages_with_progress(sim_factory, tmp_path, monkeypa
     outcomes = asyncio.run(run())
     assert all(o.status == "ok" for o in outcomes.values()), outcomes
     db = settings.db
-    history = dict(rows(db, "SELECT epoch_ms(ts), balance FROM fund_balances WHERE venue='bitfinex' AND pool_id='USTF0' "
-                            "AND source='history'"))
-    assert history == expected and len(expected) > 2 * 250
+    stored = dict(rows(db, "SELECT epoch_ms(ts), balance FROM fund_balances WHERE venue='bitfinex' AND pool_id='USTF0'"))
+    # every history point, plus the current value (the same row when "now" falls on a 5-minute boundary)
+    assert stored == {**expected, sim.market.now_ms(): pool.balance} and len(expected) > 2 * 250
     assert progress["funds"][0] == 1 and len(progress["funds"]) >= 4  # the current fund, then pages
     oi = dict(rows(db, "SELECT symbol, count(*) FROM open_interest WHERE venue='bitfinex' GROUP BY 1"))
     assert oi == {"tBTCF0:USTF0": len(expected), "tETHF0:USTF0": len(expected)}  # max_symbols = 2, preferred first
     assert sum(progress["open_interest"]) == 3 * 2 * len(expected)  # OI, funding and a price per row
+
+
+def test_a_failed_page_restarts_the_walk_and_a_lasting_failure_is_an_error(sim_factory, tmp_path) -> None:
+    """A walk cannot resume mid-way: one 500 on a /hist page restarts it (all history still lands, status ok);
+    a /hist endpoint that keeps failing ends the backfill as an error run, never as a short "ok"."""
+    sim = sim_factory(["bitfinex"])
+    settings = settings_for(sim, tmp_path / "bfx.duckdb", ["bitfinex"])
+    pool = sim.market.venue("bitfinex").pools["USTF0"]
+    since = datetime.now(UTC) - timedelta(days=30)
+    expected = {ts for ts, _ in pool.history if ts >= since.timestamp() * 1000}
+
+    async def backfill() -> Any:
+        collector = Collector.for_venues(settings)
+        async with collector.running():
+            return await collector.backfill("bitfinex", "funds", since)
+
+    sim.faults.add("bitfinex:/v2/status/deriv/*/hist:500 x1")
+    recovered = asyncio.run(backfill())
+    assert recovered.status == "ok" and recovered.attempts >= 3, recovered
+    stored = {r[0] for r in rows(settings.db, "SELECT epoch_ms(ts) FROM fund_balances WHERE venue='bitfinex'")}
+    assert expected <= stored
+
+    sim.faults.add("bitfinex:/v2/status/deriv/*/hist:500")
+    failed = asyncio.run(backfill())
+    assert (failed.status, failed.error_class) == ("error", "ExchangeNotAvailable"), failed
+    assert rows(settings.db, "SELECT status, error_class FROM collection_runs WHERE venue='bitfinex' "
+                             "AND kind='backfill' ORDER BY finished_at") == [("ok", None),
+                                                                             ("error", "ExchangeNotAvailable")]

@@ -58,6 +58,13 @@ def test_bad_envelope_is_an_error() -> None:
         parse_risk_reserve("bitget", "X", {"code": "40034", "msg": "Parameter symbol does not exist", "data": None})
     with pytest.raises(PayloadError, match="riskReserveRecords"):
         parse_risk_reserve("bitget", "X", {"code": "00000", "requestTime": 1, "data": {"coin": "USDT"}})
+    no_balance = {"code": "00000", "requestTime": 1753793743942, "data": {"totalBalance": "", "coin": "USDT",
+                  "riskReserveRecords": [{"type": "", "amount": "1", "ts": "1753718400000"}]}}
+    with pytest.raises(PayloadError, match="no balance"):  # nothing to store must not look like "no history"
+        parse_risk_reserve("bitget", "X", no_balance)
+    empty = {"code": "00000", "requestTime": 1753793743942, "data": {"totalBalance": "", "coin": "USDT",
+             "riskReserveRecords": []}}
+    assert parse_risk_reserve("bitget", "X", empty) == []  # a pool with no records yet
 
 
 def test_pools_and_members_from_the_documented_all_shape() -> None:
@@ -106,12 +113,13 @@ def test_collect_and_backfill_fill_pools_members_and_history(sim_factory, tmp_pa
     stored_history = rows(db, "SELECT count(*) FROM fund_balances WHERE venue='bitget' AND source='history'")[0][0]
     assert backfill.rows_written == stored_history  # the snapshots were already stored; 00:00 points once
     for pool in venue.pools.values():
-        history = dict(rows(db, "SELECT epoch_ms(ts), balance FROM fund_balances WHERE venue='bitget' AND pool_id=? "
-                                "AND source='history'", [pool.pool_id]))
+        stored = dict(rows(db, "SELECT epoch_ms(ts), balance FROM fund_balances WHERE venue='bitget' AND pool_id=?",
+                           [pool.pool_id]))
         hourly = pool.history[-168:]
         daily = [p for p in pool.history if p[0] % 86_400_000 == 0][-90:]
-        assert {ts: balance for ts, balance in hourly + daily} == history
-        assert len(history) > 168  # the daily records reach further back than the hourly ones
+        # the records, plus the polled value (one row with the newest record when "now" is on the hour)
+        assert stored == {**dict(hourly + daily), sim.market.now_ms(): pool.published()[1]}
+        assert len(stored) > 168 + 1  # the daily records reach further back than the hourly ones
 
 
 def test_symbols_filter_keeps_pools_covering_them(sim_factory, tmp_path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from backstop.catalog import VENUE_COLOURS, colour_for, venue_info
 from collectors.base import Batch, FundBalance
 from dashboard.params import DEFAULT_RANGE, Controls, parse_params, to_params
-from storage import analytics
+from storage import analytics, analytics_funds, analytics_oi, rollups
 from storage.analytics import Grid, floor_hour
 from storage.db import migrate
 from storage.writer import Store
@@ -70,8 +70,9 @@ def test_rollups_give_the_same_answers_as_raw_rows(tmp_path: Path, monkeypatch: 
         "pool": analytics.oi_series(fx.path, venues, grid, by_pool=True),
     }
     used: list[bool] = []
-    real = analytics._use_rollup
-    monkeypatch.setattr(analytics, "_use_rollup", lambda g, wm: used.append(real(g, wm)) or False)
+    real = rollups._use_rollup
+    for page_queries in (analytics_funds, analytics_oi):  # where the fund and OI queries look it up
+        monkeypatch.setattr(page_queries, "_use_rollup", lambda g, wm: used.append(real(g, wm)) or False)
     raw = {
         "fund": analytics.fund_series(fx.path, venues, grid, by="pool_asset"),
         "oi": analytics.oi_series(fx.path, venues, grid),

@@ -207,7 +207,7 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
-    inputs.assessments = run([R.FUND_ANOMALY], lambda: load_assessments(con, as_of, assessment_config(ctx), cache))
+    inputs.assessments = run([R.FUND_ANOMALY, R.FUND_DRAWDOWN], lambda: load_assessments(con, as_of, assessment_config(ctx), cache))
     return inputs
 
 
@@ -215,7 +215,8 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
     """All signals, and the rules that were evaluated (enabled and their inputs read)."""
     rs, labels = ctx.rules, ctx.labels
     produced: dict[str, Callable[[], list[Signal]]] = {
-        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels),
+        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels, {
+            (a.venue, a.pool_id, a.asset): a.recent_change_kinds for a in inputs.assessments if not a.is_venue}),
         R.COVERAGE_LOW: lambda: R.coverage_low(inputs.coverage, rs.coverage, labels),
         R.DIVERGENCE: lambda: R.divergence(inputs.changes, rs.divergence, labels),
         R.CASCADE: lambda: R.cascade(inputs.cascades, rs.cascade, as_of, labels),

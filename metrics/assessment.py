@@ -132,6 +132,7 @@ class AssessmentInputs:
     freshness: str | None = None  # fresh / late / stale (metrics.health.freshness)
     stress_consumption_pct: float | None = None  # share of the fund a stress scenario consumes (metrics.stress)
     findings: tuple[Finding, ...] = ()  # firing alerts of this venue / pool
+    recent_change_kinds: tuple[str, ...] = ()  # kinds of the daily changes, newest first (up to 7)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class Assessment:
     reasons: tuple[str, ...]
     state_since: datetime | None
     findings: tuple[Finding, ...] = ()
+    recent_change_kinds: tuple[str, ...] = ()  # kinds of the daily changes, newest first (up to 7)
 
     @property
     def label(self) -> str:
@@ -291,7 +293,7 @@ def _result(inputs: AssessmentInputs, params: AssessmentParams, state: str, reas
         data_age_s=inputs.data_age_s, expected_age_s=inputs.expected_age_s, freshness=inputs.freshness,
         stress_consumption_pct=inputs.stress_consumption_pct, usual_move_24h_pct=inputs.usual_move_24h_pct,
         usual_move_7d_pct=inputs.usual_move_7d_pct, state=state, reasons=reasons,
-        state_since=since, findings=inputs.findings,
+        state_since=since, findings=inputs.findings, recent_change_kinds=inputs.recent_change_kinds,
     )
 
 

@@ -175,11 +175,11 @@ def _trading_changes(series: Sequence[Any], kinds: Sequence[str], lag: int) -> t
     return changes, current, current_trading
 
 
-def anomaly_scores(series: Sequence[Any], settings: AnomalySettings) -> tuple[float | None, ...]:
-    """(z of the 24 h change, z of the 7 d change, usual 24 h move %, usual 7 d move %) against the
-    pool's own trailing history of trading changes."""
+def anomaly_scores(series: Sequence[Any], settings: AnomalySettings) -> tuple[Any, ...]:
+    """(z of the 24 h change, z of the 7 d change, usual 24 h move %, usual 7 d move %, the kinds of the
+    last 7 daily changes newest first) against the pool's own trailing history of trading changes."""
     if len(series) < 2:
-        return None, None, None, None
+        return None, None, None, None, ()
     kinds = step_kinds(series)
     zs: list[float | None] = []
     usual: list[float | None] = []
@@ -190,7 +190,7 @@ def anomaly_scores(series: Sequence[Any], settings: AnomalySettings) -> tuple[fl
             zs.append(None)
         else:
             zs.append(robust_own_z(current, history, settings.scale_floor_pct))
-    return zs[0], zs[1], usual[0], usual[1]
+    return zs[0], zs[1], usual[0], usual[1], tuple(kinds[:7])
 
 
 def _windows(rows: Sequence[FundWindow]) -> tuple[M.WindowFigures, ...]:
@@ -299,13 +299,13 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentCo
         for _, pool_id, asset, ts, balance, usd in shown:
             key = (venue, pool_id, asset)
             figures = _windows(windows.get(key, []))
-            z24, z7, usual24, usual7 = anomaly_scores(history.get(key, []), config.anomaly)
+            z24, z7, usual24, usual7, kinds = anomaly_scores(history.get(key, []), config.anomaly)
             age = (as_of - ts).total_seconds()
             pool_inputs.append(M.AssessmentInputs(
                 pool_id=pool_id, asset=asset, fund_native=balance, fund_usd=usd, fund_ts=ts, windows=figures,
                 anomaly_z_24h=z24, anomaly_z_7d=z7, usual_move_24h_pct=usual24, usual_move_7d_pct=usual7, data_age_s=age,
                 expected_age_s=expected[venue], freshness=freshness(age, expected[venue]),
-                stress_consumption_pct=config.stress_pct.get((venue, pool_id)),
+                stress_consumption_pct=config.stress_pct.get((venue, pool_id)), recent_change_kinds=kinds,
                 findings=tuple(f for f in venue_findings if f.pool_id == pool_id), **common))
         cov = coverage.get(venue)
         fund_usd = sum(p.fund_usd for p in pool_inputs if p.fund_usd is not None) if pool_inputs else None

@@ -102,8 +102,10 @@ def test_change_classification() -> None:
     assert top_up.kind == INJECTION and top_up.inferred
     out = classify(20_000_000.0, 10_000_000.0, context=ChangeContext(usual_move=50_000.0))
     assert out.kind == TRANSFER and out.inferred
-    # Binance 10 Oct 2025: ~190 M lost in a crash is not a round transfer at the fund's scale
+    # Binance 10 Oct 2025 (~190 M of 1.23 B) and dYdX v3 (~9 M of 22.5 M): losses, however round the
+    # published figure, are not transfers at the fund's scale
     assert classify(1.23e9, 1.04e9, context=ChangeContext(usual_move=3e6)).kind == TRADING
+    assert classify(22.5e6, 13.5e6, context=ChangeContext(usual_move=3e4)).kind == TRADING
     assert classify(100.0, 99.5, context=ChangeContext(usual_move=0.3)).kind == TRADING
 
 
@@ -122,6 +124,7 @@ EXPECTED = {  # the issue's table, with the default rules
     "hyperliquid-2025-03-12": ("quiet", set()),
     "binance-2025-10-10": ("alert", {"fund_drawdown"}),
     "bybit-2025-12-restructure": ("restructure", set()),
+    "drift-2026-04-transfer": ("transfer", set()),
     "calm-90d": ("none", set()),
 }
 
@@ -145,7 +148,28 @@ def test_replay_of_the_incident_library_with_the_default_rules() -> None:
     assert {s.severity for s in outcomes["binance-2020-05-10"].signals if s.venue == "binance"} >= {"critical"}
     assert not [s for s in outcomes["bitmex-2020-03-peers"].signals if s.venue == "bitmex"]
     assert outcomes["bybit-2025-12-restructure"].restructures >= 2
+    assert outcomes["drift-2026-04-transfer"].transfers == 1
     assert outcomes["calm-90d"].signals == []
+
+
+def test_drawdown_ignores_a_transfer_or_restructure_in_its_window() -> None:
+    from alerts import rules as R
+
+    row = R.FundWindow("drift", "insurance", "USDC", 24.0, 86_400.0, 2, 20e6, T, 10e6, T, max_usd=20e6)
+    assert [s.severity for s in R.fund_drawdown([row], R.DrawdownParams())] == ["critical"]
+    kinds = {("drift", "insurance", "USDC"): ("transfer",)}
+    assert R.fund_drawdown([row], R.DrawdownParams(), recent_kinds=kinds) == []
+    older = {("drift", "insurance", "USDC"): ("trading", "transfer")}  # the transfer was the day before
+    assert R.fund_drawdown([row], R.DrawdownParams(), recent_kinds=older)
+
+
+def test_incident_annotations_are_dated_with_a_source() -> None:
+    from alerts.incidents import annotations
+
+    notes = annotations()
+    assert [a.day.isoformat() for a in notes][:2] == ["2017-03-10", "2020-03-12"]
+    assert all(a.source and a.venues for a in notes)
+    assert len(notes) == len(EXPECTED) - 1  # every incident but the calm reference
 
 
 def test_replay_cli_exits_non_zero_on_a_mismatch(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ class Annotation:
     source: str
 
 
-def annotations(path: Path | None = None) -> list[Annotation]:
+def chart_annotations(path: Path | None = None) -> list[Annotation]:
     """The dated incidents of the library (the calm reference has no date), oldest first."""
     out = [Annotation(i.date, tuple(sorted({s.venue for s in i.series if s.published})) or (i.venue,),
                       i.title, i.figures, i.source) for i in load_library(path) if i.date is not None]

@@ -164,9 +164,9 @@ def test_drawdown_ignores_a_transfer_or_restructure_in_its_window() -> None:
 
 
 def test_incident_annotations_are_dated_with_a_source() -> None:
-    from alerts.incidents import annotations
+    from alerts.incidents import chart_annotations
 
-    notes = annotations()
+    notes = chart_annotations()
     assert [a.day.isoformat() for a in notes][:2] == ["2017-03-10", "2020-03-12"]
     assert all(a.source and a.venues for a in notes)
     assert len(notes) == len(EXPECTED) - 1  # every incident but the calm reference

@@ -75,7 +75,15 @@ def load_assessments(con_or_db: DbOrCon, at: datetime | None = None,
     with _connection(con_or_db) as con:
         as_of = at or S.data_clock(con, datetime.now(UTC))
         inputs = gather(con, as_of, config, cache)
-    return [M.assess(i, config.params) for i in inputs]
+    pools = [M.assess(i, config.params) for i in inputs if i.pool_id != M.ALL_POOLS]
+    out = []
+    for i in inputs:
+        if i.pool_id == M.ALL_POOLS:
+            i = M.with_pools(i, [p for p in pools if p.venue == i.venue])
+            out.append(M.assess(i, config.params))
+        else:
+            out.append(next(p for p in pools if p.venue == i.venue and p.pool_id == i.pool_id and p.asset == i.asset))
+    return out
 
 
 # -- gathering -------------------------------------------------------------------------------------------

@@ -66,6 +66,11 @@ def test_critical_from_a_firing_critical_alert_or_an_empty_fund() -> None:
     assert a.reasons[0].startswith("critical alert coverage_low: MEXC fund covers")
     empty = M.assess(inputs(fund_native=0.0, fund_usd=0.0))
     assert empty.state == M.CRITICAL and "at or below zero" in empty.reasons[0]
+    drained = M.assess(inputs(fund_native=0.0, windows=(M.WindowFigures("30d", 720.0, 90.0, 100.0),)))
+    assert drained.state == M.CRITICAL
+    # an account that was never funded in view (dYdX's isolated markets) is watched, not critical
+    never = M.assess(inputs(fund_native=0.0, fund_usd=0.0, windows=(M.WindowFigures("30d", 720.0, 0.0, 0.0),)))
+    assert never.state == M.WATCH and never.reasons == ("the venue's funds empty: no positive balance in the last 30 d",)
 
 
 def test_no_fund_and_blind_are_never_watch() -> None:

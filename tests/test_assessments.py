@@ -220,3 +220,18 @@ def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> N
         with read_connection(db) as con:
             windows = fund_windows(con, end, [24.0], {"okx": expected_s})
         assert {w.pool_id for w in windows} == pools
+
+
+def test_computed_exports_neutralise_formulas_and_keep_numbers(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from storage.export import write_frame_csv
+
+    frame = pd.DataFrame({"venue": ["=HYPERLINK(1)", "okx"], "change_24h_pct": [-4.6, None],
+                          "as_of": [T, T], "reasons": ["-1 pool down", "fine"]})
+    out = tmp_path / "a.csv"
+    assert write_frame_csv(frame, out) == 2
+    lines = out.read_text().splitlines()
+    assert lines[0] == "venue,change_24h_pct,as_of,reasons"
+    assert lines[1] == "'=HYPERLINK(1),-4.6,2026-01-01T12:00:00.000000Z,'-1 pool down"
+    assert lines[2] == "okx,,2026-01-01T12:00:00.000000Z,fine"

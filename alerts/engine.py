@@ -207,7 +207,13 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
-    inputs.assessments = run([R.FUND_ANOMALY, R.FUND_DRAWDOWN], lambda: load_assessments(con, as_of, assessment_config(ctx), cache))
+    if rs.anomaly.enabled or rs.drawdown.enabled:  # drawdowns skip transfers/restructures the assessments classify
+        try:
+            inputs.assessments = load_assessments(con, as_of, assessment_config(ctx), cache)
+        except Exception as exc:  # noqa: BLE001 - see run(); drawdowns then judge without the change kinds
+            log.exception("alert inputs for fund_anomaly failed")
+            if rs.anomaly.enabled:
+                inputs.failed[R.FUND_ANOMALY] = f"{type(exc).__name__}: {exc}"
     return inputs
 
 

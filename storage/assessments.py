@@ -155,13 +155,15 @@ def daily_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int) ->
 
 
 def step_kinds(series: Sequence[Any]) -> list[str]:
-    """The kind of each daily step k (series[k + 1] -> series[k]); ``series[k]`` = (balance, usd, flow)."""
+    """The kind of each daily step k (series[k + 1] -> series[k]); ``series[k]`` = (balance, usd, flow).
+    A step with no value on one side (a young database, a gap) is not judged a restructure here: a pool's
+    appearance and disappearance are classified from its own observations (``storage.fund_changes``)."""
     steps = [abs(series[j][0] - series[j + 1][0]) for j in range(len(series) - 1)
              if series[j][0] is not None and series[j + 1][0] is not None]
     typical = usual_move(steps)
     return [classify(series[k + 1][0], series[k][0], series[k + 1][1], series[k][1],
                      ChangeContext(published_kind=series[k][2], usual_move=typical)).kind
-            if series[k][0] is not None or series[k + 1][0] is not None else TRADING
+            if series[k][0] is not None and series[k + 1][0] is not None else TRADING
             for k in range(len(series) - 1)]
 
 

@@ -235,3 +235,16 @@ def test_computed_exports_neutralise_formulas_and_keep_numbers(tmp_path: Path) -
     assert lines[0] == "venue,change_24h_pct,as_of,reasons"
     assert lines[1] == "'=HYPERLINK(1),-4.6,2026-01-01T12:00:00.000000Z,'-1 pool down"
     assert lines[2] == "okx,,2026-01-01T12:00:00.000000Z,fine"
+
+
+def test_exports_and_status_on_an_empty_database(tmp_path: Path) -> None:
+    from storage.db import ensure_database
+
+    db = tmp_path / "empty.duckdb"
+    ensure_database(db)
+    for dataset in ("assessments", "fund-changes"):
+        result = backstop("--db", str(db), "export", dataset, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("venue,") and len(result.stdout.splitlines()) == 1
+    status = backstop("--db", str(db), "status", cwd=tmp_path)
+    assert status.returncode == 0 and "assessments: nothing collected yet" in status.stdout

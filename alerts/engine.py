@@ -212,7 +212,13 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
-    inputs.assessments = run([R.FUND_ANOMALY], lambda: load_assessments(con, as_of, assessment_config(ctx), cache))
+    if rs.anomaly.enabled or rs.drawdown.enabled:  # drawdowns skip transfers/restructures the assessments classify
+        try:
+            inputs.assessments = load_assessments(con, as_of, assessment_config(ctx), cache)
+        except Exception as exc:  # noqa: BLE001 - see run(); drawdowns then judge without the change kinds
+            log.exception("alert inputs for fund_anomaly failed")
+            if rs.anomaly.enabled:
+                inputs.failed[R.FUND_ANOMALY] = f"{type(exc).__name__}: {exc}"
     inputs.inventory = run([inv.INVENTORY_LARGE], lambda: db_positions.inventory_positions(
         con, as_of, timedelta(hours=rs.inventory.lookback_h)))
     return inputs
@@ -222,7 +228,8 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
     """All signals, and the rules that were evaluated (enabled and their inputs read)."""
     rs, labels = ctx.rules, ctx.labels
     produced: dict[str, Callable[[], list[Signal]]] = {
-        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels),
+        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels, {
+            (a.venue, a.pool_id, a.asset): a.recent_change_kinds for a in inputs.assessments if not a.is_venue}),
         R.COVERAGE_LOW: lambda: R.coverage_low(inputs.coverage, rs.coverage, labels),
         R.DIVERGENCE: lambda: R.divergence(inputs.changes, rs.divergence, labels),
         R.CASCADE: lambda: R.cascade(inputs.cascades, rs.cascade, as_of, labels),

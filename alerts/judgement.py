@@ -13,7 +13,7 @@ import pandas as pd
 from alerts import engine as E
 from alerts.replay import describe, replay
 from backstop.config import Settings
-from metrics.assessment import ALL_POOLS, HEALTHY, Assessment, as_row
+from metrics.assessment import ALL_POOLS, EXPORT_COLUMNS, HEALTHY, Assessment, as_row
 from metrics.formatting import DASH, fmt_age, fmt_pct, fmt_signed, fmt_usd
 from storage.assessments import load_assessments
 from storage.export import write_frame_csv, write_frame_parquet
@@ -29,7 +29,7 @@ def assessments_for(settings: Settings, at: datetime | None = None) -> list[Asse
 
 def assessments_frame(settings: Settings, at: datetime | None = None, venue: str | None = None) -> pd.DataFrame:
     rows = [as_row(a) for a in assessments_for(settings, at) if venue in (None, a.venue)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))  # the header even when nothing is collected
 
 
 def export_computed(settings: Settings, dataset: str, out: Path | str, venue: str | None = None,

@@ -11,55 +11,26 @@ from __future__ import annotations
 
 import random
 import tempfile
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from alerts import engine as E
 from alerts import rules as R
+from alerts.incidents import Incident, Series, load_library
 from alerts.rules import Signal, severity_rank
 from collectors.base import Batch, FundBalance, Price
 from metrics.formatting import fmt_time
-from metrics.fund_changes import RESTRUCTURE
+from metrics.fund_changes import RESTRUCTURE, TRANSFER
 from records.vocabulary import STABLE_ASSETS
 from storage.db import read_connection
 from storage.fund_changes import fund_changes
 from storage.writer import Store
 
 LOSS_RULES = (R.FUND_DRAWDOWN, R.FUND_ANOMALY, R.DIVERGENCE)
-EXPECTATIONS = ("alert", "critical", "no_divergence", "quiet", "restructure", "none")
-
-
-@dataclass(frozen=True)
-class Series:
-    venue: str
-    pool_id: str
-    asset: str
-    level: float
-    points: tuple[tuple[float, float], ...]  # (hours after the incident start, native balance)
-    history_days: int = 0
-    noise_pct: float = 0.0
-    price_usd: float | None = None
-    published: bool = True
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Incident:
-    id: str
-    title: str
-    figures: str
-    source: str
-    expect: str
-    venue: str
-    series: tuple[Series, ...]
-    rules: tuple[str, ...] = ()
-    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -68,30 +39,9 @@ class Outcome:
     as_of: datetime
     signals: list[Signal] = field(default_factory=list)
     restructures: int = 0
+    transfers: int = 0
     passed: bool = False
     why: str = ""
-
-
-def load_library(path: Path | None = None) -> list[Incident]:
-    """The incidents of ``path`` (default: the library shipped with Backstop)."""
-    if path is None:
-        text = resources.files("alerts").joinpath("incidents.toml").read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    data = tomllib.loads(text)
-    out = []
-    for raw in data.get("incident", []):
-        if raw["expect"] not in EXPECTATIONS:
-            raise ValueError(f"incident {raw['id']}: expect {raw['expect']!r} (one of {', '.join(EXPECTATIONS)})")
-        series = tuple(Series(
-            venue=s["venue"], pool_id=s["pool_id"], asset=s["asset"], level=float(s["level"]),
-            points=tuple((float(h), float(v)) for h, v in s["points"]), history_days=int(s.get("history_days", 0)),
-            noise_pct=float(s.get("noise_pct", 0.0)), price_usd=s.get("price_usd"),
-            published=bool(s.get("published", True)), note=str(s.get("note", "")),
-        ) for s in raw["series"])
-        out.append(Incident(raw["id"], raw["title"], raw["figures"], raw["source"], raw["expect"], raw["venue"],
-                            series, tuple(raw.get("rules", ())), tuple(data.get("labels", {}).items())))
-    return out
 
 
 def _balances(series: Series, start: datetime, seed: int) -> list[tuple[datetime, float]]:
@@ -143,12 +93,14 @@ def run_incident(incident: Incident, settings: Any, workdir: Path, now: datetime
     if inputs.failed:
         raise RuntimeError(f"rule inputs failed: {inputs.failed}")
     outcome = Outcome(incident, as_of, signals,
-                      restructures=sum(1 for c in changes if c.kind == RESTRUCTURE))
-    outcome.passed, outcome.why = verdict(incident, signals, outcome.restructures)
+                      restructures=sum(1 for c in changes if c.kind == RESTRUCTURE),
+                      transfers=sum(1 for c in changes if c.kind == TRANSFER))
+    outcome.passed, outcome.why = verdict(incident, signals, outcome.restructures, outcome.transfers)
     return outcome
 
 
-def verdict(incident: Incident, signals: Sequence[Signal], restructures: int = 0) -> tuple[bool, str]:
+def verdict(incident: Incident, signals: Sequence[Signal], restructures: int = 0,
+            transfers: int = 0) -> tuple[bool, str]:
     """Does what fired match the expectation? (pass, one-line reason)"""
     mine = [s for s in signals if incident.venue in ("*", s.venue)]
     above_info = [s for s in mine if severity_rank(s.severity) > severity_rank("info")]
@@ -167,6 +119,10 @@ def verdict(incident: Incident, signals: Sequence[Signal], restructures: int = 0
         loss = [s for s in mine if s.rule in LOSS_RULES]
         return (not loss and restructures > 0,
                 f"expected no loss alert for {incident.venue} and a restructure (found {restructures})")
+    if expect == "transfer":
+        loss = [s for s in mine if s.rule in LOSS_RULES]
+        return (not loss and transfers > 0,
+                f"expected no loss alert for {incident.venue} and a transfer (found {transfers})")
     return not signals, "expected no alert of any kind"
 
 
@@ -182,6 +138,8 @@ def describe(outcome: Outcome) -> list[str]:
         lines.append(f"  fired: {s.rule} {s.severity} {fmt_time(s.data_ts or outcome.as_of)} — {s.message}")
     if outcome.restructures:
         lines.append(f"  fund changes classified restructure: {outcome.restructures}")
+    if outcome.transfers:
+        lines.append(f"  fund changes classified transfer: {outcome.transfers}")
     lines.append(f"  verdict: {'PASS' if outcome.passed else 'FAIL'}" + ("" if outcome.passed else f" — {outcome.why}"))
     return lines
 

@@ -63,9 +63,12 @@ from metrics.formatting import (
     pool_name,
     venue_label,
 )
+from metrics.fund_changes import RESTRUCTURE, TRANSFER
+
+NOT_A_LOSS = frozenset({TRANSFER, RESTRUCTURE})  # fund changes the loss rules never count
 
 __all__ = [
-    "ADL_NEAR", "AdlParams", "AdlReading", "AnomalyParams", "CASCADE", "COVERAGE_LOW", "CascadeEvent",
+    "NOT_A_LOSS", "ADL_NEAR", "AdlParams", "AdlReading", "AnomalyParams", "CASCADE", "COVERAGE_LOW", "CascadeEvent",
     "CascadeParams", "CoverageParams", "DIVERGENCE", "DivergenceParams", "DrawdownParams", "FUND_ANOMALY",
     "FUND_DRAWDOWN", "Freshness", "FundWindow", "OKX_ADL_END", "PARAM_TYPES", "RULES", "RuleParams",
     "SEVERITIES", "STALE", "Signal", "StaleParams", "StreamGap", "VenueChange", "VenueCoverage", "adl_near",
@@ -92,20 +95,25 @@ def _finite(value: float | None) -> bool:
 # -- rules ----------------------------------------------------------------------------------------
 def fund_drawdown(windows: Sequence[FundWindow], params: DrawdownParams,
                   peer_changes: Sequence[VenueChange] = (),
-                  labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006 - read-only default
+                  labels: Mapping[str, str] = {},  # noqa: B006 - read-only default
+                  recent_kinds: Mapping[tuple[str, str, str], Sequence[str]] = {}) -> list[Signal]:  # noqa: B006
     """A fund fell more than ``threshold_pct`` from its maximum over any window (8 h is what Bybit and
     OKX use for their ADL triggers; 24 h and 7 d catch slower bleeds). A window needs ``min_points``
     points (a daily fund has two in 24 h, none in 8 h); a pool whose maximum is not positive (a Bybit
     pool already negative) has no relative drawdown; pools smaller than ``min_fund_usd`` are ignored.
     One signal per venue, headed by its most important falling pool (critical first, then the largest
     in USD) over the shortest window showing most of its fall; the other falling pools are counted in
-    ``metrics``."""
+    ``metrics``. Judges trading changes only: a window holding a transfer out or a restructure of the pool
+    (``recent_kinds``: the kinds of its daily changes, newest first, from the assessments) is not a loss."""
     if not params.enabled:
         return []
     wanted = set(params.windows_h)
     breaches: dict[str, list[tuple[float, FundWindow]]] = {}
     for row in windows:
         if row.window_h not in wanted or row.points < params.min_points:
+            continue
+        kinds = recent_kinds.get((row.venue, row.pool_id, row.asset), ())
+        if set(kinds[:max(1, math.ceil(row.window_h / 24))]) & NOT_A_LOSS:
             continue
         pct = row.drawdown_pct
         if pct is None or not math.isfinite(pct) or pct > -params.threshold_pct:

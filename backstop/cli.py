@@ -213,7 +213,9 @@ def backfill(
 
 @app.command()
 def status(ctx: typer.Context) -> None:
-    """Per venue and dataset: last success, last error, rows, data age."""
+    """Per venue and dataset: last success, last error, rows, data age. Then each venue's assessment (and
+    every pool that is not healthy): state (healthy, watch, stressed, critical, no published fund, blind),
+    fund, 24 h change, drawdowns, coverage, divergence and anomaly z, data age, and the reasons."""
     from storage.db import DatabaseMissing
     from storage.queries import collector_status
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from metrics.coverage import coverage_pct
-from metrics.formatting import fmt_age, fmt_pct, fmt_signed
+from metrics.formatting import fmt_age, fmt_pct, fmt_signed, fmt_window
 from metrics.fund_changes import ANOMALY_Z
 from metrics.health import FRESH, LATE, STALE, HealthRules
 
@@ -132,6 +132,8 @@ class AssessmentInputs:
     freshness: str | None = None  # fresh / late / stale (metrics.health.freshness)
     stress_consumption_pct: float | None = None  # share of the fund a stress scenario consumes (metrics.stress)
     findings: tuple[Finding, ...] = ()  # firing alerts of this venue / pool
+    recent_change_kinds: tuple[str, ...] = ()  # kinds of the daily changes, newest first (up to 7)
+    pool_notes: tuple[str, ...] = ()  # venue row: its pools that are not healthy (see ``with_pools``)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class Assessment:
     reasons: tuple[str, ...]
     state_since: datetime | None
     findings: tuple[Finding, ...] = ()
+    recent_change_kinds: tuple[str, ...] = ()  # kinds of the daily changes, newest first (up to 7)
 
     @property
     def label(self) -> str:
@@ -235,7 +238,13 @@ def assess(inputs: AssessmentInputs, params: AssessmentParams | None = None) -> 
 
     what = _fund_text(inputs)
     if _finite(inputs.fund_native) and inputs.fund_native is not None and inputs.fund_native <= 0:
-        found.append((CRITICAL, f"{what} at or below zero", inputs.fund_ts))
+        peaks = [w.max_native for w in inputs.windows if w.max_native is not None]
+        if peaks and max(peaks) <= 0:  # never funded in view (an isolated market's empty account)
+            longest = max((w for w in inputs.windows if w.max_native is not None), key=lambda w: w.window_h)
+            found.append((WATCH, f"{what} empty: no positive balance in the last {fmt_window(longest.window_h)}",
+                          None))
+        else:
+            found.append((CRITICAL, f"{what} at or below zero", inputs.fund_ts))
     if inputs.adl is not None and inputs.adl.level == "triggered":
         found.append((CRITICAL, f"ADL: {inputs.adl.text}", inputs.adl.ts))
     elif inputs.adl is not None and inputs.adl.level == "near":
@@ -265,6 +274,8 @@ def assess(inputs: AssessmentInputs, params: AssessmentParams | None = None) -> 
     if percentile is not None and percentile <= params.coverage_low_percentile and len(inputs.coverage_history_pct) >= 7:
         found.append((WATCH, f"coverage {fmt_pct(coverage, 2)} of open interest, lowest "
                              f"{percentile:.0f} % of its last {len(inputs.coverage_history_pct)} days", None))
+    for note in inputs.pool_notes:
+        found.append((WATCH, note, None))
     if inputs.freshness == LATE:
         found.append((WATCH, f"data late: newest fund value {fmt_age(inputs.data_age_s)} old", inputs.fund_ts))
 
@@ -275,6 +286,14 @@ def assess(inputs: AssessmentInputs, params: AssessmentParams | None = None) -> 
     reasons = tuple(dict.fromkeys(reason for _, reason, _ in ordered))
     times = [since for s, _, since in found if s == state and since is not None]
     return _result(inputs, params, state, reasons, min(times) if times else None, dd8, dd30, coverage, percentile)
+
+
+def with_pools(venue: AssessmentInputs, pools: Sequence[Assessment]) -> AssessmentInputs:
+    """The venue row's inputs plus one watch note per pool that is not healthy (a small pool's trouble
+    shows on the venue without deciding its state: the alerts and the venue's own figures do that)."""
+    notes = tuple(f"pool {p.pool_id} ({p.asset}) {p.label}: {p.reasons[0]}" for p in pools
+                  if p.state not in (HEALTHY, NO_FUND) and p.reasons)
+    return replace(venue, pool_notes=notes[:5] + ((f"{len(notes) - 5} more pools not healthy",) if len(notes) > 5 else ()))
 
 
 def _result(inputs: AssessmentInputs, params: AssessmentParams, state: str, reasons: tuple[str, ...],
@@ -291,7 +310,7 @@ def _result(inputs: AssessmentInputs, params: AssessmentParams, state: str, reas
         data_age_s=inputs.data_age_s, expected_age_s=inputs.expected_age_s, freshness=inputs.freshness,
         stress_consumption_pct=inputs.stress_consumption_pct, usual_move_24h_pct=inputs.usual_move_24h_pct,
         usual_move_7d_pct=inputs.usual_move_7d_pct, state=state, reasons=reasons,
-        state_since=since, findings=inputs.findings,
+        state_since=since, findings=inputs.findings, recent_change_kinds=inputs.recent_change_kinds,
     )
 
 
@@ -333,5 +352,5 @@ __all__ = [
     "ALL_POOLS", "BLIND", "CRITICAL", "EXPORT_COLUMNS", "FRESH", "HEALTHY", "NO_FUND", "SEVERITY_ORDER",
     "STATES", "STATE_LABELS", "STRESSED", "WATCH", "WINDOWS", "AdlSummary", "Assessment", "AssessmentInputs",
     "AssessmentParams", "Finding", "WindowFigures", "as_row", "assess", "percentile_of", "state_label",
-    "state_rank", "worst_state",
+    "state_rank", "with_pools", "worst_state",
 ]

@@ -67,11 +67,12 @@ def is_round(amount: float) -> bool:
 
 
 def is_round_share(amount: float, balance: float) -> bool:
-    """A round amount at the scale of the balance (a multiple of a tenth of its order of magnitude): a
-    decided transfer out, not the ragged sum of liquidation losses (which may look round in thousands)."""
+    """A round amount at the scale of the balance (a whole multiple of its order of magnitude: 10 M out of
+    20 M): a decided transfer out, not the ragged sum of liquidation losses. Strict on purpose: an inferred
+    transfer is not paged as a loss, so a loss that merely looks round (9 M of 22.5 M) must stay trading."""
     if balance <= 0 or not math.isfinite(balance) or not math.isfinite(amount) or amount == 0:
         return False
-    unit = 10.0 ** (math.floor(math.log10(balance)) - 1)
+    unit = 10.0 ** math.floor(math.log10(balance))
     ratio = abs(amount) / unit
     return abs(ratio - round(ratio)) < 1e-9 * max(1.0, ratio)
 
@@ -96,7 +97,7 @@ def classify(prev_native: float | None, native: float | None, prev_usd: float | 
     if usual is not None and usual > 0 and abs(delta) >= context.jump_multiple * usual:
         if delta > 0 and is_round(delta):
             return Classified(INJECTION, True, "round-number step in, far above the usual move")
-        if delta < 0 and is_round_share(delta, prev_native):
+        if delta < 0 and native > 0 and is_round_share(delta, prev_native):  # an emptied fund is a loss
             return Classified(TRANSFER, True, "round-number step out, far above the usual move")
     return Classified(TRADING, False, "balance change")
 

@@ -133,4 +133,10 @@ def blindness(states: Iterable[DatasetState], display: dict[str, str] | None = N
             part = f"{display.get(venue, venue)} (newest data {fmt_age(min(ages)) if ages else 'never'} old"
             parts.append(part + (f"; last error: {error})" if error else ")"))
         return BlindReport("partial", tuple(blind), "Backstop is blind on " + ", ".join(parts) + ".")
+    stale = [s for s in (r for rows in by_venue.values() for r in rows) if freshness(s.age_s, s.cadence_s) == STALE]
+    if stale:  # never "all delivered" above a stale count: say which datasets are late
+        names = ", ".join(f"{display.get(s.venue, s.venue)} {s.dataset}" for s in stale[:6])
+        more = f" and {len(stale) - 6} more" if len(stale) > 6 else ""
+        return BlindReport("ok", (), f"Every venue has some fresh data; {len(stale)} dataset"
+                                     f"{'s are' if len(stale) > 1 else ' is'} stale: {names}{more}.")
     return BlindReport("ok", (), "All venues have delivered data within their expected cadence.")

@@ -75,7 +75,15 @@ def load_assessments(con_or_db: DbOrCon, at: datetime | None = None,
     with _connection(con_or_db) as con:
         as_of = at or S.data_clock(con, datetime.now(UTC))
         inputs = gather(con, as_of, config, cache)
-    return [M.assess(i, config.params) for i in inputs]
+    pools = [M.assess(i, config.params) for i in inputs if i.pool_id != M.ALL_POOLS]
+    out = []
+    for i in inputs:
+        if i.pool_id == M.ALL_POOLS:
+            i = M.with_pools(i, [p for p in pools if p.venue == i.venue])
+            out.append(M.assess(i, config.params))
+        else:
+            out.append(next(p for p in pools if p.venue == i.venue and p.pool_id == i.pool_id and p.asset == i.asset))
+    return out
 
 
 # -- gathering -------------------------------------------------------------------------------------------
@@ -147,13 +155,15 @@ def daily_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int) ->
 
 
 def step_kinds(series: Sequence[Any]) -> list[str]:
-    """The kind of each daily step k (series[k + 1] -> series[k]); ``series[k]`` = (balance, usd, flow)."""
+    """The kind of each daily step k (series[k + 1] -> series[k]); ``series[k]`` = (balance, usd, flow).
+    A step with no value on one side (a young database, a gap) is not judged a restructure here: a pool's
+    appearance and disappearance are classified from its own observations (``storage.fund_changes``)."""
     steps = [abs(series[j][0] - series[j + 1][0]) for j in range(len(series) - 1)
              if series[j][0] is not None and series[j + 1][0] is not None]
     typical = usual_move(steps)
     return [classify(series[k + 1][0], series[k][0], series[k + 1][1], series[k][1],
                      ChangeContext(published_kind=series[k][2], usual_move=typical)).kind
-            if series[k][0] is not None or series[k + 1][0] is not None else TRADING
+            if series[k][0] is not None and series[k + 1][0] is not None else TRADING
             for k in range(len(series) - 1)]
 
 
@@ -175,11 +185,11 @@ def _trading_changes(series: Sequence[Any], kinds: Sequence[str], lag: int) -> t
     return changes, current, current_trading
 
 
-def anomaly_scores(series: Sequence[Any], settings: AnomalySettings) -> tuple[float | None, ...]:
-    """(z of the 24 h change, z of the 7 d change, usual 24 h move %, usual 7 d move %) against the
-    pool's own trailing history of trading changes."""
+def anomaly_scores(series: Sequence[Any], settings: AnomalySettings) -> tuple[Any, ...]:
+    """(z of the 24 h change, z of the 7 d change, usual 24 h move %, usual 7 d move %, the kinds of the
+    last 7 daily changes newest first) against the pool's own trailing history of trading changes."""
     if len(series) < 2:
-        return None, None, None, None
+        return None, None, None, None, ()
     kinds = step_kinds(series)
     zs: list[float | None] = []
     usual: list[float | None] = []
@@ -190,7 +200,7 @@ def anomaly_scores(series: Sequence[Any], settings: AnomalySettings) -> tuple[fl
             zs.append(None)
         else:
             zs.append(robust_own_z(current, history, settings.scale_floor_pct))
-    return zs[0], zs[1], usual[0], usual[1]
+    return zs[0], zs[1], usual[0], usual[1], tuple(kinds[:7])
 
 
 def _windows(rows: Sequence[FundWindow]) -> tuple[M.WindowFigures, ...]:
@@ -299,13 +309,13 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentCo
         for _, pool_id, asset, ts, balance, usd in shown:
             key = (venue, pool_id, asset)
             figures = _windows(windows.get(key, []))
-            z24, z7, usual24, usual7 = anomaly_scores(history.get(key, []), config.anomaly)
+            z24, z7, usual24, usual7, kinds = anomaly_scores(history.get(key, []), config.anomaly)
             age = (as_of - ts).total_seconds()
             pool_inputs.append(M.AssessmentInputs(
                 pool_id=pool_id, asset=asset, fund_native=balance, fund_usd=usd, fund_ts=ts, windows=figures,
                 anomaly_z_24h=z24, anomaly_z_7d=z7, usual_move_24h_pct=usual24, usual_move_7d_pct=usual7, data_age_s=age,
                 expected_age_s=expected[venue], freshness=freshness(age, expected[venue]),
-                stress_consumption_pct=config.stress_pct.get((venue, pool_id)),
+                stress_consumption_pct=config.stress_pct.get((venue, pool_id)), recent_change_kinds=kinds,
                 findings=tuple(f for f in venue_findings if f.pool_id == pool_id), **common))
         cov = coverage.get(venue)
         fund_usd = sum(p.fund_usd for p in pool_inputs if p.fund_usd is not None) if pool_inputs else None

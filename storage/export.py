@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from records.vocabulary import DATASET_TABLES
 from storage.db import read_connection
 
 
@@ -24,15 +25,19 @@ class ExportSpec:
     order: str
 
 
+def _table(dataset: str) -> str:
+    return DATASET_TABLES[dataset][0]
+
+
 EXPORTS: dict[str, ExportSpec] = {
-    "funds": ExportSpec("fund_balances", "ts", "venue, pool_id, asset, ts"),
+    "funds": ExportSpec(_table("funds"), "ts", "venue, pool_id, asset, ts"),
     "fund-flows": ExportSpec("fund_flows", "ts", "venue, pool_id, ts"),
     "pools": ExportSpec("fund_pool_members", "last_seen", "venue, pool_id, symbol"),
-    "open-interest": ExportSpec("open_interest", "ts", "venue, symbol, ts"),
-    "funding": ExportSpec("funding_rates", "ts", "venue, symbol, ts"),
-    "prices": ExportSpec("prices", "ts", "venue, asset, ts"),
+    "open-interest": ExportSpec(_table("open_interest"), "ts", "venue, symbol, ts"),
+    "funding": ExportSpec(_table("funding"), "ts", "venue, symbol, ts"),
+    "prices": ExportSpec(_table("prices"), "ts", "venue, asset, ts"),
     "runs": ExportSpec("collection_runs", "started_at", "started_at, venue, dataset"),
-    "adl": ExportSpec("adl_signals", "ts", "venue, scope, ts"),
+    "adl": ExportSpec(_table("adl"), "ts", "venue, scope, ts"),
     "liquidation-totals": ExportSpec("liquidation_totals", "ts", "venue, symbol, ts"),
     "backstop-positions": ExportSpec("backstop_positions", "ts", "venue, holder, ts, contract"),
 }

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
 from collectors.base import Batch
-from records.vocabulary import STABLE_ASSETS
+from records.vocabulary import DATASET_TABLES, STABLE_ASSETS
 from storage.db import DatabaseBusy, scalar, write_connection
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,19 @@ class TableSpec:
     decimals: tuple[str, ...] = ()
 
 
+def _table(dataset: str) -> str:
+    return DATASET_TABLES[dataset][0]
+
+
 TABLES: dict[str, TableSpec] = {
-    "funds": TableSpec("fund_balances", ("venue", "pool_id", "asset", "ts"),
+    "funds": TableSpec(_table("funds"), ("venue", "pool_id", "asset", "ts"),
                        decimals=("balance", "usd_value")),
     "fund_flows": TableSpec("fund_flows", ("venue", "pool_id", "asset", "ts", "flow_type"),
                             decimals=("amount", "balance_after")),
-    "open_interest": TableSpec("open_interest", ("venue", "symbol", "ts")),
-    "funding": TableSpec("funding_rates", ("venue", "symbol", "ts")),
-    "prices": TableSpec("prices", ("venue", "asset", "source", "ts")),
-    "adl": TableSpec("adl_signals", ("venue", "scope", "signal_type", "ts")),
+    "open_interest": TableSpec(_table("open_interest"), ("venue", "symbol", "ts")),
+    "funding": TableSpec(_table("funding"), ("venue", "symbol", "ts")),
+    "prices": TableSpec(_table("prices"), ("venue", "asset", "source", "ts")),
+    "adl": TableSpec(_table("adl"), ("venue", "scope", "signal_type", "ts")),
     "liquidation_totals": TableSpec("liquidation_totals", ("venue", "symbol", "interval_s", "ts")),
     "backstop_positions": TableSpec("backstop_positions", ("venue", "holder", "contract", "ts")),
 }

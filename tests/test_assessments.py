@@ -66,6 +66,11 @@ def test_critical_from_a_firing_critical_alert_or_an_empty_fund() -> None:
     assert a.reasons[0].startswith("critical alert coverage_low: MEXC fund covers")
     empty = M.assess(inputs(fund_native=0.0, fund_usd=0.0))
     assert empty.state == M.CRITICAL and "at or below zero" in empty.reasons[0]
+    drained = M.assess(inputs(fund_native=0.0, windows=(M.WindowFigures("30d", 720.0, 90.0, 100.0),)))
+    assert drained.state == M.CRITICAL
+    # an account that was never funded in view (dYdX's isolated markets) is watched, not critical
+    never = M.assess(inputs(fund_native=0.0, fund_usd=0.0, windows=(M.WindowFigures("30d", 720.0, 0.0, 0.0),)))
+    assert never.state == M.WATCH and never.reasons == ("the venue's funds empty: no positive balance in the last 30 d",)
 
 
 def test_no_fund_and_blind_are_never_watch() -> None:
@@ -102,8 +107,10 @@ def test_change_classification() -> None:
     assert top_up.kind == INJECTION and top_up.inferred
     out = classify(20_000_000.0, 10_000_000.0, context=ChangeContext(usual_move=50_000.0))
     assert out.kind == TRANSFER and out.inferred
-    # Binance 10 Oct 2025: ~190 M lost in a crash is not a round transfer at the fund's scale
+    # Binance 10 Oct 2025 (~190 M of 1.23 B) and dYdX v3 (~9 M of 22.5 M): losses, however round the
+    # published figure, are not transfers at the fund's scale
     assert classify(1.23e9, 1.04e9, context=ChangeContext(usual_move=3e6)).kind == TRADING
+    assert classify(22.5e6, 13.5e6, context=ChangeContext(usual_move=3e4)).kind == TRADING
     assert classify(100.0, 99.5, context=ChangeContext(usual_move=0.3)).kind == TRADING
 
 
@@ -122,6 +129,7 @@ EXPECTED = {  # the issue's table, with the default rules
     "hyperliquid-2025-03-12": ("quiet", set()),
     "binance-2025-10-10": ("alert", {"fund_drawdown"}),
     "bybit-2025-12-restructure": ("restructure", set()),
+    "drift-2026-04-transfer": ("transfer", set()),
     "calm-90d": ("none", set()),
 }
 
@@ -145,7 +153,28 @@ def test_replay_of_the_incident_library_with_the_default_rules() -> None:
     assert {s.severity for s in outcomes["binance-2020-05-10"].signals if s.venue == "binance"} >= {"critical"}
     assert not [s for s in outcomes["bitmex-2020-03-peers"].signals if s.venue == "bitmex"]
     assert outcomes["bybit-2025-12-restructure"].restructures >= 2
+    assert outcomes["drift-2026-04-transfer"].transfers == 1
     assert outcomes["calm-90d"].signals == []
+
+
+def test_drawdown_ignores_a_transfer_or_restructure_in_its_window() -> None:
+    from alerts import rules as R
+
+    row = R.FundWindow("drift", "insurance", "USDC", 24.0, 86_400.0, 2, 20e6, T, 10e6, T, max_usd=20e6)
+    assert [s.severity for s in R.fund_drawdown([row], R.DrawdownParams())] == ["critical"]
+    kinds = {("drift", "insurance", "USDC"): ("transfer",)}
+    assert R.fund_drawdown([row], R.DrawdownParams(), recent_kinds=kinds) == []
+    older = {("drift", "insurance", "USDC"): ("trading", "transfer")}  # the transfer was the day before
+    assert R.fund_drawdown([row], R.DrawdownParams(), recent_kinds=older)
+
+
+def test_incident_annotations_are_dated_with_a_source() -> None:
+    from alerts.incidents import chart_annotations
+
+    notes = chart_annotations()
+    assert [a.day.isoformat() for a in notes][:2] == ["2017-03-10", "2020-03-12"]
+    assert all(a.source and a.venues for a in notes)
+    assert len(notes) == len(EXPECTED) - 1  # every incident but the calm reference
 
 
 def test_replay_cli_exits_non_zero_on_a_mismatch(tmp_path: Path) -> None:
@@ -191,3 +220,31 @@ def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> N
         with read_connection(db) as con:
             windows = fund_windows(con, end, [24.0], {"okx": expected_s})
         assert {w.pool_id for w in windows} == pools
+
+
+def test_computed_exports_neutralise_formulas_and_keep_numbers(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from storage.export import write_frame_csv
+
+    frame = pd.DataFrame({"venue": ["=HYPERLINK(1)", "okx"], "change_24h_pct": [-4.6, None],
+                          "as_of": [T, T], "reasons": ["-1 pool down", "fine"]})
+    out = tmp_path / "a.csv"
+    assert write_frame_csv(frame, out) == 2
+    lines = out.read_text().splitlines()
+    assert lines[0] == "venue,change_24h_pct,as_of,reasons"
+    assert lines[1] == "'=HYPERLINK(1),-4.6,2026-01-01T12:00:00.000000Z,'-1 pool down"
+    assert lines[2] == "okx,,2026-01-01T12:00:00.000000Z,fine"
+
+
+def test_exports_and_status_on_an_empty_database(tmp_path: Path) -> None:
+    from storage.db import ensure_database
+
+    db = tmp_path / "empty.duckdb"
+    ensure_database(db)
+    for dataset in ("assessments", "fund-changes"):
+        result = backstop("--db", str(db), "export", dataset, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("venue,") and len(result.stdout.splitlines()) == 1
+    status = backstop("--db", str(db), "status", cwd=tmp_path)
+    assert status.returncode == 0 and "assessments: nothing collected yet" in status.stdout

@@ -119,14 +119,15 @@ def test_divergence_z_score_matches_independent_computation(app: AppTest, fx: Fi
     now = fx.now
     fresh = [v for v in fx.funds_usd if v != "htx"]  # HTX is stale: left out of the comparison
     changes = {v: (fx.fund_at(v, now) / fx.fund_at(v, now - timedelta(hours=24)) - 1) * 100 for v in fresh}
-    med = statistics.median(changes.values())
-    mad = statistics.median([abs(c - med) for c in changes.values()])
-    z_gate = (changes["gate"] - med) / (1.4826 * max(mad, 0.25))
+    peers = [c for v, c in changes.items() if v != "gate"]  # the one algorithm: leave-one-out, floored scale
+    med = statistics.median(peers)
+    mad = statistics.median([abs(c - med) for c in peers])
+    z_gate = (changes["gate"] - med) / max(1.4826 * mad, 0.5, abs(med))
     assert set(day.index) == set(fresh)
     assert day.loc["gate", "z"] == pytest.approx(z_gate, rel=1e-9)
     assert bool(day.loc["gate", "flagged"]) and not day.drop(index="gate")["flagged"].any()
     warnings = [w.value for w in app.warning]
-    assert any(w.startswith("Gate") and "\u221218.0 % in 24 h while the median venue moved" in w for w in warnings)
+    assert any(w.startswith("Gate") and "\u221218.0 % in 24 h while the other venues' median moved" in w for w in warnings)
 
 
 def test_coverage_per_pool_uses_pool_members(app: AppTest, fx: Fixture) -> None:

@@ -116,6 +116,11 @@ def test_freshness_and_blindness() -> None:
     assert blindness([dead]).level == "blind"
     assert blindness([]).level == "blind"
     assert blindness([ok]).level == "ok"
+    assert blindness([ok]).message == "All venues have delivered data within their expected cadence."
+    # a stale dataset on a venue that still has fresh data: not blind, but never "all delivered"
+    late_oi = DatasetState("okx", "open_interest", 5 * 3_600, 300)
+    mixed = blindness([ok, late_oi], {"okx": "OKX"})
+    assert mixed.level == "ok" and mixed.message == "Every venue has some fresh data; 1 dataset is stale: OKX open_interest."
 
 
 def test_formatting() -> None:

@@ -18,16 +18,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from alerts.inputs import (  # the rules' inputs and parameters stay importable from here
-    AdlReading,
-    CascadeEvent,
-    Freshness,
-    FundWindow,
-    Signal,
-    StreamGap,
-    VenueChange,
-    VenueCoverage,
-)
 from alerts.parameters import (
     ADL_NEAR,
     CASCADE,
@@ -51,6 +41,16 @@ from alerts.parameters import (
     severity_rank,
 )
 from metrics import divergence as D
+from metrics.alert_rows import (  # the rules' inputs and parameters stay importable from here
+    AdlReading,
+    CascadeEvent,
+    Freshness,
+    FundWindow,
+    Signal,
+    StreamGap,
+    VenueChange,
+    VenueCoverage,
+)
 from metrics.assessment import Assessment
 from metrics.formatting import (
     fmt_age,

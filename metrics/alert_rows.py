@@ -1,5 +1,6 @@
-"""What the alert rules read and emit: the typed rows ``storage.alert_store`` computes in DuckDB (one
-dataclass per kind of input) and the ``Signal`` a rule returns. Plain data, no behaviour."""
+"""What the alert rules read and emit: the typed rows ``storage.rule_inputs`` computes in DuckDB (one
+dataclass per kind of input) and the ``Signal`` a rule returns. Plain data shared by storage (which fills
+them) and alerts (which judge them), so neither imports the other."""
 
 from __future__ import annotations
 

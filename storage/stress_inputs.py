@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from metrics.stress import (
+    MIN_CALIBRATION_DAYS,
     Calibration,
     ContractExposure,
     DayObservation,
@@ -167,7 +168,7 @@ def _fund_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: dat
     raw = ("SELECT venue, pool_id, asset, ts, balance::DOUBLE AS bal, usd_value::DOUBLE AS usd FROM fund_balances "
            "WHERE ts > {lo} AND list_contains($venues, venue)")
     if wm is not None:
-        source = ("SELECT venue, pool_id, asset, ts, balance AS bal, usd_value AS usd FROM fund_hourly "
+        source = ("SELECT venue, pool_id, asset, ts, balance AS bal, usd_value AS usd FROM fund_hourly "  # noqa: S608
                   "WHERE hour > $since AND hour <= $wm AND list_contains($venues, venue) UNION ALL "
                   + raw.format(lo="greatest($since, $wm)"))
     else:
@@ -216,7 +217,7 @@ def _observations(liq: pd.DataFrame, oi: pd.DataFrame, moves: pd.DataFrame) -> d
     for frame, column in ((liq, "base_asset"), (oi, "base_asset"), (moves, "asset")):
         frame["family"] = frame[column].astype(str).map(asset_family)
     liq = liq.groupby(["venue", "day", "family"], as_index=False)[["long_usd", "short_usd"]].sum()
-    oi = oi.groupby(["venue", "day", "family"], as_index=False)["oi_usd"].sum()
+    oi = oi.groupby(["venue", "day", "family"], as_index=False)[["oi_usd"]].sum()
     moves = moves.assign(down=1 - moves["low"] / moves["open"], up=moves["high"] / moves["open"] - 1)
     own = moves.groupby(["venue", "day", "family"], as_index=False)[["down", "up"]].median()
     market = moves.groupby(["day", "family"], as_index=False)[["down", "up"]].median()
@@ -227,10 +228,10 @@ def _observations(liq: pd.DataFrame, oi: pd.DataFrame, moves: pd.DataFrame) -> d
     out["up"] = out["up"].fillna(out["up_market"])
     out = out.dropna(subset=["down", "up", "oi_usd"])
     result: dict[str, list[DayObservation]] = {}
-    for row in out.itertuples(index=False):
-        result.setdefault(str(row.venue), []).append(DayObservation(
-            float(row.oi_usd), max(0.0, float(row.down)), max(0.0, float(row.up)), float(row.long_usd),
-            float(row.short_usd)))
+    for venue, oi_usd, down, up, long_usd, short_usd in zip(
+            out["venue"].astype(str), out["oi_usd"].astype(float), out["down"].astype(float), out["up"].astype(float),
+            out["long_usd"].astype(float), out["short_usd"].astype(float), strict=True):
+        result.setdefault(venue, []).append(DayObservation(oi_usd, max(0.0, down), max(0.0, up), long_usd, short_usd))
     return result
 
 
@@ -316,8 +317,8 @@ def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime |
     pools = analytics.fund_pools_latest(db, chosen)
     native = analytics.fund_native_latest(db, chosen)
     inputs = _pools(contracts, members, pools, native)
-    kwargs = {} if min_calibration_days is None else {"min_days": min_calibration_days}
-    calibrations = {v: calibrate(observations.get(v, []), prior, **kwargs) for v in {p.venue for p in inputs}}
+    min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
+    calibrations = {v: calibrate(observations.get(v, []), prior, min_days) for v in {p.venue for p in inputs}}
     changes = {(str(k[0]), str(k[1])): g["change_usd"].astype(float).tolist()
                for k, g in fund_days.groupby(["venue", "pool_id"])}
     liquidated = {str(k): g["usd"].astype(float).tolist() for k, g in liq_days.groupby("venue")}

@@ -29,14 +29,15 @@ from dataclasses import dataclass, field, replace
 
 DIRECTIONS = ("down", "up")
 SCOPES = ("all", "family")
-# (leverage, share of one side's OI); the remaining 51.5 % is unlevered/hedged
+# (leverage, share of one side's OI); the remaining 72.2 % is unlevered or hedged. Chosen so that a 2 % day
+# liquidates ~0.4 % of OI, 10 % ~4 %, 20 % ~12 %, 40 % ~24 % (the order of recent cascades' reported totals)
 DEFAULT_TIERS: tuple[tuple[float, float], ...] = (
-    (2.0, 0.15), (3.0, 0.10), (5.0, 0.10), (10.0, 0.08), (20.0, 0.04), (50.0, 0.01), (100.0, 0.005),
+    (2.0, 0.10), (3.0, 0.08), (5.0, 0.06), (10.0, 0.03), (25.0, 0.005), (50.0, 0.002), (100.0, 0.001),
 )
 DEFAULT_MAINTENANCE_MARGIN = 0.005
 DEFAULT_ENTRY_SPREAD = 0.5
 DEFAULT_CALM_DEFICIT_RATE = 0.005  # 0.5 % of notional beyond bankruptcy at calm size
-DEFAULT_FILL_DEGRADATION = 0.25  # + 0.25 % per 1 % of usual daily volume liquidated
+DEFAULT_FILL_DEGRADATION = 0.5  # + 0.5 % of notional per 1 % of usual daily volume liquidated
 DEFAULT_MAX_DEFICIT_RATE = 0.15
 DEFAULT_DAILY_TURNOVER = 2.0  # usual daily volume ≈ 2 × OI
 MIN_CALIBRATION_DAYS = 7

@@ -251,7 +251,7 @@ def calibrate(days: Sequence[DayObservation], prior: LeverageDistribution,
     Fewer than ``min_days`` distinct days with liquidations gives the prior (and says so)."""
     usable = [d for d in days if d.oi_usd > 0 and (d.long_usd > 0 or d.short_usd > 0)]
     if len(usable) < min_days:
-        why = "no recorded liquidations" if not usable else f"{len(usable)} day(s) of liquidations < {min_days}"
+        why = "no recorded liquidations" if not usable else f"{len(usable)} asset-day(s) of liquidations < {min_days}"
         return Calibration(prior, "default", why, len(usable))
     lo, hi = (math.log(x) for x in scale_range)
     grid = [lo + (hi - lo) * i / 120 for i in range(121)]
@@ -268,7 +268,7 @@ def calibrate(days: Sequence[DayObservation], prior: LeverageDistribution,
     scale = math.exp((a + b) / 2)
     fitted = prior.scaled(scale)
     rms = math.sqrt(_sse(usable, fitted) / (2 * len(usable)))
-    note = f"leverage ×{scale:.2f} from {len(usable)} days"
+    note = f"leverage ×{scale:.2f} from {len(usable)} asset-days"
     if scale <= scale_range[0] * 1.01 or scale >= scale_range[1] * 0.99:
         note += " (at the search bound)"
     return Calibration(fitted, "calibrated", note, len(usable), rms)

@@ -123,7 +123,7 @@ def test_calibration_recovers_a_known_scale() -> None:
 
 def test_calibration_falls_back_to_the_default_and_says_why() -> None:
     cal = calibrate([DayObservation(1e8, 0.02, 0.01, 1e6, 0.0)] * 3, LeverageDistribution())
-    assert cal.source == "default" and "3 day(s)" in cal.note
+    assert cal.source == "default" and "3 asset-day(s)" in cal.note
     assert calibrate([], LeverageDistribution()).note == "no recorded liquidations"
 
 

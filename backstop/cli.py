@@ -37,7 +37,7 @@ err_console = Console(stderr=True)
 log = logging.getLogger("backstop")
 
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
-                 "liquidations", "liquidation-gaps", "cascades", "alerts")
+                 "liquidations", "liquidation-gaps", "cascades", "alerts", "stress")
 
 
 class CliError(ClickException):
@@ -243,6 +243,7 @@ def export(
     since: Annotated[str | None, typer.Option("--since", help="ISO date/time or age (30d)")] = None,
     until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
+    move: Annotated[float | None, typer.Option("--move", help="stress only: the move in % (default 20)")] = None,
 ) -> None:
     """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column)."""
     from backstop.integrations import load_optional_exports
@@ -251,6 +252,8 @@ def export(
 
     load_optional_exports()
     settings = settings_from(ctx)
+    if dataset == "stress" or move is not None:
+        return _stress(settings, dataset, move, [venue] if venue else None, None, "both", None, out)
     if dataset not in EXPORTS:
         raise CliError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")
     if venue is not None:
@@ -261,6 +264,41 @@ def export(
         count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:
         raise CliError(str(exc)) from None
+    if out is not None:
+        err_console.print(f"wrote {count} rows to {out}")
+
+
+@app.command("stress")
+def stress_command(
+    ctx: typer.Context,
+    move: Annotated[float, typer.Option("--move", help="the move in % (all assets together)")] = 20.0,
+    fill_degradation: Annotated[float | None, typer.Option("--fill-degradation", help="deficit rate added per "
+                                "unit of liquidated/usual volume (default from [stress])")] = None,
+    venue: Annotated[list[str] | None, typer.Option("--venue", help="repeatable; default all")] = None,
+    direction: Annotated[str, typer.Option("--direction", help="down|up|both")] = "both",
+    scope: Annotated[str | None, typer.Option("--scope", help="all|family (default from [stress])")] = None,
+) -> None:
+    """Estimated fund consumption if every asset moved X % in a day (README "Stress test")."""
+    _stress(settings_from(ctx), "stress", move, venue, fill_degradation, direction, scope, None, printed=True)
+
+
+def _stress(settings: Settings, dataset: str, move: float | None, venues: list[str] | None,
+            fill_degradation: float | None, direction: str, scope: str | None, out: Path | None,
+            printed: bool = False) -> None:
+    from backstop import stress_cli
+    from storage.db import DatabaseMissing
+
+    if dataset != "stress":
+        raise CliError("--move applies to the stress dataset only")
+    if venues:
+        _check_venues(settings, venues)
+    try:
+        frame = stress_cli.table(settings, 20.0 if move is None else move, fill_degradation, venues, direction, scope)
+    except (stress_cli.StressInputError, DatabaseMissing) as exc:
+        raise CliError(str(exc)) from None
+    if printed:
+        return stress_cli.print_table(frame, 20.0 if move is None else move)
+    count = stress_cli.write_csv(frame, out)
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")
 

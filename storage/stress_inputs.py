@@ -292,7 +292,8 @@ def _pools(contracts: pd.DataFrame, members: pd.DataFrame, pools: pd.DataFrame,
 
 def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime | None = None,
                 prior: LeverageDistribution | None = None, calibration_days: int = CALIBRATION_DAYS,
-                history_days: int = HISTORY_DAYS, min_calibration_days: int | None = None) -> StressInputs:
+                history_days: int = HISTORY_DAYS, min_calibration_days: int | None = None,
+                calibrate_from_history: bool = True) -> StressInputs:
     """Everything the stress test reads from the database (independent of the move and the fills)."""
     now = now or datetime.now(UTC)
     prior = prior or LeverageDistribution()
@@ -304,8 +305,8 @@ def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime |
         contracts = _contracts(con, chosen, now)
         members = _members(con, chosen)
         cal_since = now - timedelta(days=calibration_days)
-        liq = _liquidation_days(con, chosen, cal_since, now)
         observations: dict[str, list[DayObservation]] = {}
+        liq = _liquidation_days(con, chosen, cal_since, now) if calibrate_from_history else pd.DataFrame()
         if not liq.empty:
             with_liq = sorted(set(liq["venue"]))
             day_end = liq["day"].max() + pd.Timedelta(days=1)
@@ -319,6 +320,8 @@ def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime |
     inputs = _pools(contracts, members, pools, native)
     min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
     calibrations = {v: calibrate(observations.get(v, []), prior, min_days) for v in {p.venue for p in inputs}}
+    if not calibrate_from_history:
+        calibrations = {v: Calibration(prior, "default", "calibration off") for v in calibrations}
     changes = {(str(k[0]), str(k[1])): g["change_usd"].astype(float).tolist()
                for k, g in fund_days.groupby(["venue", "pool_id"])}
     liquidated = {str(k): g["usd"].astype(float).tolist() for k, g in liq_days.groupby("venue")}
@@ -355,9 +358,14 @@ def stress_frame(inputs: StressInputs, move_pct: float = 20.0, direction: str = 
 
 def stress_table(db: DbPath, move_pct: float = 20.0, direction: str = "down", fill_degradation: float | None = None,
                  venues: Sequence[str] | None = None, scope: str = "all", fill: FillModel | None = None,
-                 prior: LeverageDistribution | None = None, now: datetime | None = None) -> pd.DataFrame:
-    """The stress table (see ``stress_frame``): inputs read once, projected for one move and direction."""
+                 prior: LeverageDistribution | None = None, now: datetime | None = None,
+                 calibration_days: int = CALIBRATION_DAYS, history_days: int = HISTORY_DAYS,
+                 min_calibration_days: int | None = None, calibrate_from_history: bool = True) -> pd.DataFrame:
+    """The stress table (see ``stress_frame``) for one move; ``direction`` "both" gives down then up rows."""
     fill = fill or FillModel()
     if fill_degradation is not None:
         fill = FillModel(fill.calm_deficit_rate, fill_degradation, fill.max_deficit_rate, fill.daily_turnover)
-    return stress_frame(load_inputs(db, venues, now, prior), move_pct, direction, fill, scope)
+    inputs = load_inputs(db, venues, now, prior, calibration_days, history_days, min_calibration_days,
+                         calibrate_from_history)
+    directions = ("down", "up") if direction == "both" else (direction,)
+    return pd.concat([stress_frame(inputs, move_pct, d, fill, scope) for d in directions], ignore_index=True)

@@ -50,6 +50,10 @@ def _pct(value: Any) -> str:
     return "—" if value is None or pd.isna(value) else f"~{value:,.1f} %"
 
 
+def _count(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value):,.0f}"
+
+
 def _usd(value: Any) -> str:
     return "—" if value is None or pd.isna(value) else "~" + fmt_usd(float(value))
 
@@ -68,7 +72,7 @@ def printable_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             "consumed": _pct(r.consumption_pct),
             "ADL": "likely" if r.adl_likely is True else ("" if r.adl_likely is False else "—"),
             "p99 day loss": _usd(r.p99_day_loss_usd),
-            "days cov.": "—" if pd.isna(r.days_covered_p99) else f"{r.days_covered_p99:,.0f}",
+            "days cov.": _count(r.days_covered_p99),
             "calibration": _calibration(str(r.calibration)),
         })
     return rows

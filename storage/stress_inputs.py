@@ -369,3 +369,23 @@ def stress_table(db: DbPath, move_pct: float = 20.0, direction: str = "down", fi
                          calibrate_from_history)
     directions = ("down", "up") if direction == "both" else (direction,)
     return pd.concat([stress_frame(inputs, move_pct, d, fill, scope) for d in directions], ignore_index=True)
+
+
+def venue_consumption(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per venue × direction: pools summed (deficit over the fund left after the move; pools without a
+    published fund count in liquidated and deficit only), largest consumption first. Columns: venue,
+    direction, move_pct, liquidated_usd, deficit_usd, fund_after_move_usd, consumption_pct, adl_likely."""
+    columns = ["venue", "direction", "move_pct", "liquidated_usd", "deficit_usd", "fund_after_move_usd",
+               "consumption_pct", "adl_likely"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    funded = frame.assign(funded_deficit=frame["deficit_usd"].where(frame["fund_after_move_usd"].notna()))
+    out = funded.groupby(["venue", "direction", "move_pct"], as_index=False).agg(
+        liquidated_usd=("liquidated_usd", "sum"), deficit_usd=("deficit_usd", "sum"),
+        funded_deficit=("funded_deficit", "sum"), fund_after_move_usd=("fund_after_move_usd", "sum"),
+        funds=("fund_after_move_usd", "count"), adl_likely=("adl_likely", lambda s: bool(s.eq(True).any())))
+    fund = out["fund_after_move_usd"].where(out["funds"] > 0)
+    out["fund_after_move_usd"] = fund
+    out["consumption_pct"] = (out["funded_deficit"] / fund * 100).where(fund > 0)
+    out["adl_likely"] = out["adl_likely"].where(out["funds"] > 0)
+    return out[columns].sort_values("consumption_pct", ascending=False, na_position="last", ignore_index=True)

@@ -123,3 +123,17 @@ def test_cli_bad_input_is_one_line(fx: Fixture, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "--move" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["--db", str(fx.path), "export", "funds", "--move", "20"]) != 0
+
+
+def test_stress_config_section(fx: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "backstop.toml"
+    config.write_text("[stress]\nfill_degradation = 1.0\n")
+    out = tmp_path / "stress.csv"
+    assert main(["--config", str(config), "--db", str(fx.path), "export", "stress", "--out", str(out)]) == 0
+    gate = next(r for r in csv.DictReader(io.StringIO(out.read_text())) if r["venue"] == "gate")
+    assert float(gate["consumption_pct"]) == pytest.approx(expected_gate_pct(fx, 20, 1.0), rel=1e-9)
+    capsys.readouterr()
+    config.write_text('[stress]\nleverage_tiers = { "2" = 0.9, "3" = 0.5 }\n')
+    assert main(["--config", str(config), "--db", str(fx.path), "stress"]) != 0
+    err = capsys.readouterr().err
+    assert "stress" in err and "more than 1" in err and len(err.strip().splitlines()) == 1

@@ -15,6 +15,7 @@ rows, else the median over venues.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -235,56 +236,77 @@ def _observations(liq: pd.DataFrame, oi: pd.DataFrame, moves: pd.DataFrame) -> d
     return result
 
 
-def _fund_assets(pool: pd.Series, native: pd.DataFrame) -> tuple[FundAsset, ...]:
+def _fund_assets(fund_usd: float | None, assets_text: str | None,
+                 native: dict[str, tuple[float | None, float | None]]) -> tuple[FundAsset, ...]:
     """The pool's fund split per asset: one asset takes it all; several are split by the venue's USD per
-    asset (``fund_native_latest``). Price = USD / native balance of the venue's asset."""
-    fund_usd = pool["fund_usd"]
-    if pd.isna(fund_usd):
+    asset (``fund_native_latest``: asset -> (USD, native balance)). Price = USD / native balance."""
+    if fund_usd is None or fund_usd != fund_usd:
         return ()
-    assets = [a.strip() for a in str(pool["assets"] or "").split(",") if a.strip()]
-    rows = native[(native["venue"] == pool["venue"]) & native["asset"].isin(assets)]
-    prices = {str(r.asset): float(r.fund_usd) / float(r.balance) for r in rows.itertuples()
-              if pd.notna(r.fund_usd) and pd.notna(r.balance) and float(r.balance) > 0}
-    weights = {str(r.asset): float(r.fund_usd) for r in rows.itertuples() if pd.notna(r.fund_usd)}
+    assets = [a.strip() for a in str(assets_text or "").split(",") if a.strip()]
+    prices = {a: usd / bal for a, (usd, bal) in native.items()
+              if usd is not None and bal is not None and usd == usd and bal == bal and bal > 0}
+    weights = {a: native[a][0] or 0.0 for a in assets if a in native and native[a][0] == native[a][0]}
     total = sum(weights.values())
     if len(assets) <= 1 or total <= 0:
         asset = assets[0] if assets else "USD"
-        return (FundAsset(asset, float(fund_usd), prices.get(asset), asset.upper() in STABLE_ASSETS),)
-    return tuple(FundAsset(a, float(fund_usd) * weights.get(a, 0.0) / total, prices.get(a),
-                           a.upper() in STABLE_ASSETS) for a in assets)
+        return (FundAsset(asset, fund_usd, prices.get(asset), asset.upper() in STABLE_ASSETS),)
+    return tuple(FundAsset(a, fund_usd * weights.get(a, 0.0) / total, prices.get(a), a.upper() in STABLE_ASSETS)
+                 for a in assets)
+
+
+def _float(value: object) -> float | None:
+    """A number, or None for NULL/NaN/NA."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
 
 
 def _pools(contracts: pd.DataFrame, members: pd.DataFrame, pools: pd.DataFrame,
            native: pd.DataFrame) -> list[PoolInput]:
     """Contracts assigned to the pools that back them (a contract several pools back is split by their
     funds; a venue with one pool and no membership rows: that pool backs everything)."""
+    by_venue: dict[str, list[ContractExposure]] = {}
+    for venue, symbol, base, oi in zip(contracts["venue"].astype(str), contracts["symbol"].astype(str),
+                                       contracts["base_asset"].astype(str), contracts["oi_usd"].astype(float),
+                                       strict=True):
+        by_venue.setdefault(venue, []).append(ContractExposure(symbol, base, oi))
+    backers_of: dict[tuple[str, str], list[str]] = {}
+    for venue, pool_id, symbol in zip(members["venue"].astype(str), members["pool_id"].astype(str),
+                                      members["symbol"].astype(str), strict=True):
+        backers_of.setdefault((venue, symbol), []).append(pool_id)
+    natives: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+    for venue, asset, usd, bal in zip(native["venue"].astype(str), native["asset"].astype(str), native["fund_usd"],
+                                      native["balance"], strict=True):
+        natives.setdefault(venue, {})[asset] = (_float(usd), _float(bal))
+    venue_pools: dict[str, list[tuple[str, float | None, str | None]]] = {}
+    for venue, pool_id, fund_usd, assets in zip(pools["venue"].astype(str), pools["pool_id"].astype(str),
+                                                pools["fund_usd"], pools["assets"], strict=True):
+        venue_pools.setdefault(venue, []).append((pool_id, _float(fund_usd), None if assets is None else str(assets)))
     out: list[PoolInput] = []
-    venues = sorted(set(contracts["venue"]) | set(pools["venue"]))
-    for venue in venues:
-        vc = contracts[contracts["venue"] == venue]
-        vp = pools[pools["venue"] == venue]
-        vm = members[members["venue"] == venue]
-        if vp.empty:
-            out.append(PoolInput(venue, NO_POOL, tuple(
-                ContractExposure(str(c.symbol), str(c.base_asset), float(c.oi_usd)) for c in vc.itertuples())))
+    for venue in sorted(set(by_venue) | set(venue_pools)):
+        contracts_v = by_venue.get(venue, [])
+        if venue not in venue_pools:
+            out.append(PoolInput(venue, NO_POOL, tuple(contracts_v)))
             continue
-        funds = {str(p.pool_id): (float(p.fund_usd) if pd.notna(p.fund_usd) else 0.0) for p in vp.itertuples()}
+        funds = {pool_id: fund or 0.0 for pool_id, fund, _ in venue_pools[venue]}
         assigned: dict[str, list[ContractExposure]] = {pool_id: [] for pool_id in funds}
         uncovered: list[ContractExposure] = []
-        for c in vc.itertuples():
-            backers = [p for p in vm[vm["symbol"] == c.symbol]["pool_id"].astype(str) if p in funds]
+        for c in contracts_v:
+            backers = [p for p in backers_of.get((venue, c.symbol), []) if p in funds]
             if not backers and len(funds) == 1:
                 backers = list(funds)
             if not backers:
-                uncovered.append(ContractExposure(str(c.symbol), str(c.base_asset), float(c.oi_usd)))
+                uncovered.append(c)
                 continue
             total = sum(funds[p] for p in backers)
             for p in backers:
                 share = funds[p] / total if total > 0 else 1.0 / len(backers)
-                assigned[p].append(ContractExposure(str(c.symbol), str(c.base_asset), float(c.oi_usd) * share))
-        for p in vp.itertuples():
-            row = pd.Series({"venue": venue, "fund_usd": p.fund_usd, "assets": p.assets})
-            out.append(PoolInput(venue, str(p.pool_id), tuple(assigned[str(p.pool_id)]), _fund_assets(row, native)))
+                assigned[p].append(ContractExposure(c.symbol, c.base_asset, c.oi_usd * share))
+        for pool_id, fund, assets in venue_pools[venue]:
+            out.append(PoolInput(venue, pool_id, tuple(assigned[pool_id]),
+                                 _fund_assets(fund, assets, natives.get(venue, {}))))
         if uncovered:
             out.append(PoolInput(venue, UNCOVERED, tuple(uncovered)))
     return out
@@ -297,11 +319,14 @@ def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime |
     """Everything the stress test reads from the database (independent of the move and the fills)."""
     now = now or datetime.now(UTC)
     prior = prior or LeverageDistribution()
-    with read_connection(db) as con:
+    with ThreadPoolExecutor(max_workers=2) as workers, read_connection(db) as con:
         chosen = list(venues) if venues else [
             r[0] for r in con.execute(
                 "SELECT DISTINCT venue FROM open_interest WHERE ts > ? UNION SELECT DISTINCT venue FROM fund_pool_members",
                 [now - OI_LOOKBACK]).fetchall()]
+        # the fund-as-of-now queries open their own connections: run them beside ours
+        pools_future = workers.submit(analytics.fund_pools_latest, db, chosen)
+        native_future = workers.submit(analytics.fund_native_latest, db, chosen)
         contracts = _contracts(con, chosen, now)
         members = _members(con, chosen)
         cal_since = now - timedelta(days=calibration_days)
@@ -315,8 +340,7 @@ def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime |
         hist_since = now - timedelta(days=history_days)
         fund_days = _fund_days(con, chosen, hist_since)
         liq_days = _liquidated_days(con, chosen, hist_since)
-    pools = analytics.fund_pools_latest(db, chosen)
-    native = analytics.fund_native_latest(db, chosen)
+        pools, native = pools_future.result(), native_future.result()
     inputs = _pools(contracts, members, pools, native)
     min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
     calibrations = {v: calibrate(observations.get(v, []), prior, min_days) for v in {p.venue for p in inputs}}

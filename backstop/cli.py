@@ -253,6 +253,8 @@ def export(
     load_optional_exports()
     settings = settings_from(ctx)
     if dataset == "stress" or move is not None:
+        if since or until:
+            raise CliError("--since/--until do not apply to the stress dataset (it projects the current state)")
         return _stress(settings, dataset, move, [venue] if venue else None, None, "both", None, out)
     if dataset not in EXPORTS:
         raise CliError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")

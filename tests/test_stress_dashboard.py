@@ -123,6 +123,8 @@ def test_cli_bad_input_is_one_line(fx: Fixture, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "--move" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["--db", str(fx.path), "export", "funds", "--move", "20"]) != 0
+    assert main(["--db", str(fx.path), "export", "stress", "--since", "7d"]) != 0
+    assert "do not apply" in capsys.readouterr().err
 
 
 def test_stress_config_section(fx: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -215,8 +215,8 @@ def project(pool: PoolInput, move_pct: float, direction: str, distribution: Leve
             price_after = main.price_usd * (factor if falls else 1.0)
             fund_native = main.fund_usd / main.price_usd
             consumption_native = deficit / price_after
-    consumption = deficit / fund_after * 100.0 if fund_after else None
-    adl = deficit > fund_after if fund_after is not None else None
+    consumption = deficit / fund_after * 100.0 if fund_after and pool.contracts else None
+    adl = deficit > fund_after if fund_after is not None and pool.contracts else None  # no OI known: unknown
     return StressResult(pool.venue, pool.pool_id, direction, move_pct, scope, oi, moved_oi, liquidated, rate,
                         deficit, fund, fund_after, consumption, fund_asset, fund_native, consumption_native,
                         adl, calibration)

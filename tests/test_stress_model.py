@@ -81,6 +81,12 @@ def test_no_fund_gives_no_consumption() -> None:
     assert result.consumption_pct is None and result.adl_likely is None
 
 
+def test_no_open_interest_is_unknown_not_zero() -> None:
+    fund = (FundAsset("USDT", 1e6, 1.0, stable=True),)
+    result = project(PoolInput("venuex", "stale", (), fund), 20.0, "down", DIST, FILL)
+    assert result.fund_usd == 1e6 and result.consumption_pct is None and result.adl_likely is None
+
+
 def test_monotonic_in_move_and_fill_degradation() -> None:
     """Property over a grid: a bigger move never consumes less; worse fills never consume less."""
     rng = random.Random(7)

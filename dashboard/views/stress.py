@@ -122,6 +122,9 @@ def body(state: common.PageState) -> None:
     no_fund = sorted({state.name(str(v)) for v in frame.loc[frame["fund_usd"].isna(), "venue"]})
     if no_fund:
         st.caption("No published fund (liquidations and deficit only): " + ", ".join(no_fund))
+    no_oi = sorted({state.name(str(v)) for v in frame.loc[frame["oi_usd"] <= 0, "venue"]})
+    if no_oi:
+        st.caption("No open interest collected in the last day, consumption unknown: " + ", ".join(no_oi))
 
     st.subheader("Per pool", anchor=False)
     table = frame[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)

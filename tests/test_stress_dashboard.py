@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -75,6 +76,9 @@ def test_stress_page_renders_estimates_per_venue(app: AppTest, fx: Fixture) -> N
     assert bars[venue_info("gate").display_name] == pytest.approx(expected_gate_pct(fx, 20), rel=1e-9)
     assert list(bars.values()) == sorted(bars.values())  # sorted (largest on top of a horizontal chart)
     assert at.get("download_button")
+    stale = venue_info("htx").display_name  # the fixture's HTX stopped 5 days ago: no OI, consumption unknown
+    assert any("consumption unknown" in str(c.value) and stale in str(c.value) for c in at.caption)
+    assert pd.isna(table[table["venue"] == "htx"].iloc[0]["consumption % of fund (est.)"])
 
 
 def test_sliders_drive_the_table_and_the_url(app: AppTest, fx: Fixture) -> None:

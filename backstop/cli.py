@@ -273,12 +273,12 @@ def export(
 @app.command("stress")
 def stress_command(
     ctx: typer.Context,
-    move: Annotated[float, typer.Option("--move", help="the move in % (all assets together)")] = 20.0,
+    move: Annotated[float, typer.Option("--move", help="the one-day move in %")] = 20.0,
     fill_degradation: Annotated[float | None, typer.Option("--fill-degradation", help="deficit rate added per "
-                                "unit of liquidated/usual volume (default from [stress])")] = None,
+                                "unit of liquidated/usual volume (default: stress config section)")] = None,
     venue: Annotated[list[str] | None, typer.Option("--venue", help="repeatable; default all")] = None,
     direction: Annotated[str, typer.Option("--direction", help="down|up|both")] = "both",
-    scope: Annotated[str | None, typer.Option("--scope", help="all|family (default from [stress])")] = None,
+    scope: Annotated[str | None, typer.Option("--scope", help="all|family (default: stress config section)")] = None,
 ) -> None:
     """Estimated fund consumption if every asset moved X % in a day (README "Stress test")."""
     _stress(settings_from(ctx), "stress", move, venue, fill_degradation, direction, scope, None, printed=True)

@@ -12,10 +12,12 @@ The model, deterministic from ``seed`` (and the venue list):
 * one price path per asset, shared by all venues: a random walk with volatility regimes (calm,
   volatile, crisis) and occasional jumps; alts follow BTC with a beta, partly with a one-step lag
   (BTC leads), plus their own noise. Venues add a small basis (``contract.extra["basis"]``).
-* each pool absorbs the liquidations of the contracts it covers. Liquidation volume grows with the
-  size of price moves and the regime; a fill better than the bankruptcy price pays the surplus into the
-  fund, a worse one draws the deficit from it (margin -> fund -> ADL once the fund is empty).
-  Liquidated positions leave the open interest.
+* each pool absorbs the liquidations of the contracts it covers. Who is liquidated follows each venue's
+  explicit leverage distribution (``simulator.leverage``): positions re-formed at each UTC day's open are
+  liquidated as the day's low/high moves through their liquidation prices (the stress test's model, so
+  its calibration can be checked against a known truth). The regime sets how far fills land from the
+  mark: a fill better than the bankruptcy price pays the surplus into the fund, a worse one draws the
+  deficit from it (margin -> fund -> ADL once the fund is empty). Liquidated positions leave the OI.
 * ``pool.balance`` moves with every liquidation; it also earns a slow explicit growth (platform revenue)
   credited at publication boundaries. ``pool.history`` gains a published point at each cadence boundary
   (``publish_every_s`` adds extra points for long cadences, for demos at high speed).
@@ -47,7 +49,9 @@ from typing import Any
 
 import numpy as np
 
+from metrics.stress import LeverageDistribution
 from records.vocabulary import STABLE_ASSETS  # one list for every layer
+from simulator.leverage import DayBook, venue_distribution
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -82,7 +86,7 @@ REGIME_LIQ = (1.0, 2.5, 6.0)  # liquidation-volume multiplier
 REGIME_SLIP = (0.0012, 0.0035, 0.035)  # typical fill distance from the mark at liquidation
 MM_RANGE = (0.004, 0.010)  # bankruptcy price distance from the liquidation (mark) price
 MM_MEAN = sum(MM_RANGE) / 2
-LIQ_A, LIQ_B, LIQ_C = 2e-6, 0.006, 3.0  # liquidated share of exposure per step: A + B|r| + C r^2
+LIQ_A, LIQ_B, LIQ_C = 2e-6, 0.006, 3.0  # coarse past (make_history): liquidated share per step A + B|r| + C r^2
 LAMBDA0 = 0.25  # liquidation events per pool per calm step
 MAX_EVENTS_PER_STEP = 12
 LEV_MIN, LEV_MAX = 4.0, 20.0  # exposure (OI notional a pool backs) relative to the pool's size
@@ -104,6 +108,7 @@ CASCADE_CRASH_MS = 2 * HOUR_MS  # the crash itself
 CASCADE_CRISIS_MS = 6 * HOUR_MS  # crisis regime from onset
 CASCADE_VOLATILE_MS = 12 * HOUR_MS  # volatile regime until then
 CASCADE_DROP = 0.15  # BTC log drop during the crash
+CASCADE_GAP = 0.02  # of which in the crash's first minute
 CASCADE_REBOUND = 0.035
 DRAIN_MS = 12 * HOUR_MS
 DRAIN_RANGE = (0.38, 0.52)
@@ -315,6 +320,7 @@ class _PoolModel:
     base_history_len: int
     rng: random.Random
     hidden: bool = False  # a fund the venue does not publish (contracts no published pool covers)
+    books: list[DayBook] = field(default_factory=list)  # per contract: today's positions (simulator.leverage)
     ledger_key: str = ""
     period_surplus: Decimal = Decimal(0)
     period_deficit: Decimal = Decimal(0)
@@ -335,6 +341,7 @@ class _VenueModel:
     rng: random.Random
     pools: list[_PoolModel]
     contracts: list[_ContractModel]
+    leverage: LeverageDistribution  # who is liquidated by how large a move (simulator.leverage)
     seq: int = 0
     adl_until_ms: int = 0
     pending: list[SimLiquidation] = field(default_factory=list)
@@ -692,7 +699,7 @@ class Market:
             for cm in members:
                 covered[cm.contract.symbol] = [pool]
             pools.append(self._pool_model(venue, pool, members, covered, rng, hidden=True))
-        model = _VenueModel(venue, rng, pools, list(contracts.values()))
+        model = _VenueModel(venue, rng, pools, list(contracts.values()), venue_distribution(key))
         for pm in pools:
             self._pool_models[(key, pm.ledger_key)] = pm
             for cm in pm.contracts:
@@ -822,9 +829,9 @@ class Market:
         crash_steps = CASCADE_CRASH_MS // STEP_MS
         if 0 < rel <= CASCADE_CRASH_MS:
             k = rel // STEP_MS
-            # bell-shaped: slow start, violent middle, exhaustion
+            # a gap down (the first liquidation wave), then bell-shaped: violent middle, exhaustion
             weight = math.sin(math.pi * (k - 0.5) / crash_steps) ** 2 * 2 / crash_steps
-            return -CASCADE_DROP * weight
+            return -(CASCADE_DROP - CASCADE_GAP) * weight - (CASCADE_GAP if k == 1 else 0.0)
         rebound_ms = CASCADE_CRISIS_MS - CASCADE_CRASH_MS
         if CASCADE_CRASH_MS < rel <= CASCADE_CRISIS_MS:
             return CASCADE_REBOUND / (rebound_ms // STEP_MS)
@@ -894,18 +901,18 @@ class Market:
         regime = self._regime
         for cm in vm.contracts:
             self._step_contract(cm, rng, t)
-        liq_mult = 4.0 if plan.name == "cascade" and 0 < t - plan.onset_ms <= CASCADE_CRASH_MS else 1.0
         for pm in vm.pools:
-            r = self._last_r.get(pm.main_asset, 0.0)
-            frac = (LIQ_A + LIQ_B * abs(r) + LIQ_C * r * r) * REGIME_LIQ[regime] * liq_mult
             exposure = pm.exposure0 * self._oi_factor(pm)
-            notional = exposure * frac
-            calm_ref = LIQ_A + LIQ_B * 0.00055 + LIQ_C * 0.00055 ** 2
-            lam = LAMBDA0 * min(MAX_EVENTS_PER_STEP / LAMBDA0 / 2, max(1.0, math.sqrt(frac / calm_ref)))
-            count = _poisson(rng, lam)
-            for _ in range(count):
-                size = notional / lam * rng.lognormvariate(-0.32, 0.8)
-                self._liquidate(vm, pm, t, size, exposure, regime, None)
+            if not pm.books:
+                pm.books = [DayBook() for _ in pm.contracts]
+            previous = 0.0
+            for cm, book, cum in zip(pm.contracts, pm.books, pm.cum_weights, strict=True):
+                weight, previous = cum - previous, cum
+                price = float(self.price(cm.contract.base))
+                long_usd, short_usd = book.step(vm.leverage, t, price, exposure * weight)
+                for side, usd in (("long", long_usd), ("short", short_usd)):
+                    if usd > 0:
+                        self._liquidate_split(vm, pm, cm, t, usd, exposure, regime, side)
             if pm.victim and plan.name in ("venue-drain", "adl"):
                 self._scheduled_losses(vm, pm, t)
         if vm.pending:
@@ -963,14 +970,27 @@ class Market:
                     basis -= 0.02 * math.sin(math.pi * rel)  # the victim venue's marks dislocate
             contract.extra["basis"] = _dec(max(-0.03, min(0.004, basis)), 6)
 
+    def _liquidate_split(self, vm: _VenueModel, pm: _PoolModel, cm: _ContractModel, t: int, notional: float,
+                         exposure: float, regime: int, side: str) -> None:
+        """``notional`` USD of ``side`` positions on one contract, as a few liquidations of random sizes."""
+        rng = pm.rng
+        count = min(MAX_EVENTS_PER_STEP, 1 + _poisson(rng, LAMBDA0))
+        weights = [rng.lognormvariate(0.0, 0.8) for _ in range(count)]
+        total = sum(weights)
+        for weight in weights:
+            self._liquidate(vm, pm, t, notional * weight / total, exposure, regime, None, cm, side)
+
     def _liquidate(self, vm: _VenueModel, pm: _PoolModel, t: int, notional: float, exposure: float,
-                   regime: int, scheduled: float | None) -> float:
+                   regime: int, scheduled: float | None, chosen: _ContractModel | None = None,
+                   side: str | None = None) -> float:
         """One liquidation of ``notional`` USD on one of the pool's contracts. ``scheduled`` (pool asset
         units): a deficit the scenario requires, filled far beyond bankruptcy. Returns the deficit
         requested (pool asset units) for scheduled ones."""
         rng = pm.rng
-        index = bisect.bisect_left(pm.cum_weights, rng.random()) if len(pm.contracts) > 1 else 0
-        cm = pm.contracts[min(index, len(pm.contracts) - 1)]
+        if chosen is None:
+            index = bisect.bisect_left(pm.cum_weights, rng.random()) if len(pm.contracts) > 1 else 0
+            chosen = pm.contracts[min(index, len(pm.contracts) - 1)]
+        cm = chosen
         contract = cm.contract
         key = self._price_key(contract.base)
         r = self._last_r.get(key, 0.0)
@@ -990,7 +1010,7 @@ class Market:
             notional = scheduled * pool_px / excess
         else:
             p_long = 0.5 - max(-0.42, min(0.42, r / (4 * sigma)))
-            long = rng.random() < p_long
+            long = side == "long" if side is not None else rng.random() < p_long
             slip = abs(rng.gauss(0.0, REGIME_SLIP[regime])) + 0.5 * abs(r) + 0.5 * notional / max(exposure, 1.0)
         cs = float(contract.contract_size) or 1.0
         quantum = 10.0 ** -cm.oi_places

@@ -39,7 +39,7 @@ log = logging.getLogger("backstop")
 
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
                  "backstop-positions", "liquidations", "liquidation-gaps", "cascades", "alerts", "assessments",
-                 "fund-changes")
+                 "fund-changes", "stress")
 
 
 class CliError(ClickException):
@@ -262,6 +262,7 @@ def export(
     until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout; required for parquet)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv | parquet (typed columns, for engines)")] = "csv",
+    move: Annotated[float | None, typer.Option("--move", help="stress only: the move in % (default 20)")] = None,
 ) -> None:
     """CSV (header row, UTC ISO-8601 timestamps, a venue column) or Parquet of a dataset. `assessments`: one
     row per venue x pool at --until (default now): venue, pool_id, state, figures, reasons. `fund-changes`:
@@ -274,6 +275,12 @@ def export(
 
     load_optional_exports()
     settings = settings_from(ctx)
+    if dataset == "stress" or move is not None:
+        if since or until:
+            raise CliError("--since/--until do not apply to the stress dataset (it projects the current state)")
+        if fmt != "csv":
+            raise CliError("--format: the stress dataset is exported as CSV (its projection is recomputed on each call)")
+        return _stress(settings, dataset, move, [venue] if venue else None, None, "both", None, out)
     if dataset not in EXPORTS and dataset not in COMPUTED_EXPORTS:
         raise CliError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")
     if venue is not None:
@@ -292,6 +299,41 @@ def export(
             count = writer(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:
         raise CliError(str(exc)) from None
+    if out is not None:
+        err_console.print(f"wrote {count} rows to {out}")
+
+
+@app.command("stress")
+def stress_command(
+    ctx: typer.Context,
+    move: Annotated[float, typer.Option("--move", help="the one-day move in %")] = 20.0,
+    fill_degradation: Annotated[float | None, typer.Option("--fill-degradation", help="deficit rate added per "
+                                "unit of liquidated/usual volume (default: stress config section)")] = None,
+    venue: Annotated[list[str] | None, typer.Option("--venue", help="repeatable; default all")] = None,
+    direction: Annotated[str, typer.Option("--direction", help="down|up|both")] = "both",
+    scope: Annotated[str | None, typer.Option("--scope", help="all|family (default: stress config section)")] = None,
+) -> None:
+    """Estimated fund consumption if every asset moved X % in a day (README "Stress test")."""
+    _stress(settings_from(ctx), "stress", move, venue, fill_degradation, direction, scope, None, printed=True)
+
+
+def _stress(settings: Settings, dataset: str, move: float | None, venues: list[str] | None,
+            fill_degradation: float | None, direction: str, scope: str | None, out: Path | None,
+            printed: bool = False) -> None:
+    from backstop import stress_cli
+    from storage.db import DatabaseMissing
+
+    if dataset != "stress":
+        raise CliError("--move applies to the stress dataset only")
+    if venues:
+        _check_venues(settings, venues)
+    try:
+        frame = stress_cli.table(settings, 20.0 if move is None else move, fill_degradation, venues, direction, scope)
+    except (stress_cli.StressInputError, DatabaseMissing) as exc:
+        raise CliError(str(exc)) from None
+    if printed:
+        return stress_cli.print_table(frame, 20.0 if move is None else move)
+    count = stress_cli.write_csv(frame, out)
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")
 

@@ -19,8 +19,11 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from metrics import stress as stress_model
 
 DEFAULT_DB_PATH = Path("data") / "backstop.duckdb"
 DEFAULT_CONFIG_PATH = Path("backstop.toml")
@@ -119,6 +122,43 @@ class MetricsConfig(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
 
 
+class StressConfig(BaseModel):
+    """The stress test's assumptions (defaults: metrics.stress; README "Stress test")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leverage_tiers: dict[str, float] = Field(
+        default_factory=lambda: {f"{lev:g}": share for lev, share in stress_model.DEFAULT_TIERS},
+        description="leverage -> share of one side's open interest (the rest is unlevered/hedged)")
+    maintenance_margin: float = Field(default=stress_model.DEFAULT_MAINTENANCE_MARGIN, ge=0, lt=0.5)
+    entry_spread: float = Field(default=stress_model.DEFAULT_ENTRY_SPREAD, ge=0, le=1)
+    calm_deficit_rate: float = Field(default=stress_model.DEFAULT_CALM_DEFICIT_RATE, ge=0, le=1)
+    fill_degradation: float = Field(default=stress_model.DEFAULT_FILL_DEGRADATION, ge=0)
+    max_deficit_rate: float = Field(default=stress_model.DEFAULT_MAX_DEFICIT_RATE, ge=0, le=1)
+    daily_turnover: float = Field(default=stress_model.DEFAULT_DAILY_TURNOVER, gt=0)
+    calibrate: bool = True
+    calibration_days: int = Field(default=30, ge=1)
+    min_calibration_days: int = Field(default=stress_model.MIN_CALIBRATION_DAYS, ge=1)
+    history_days: int = Field(default=365, ge=1)
+    scope: str = Field(default="all", pattern="^(all|family)$")
+
+    @model_validator(mode="after")
+    def _valid_distribution(self) -> StressConfig:
+        self.distribution()
+        return self
+
+    def distribution(self) -> stress_model.LeverageDistribution:
+        try:
+            tiers = tuple(sorted((float(lev), float(share)) for lev, share in self.leverage_tiers.items()))
+        except ValueError:
+            raise ValueError("leverage_tiers keys must be numbers (the leverage)") from None
+        return stress_model.LeverageDistribution(tiers, self.maintenance_margin, self.entry_spread)
+
+    def fill_model(self, fill_degradation: float | None = None) -> stress_model.FillModel:
+        degradation = self.fill_degradation if fill_degradation is None else fill_degradation
+        return stress_model.FillModel(self.calm_deficit_rate, degradation, self.max_deficit_rate, self.daily_turnover)
+
+
 def _default_venues() -> dict[str, VenueConfig]:
     from collectors.registry import venue_keys
 
@@ -140,6 +180,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     lake: LakeConfig = Field(default_factory=LakeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    stress: StressConfig = Field(default_factory=StressConfig)
 
     @field_validator("venues", mode="after")
     @classmethod

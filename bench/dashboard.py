@@ -35,33 +35,46 @@ PAGES = {
     "coverage": "views/coverage.py",
     "divergence": "views/divergence.py",
     "health": "views/health.py",
+    "stress": "views/stress.py",
 }
 QUERY_FUNCTIONS = ("database_overview", "known_venues", "fund_span", "fund_series", "oi_series", "fund_asof",
                    "fund_native_latest", "fund_pools_latest", "oi_latest", "liquidations_summary",
                    "firing_alerts", "collector_health")
+OTHER_QUERY_FUNCTIONS = {"storage.stress_inputs": ("load_inputs",)}  # module -> named queries (not analytics)
 
 
 def _child(db: str, page: str, range_key: str, repeat: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     os.environ["BACKSTOP_DB"] = db
+    import importlib
+
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from storage import analytics
 
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-    recording = {"on": False}
+    recording = {"on": False, "depth": 0}
 
     def recorder(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if recording["on"]:
+            if recording["on"] and not recording["depth"]:  # a query's own nested queries count once
                 calls.append((name, args, kwargs))
-            return fn(*args, **kwargs)
+            recording["depth"] += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                recording["depth"] -= 1
         return wrapped
 
     originals = {name: getattr(analytics, name) for name in QUERY_FUNCTIONS}
     for name, fn in originals.items():
         setattr(analytics, name, recorder(name, fn))
+    for module_name, names in OTHER_QUERY_FUNCTIONS.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            originals[name] = getattr(module, name)
+            setattr(module, name, recorder(name, originals[name]))
 
     at = AppTest.from_file(str(APP), default_timeout=600)
     at.query_params["range"] = range_key

@@ -39,6 +39,7 @@ def _pages(ctx: AppContext) -> list[st.Page]:
         st.Page(VIEWS / "funds.py", title="Funds", icon=":material/savings:", url_path="funds"),
         st.Page(VIEWS / "coverage.py", title="Coverage", icon=":material/shield:", url_path="coverage"),
         st.Page(VIEWS / "divergence.py", title="Divergence", icon=":material/call_split:", url_path="divergence"),
+        st.Page(VIEWS / "stress.py", title="Stress test", icon=":material/thunderstorm:", url_path="stress"),
         st.Page(VIEWS / "health.py", title="Collector health", icon=":material/monitor_heart:",
                 url_path="health"),
     ]

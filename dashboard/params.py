@@ -75,3 +75,53 @@ def to_params(controls: Controls, known_venues: Sequence[str]) -> dict[str, str]
     if controls.venues and set(controls.venues) != set(known_venues):
         out["venues"] = ",".join(controls.venues)
     return out
+
+
+# -- the Stress page's sliders (?move=20&fill=0.5&dir=down&scope=all) ------------------------------------
+
+STRESS_MOVE_RANGE = (5, 40)
+STRESS_FILL_RANGE = (0.0, 2.0)
+
+
+@dataclass(frozen=True)
+class StressControls:
+    move_pct: int
+    fill_degradation: float
+    direction: str = "down"
+    scope: str = "all"
+    notices: tuple[str, ...] = field(default_factory=tuple)
+
+
+def parse_stress_params(params: Mapping[str, str | Sequence[str]], default_fill: float) -> StressControls:
+    """Stress sliders from query parameters; a bad value falls back to its default with a notice."""
+    notices: list[str] = []
+
+    def number(key: str, default: float, lo: float, hi: float) -> float:
+        raw = _first(params.get(key))
+        if raw is None:
+            return default
+        try:
+            value = float(raw[:20])
+        except ValueError:
+            value = float("nan")
+        if not lo <= value <= hi:  # also rejects NaN
+            notices.append(f"Ignored {key}={raw[:20]!r} in the URL (expected {lo:g}–{hi:g}): using {default:g}.")
+            return default
+        return value
+
+    move = int(round(number("move", 20, *STRESS_MOVE_RANGE)))
+    fill = number("fill", min(max(default_fill, STRESS_FILL_RANGE[0]), STRESS_FILL_RANGE[1]), *STRESS_FILL_RANGE)
+    direction = _first(params.get("dir")) or "down"
+    if direction not in ("down", "up"):
+        notices.append(f"Ignored dir={direction[:20]!r} in the URL: showing a move down.")
+        direction = "down"
+    scope = _first(params.get("scope")) or "all"
+    if scope not in ("all", "family"):
+        notices.append(f"Ignored scope={scope[:20]!r} in the URL: moving all assets.")
+        scope = "all"
+    return StressControls(move, round(fill, 2), direction, scope, tuple(notices))
+
+
+def stress_to_params(controls: StressControls) -> dict[str, str]:
+    return {"move": str(controls.move_pct), "fill": f"{controls.fill_degradation:g}", "dir": controls.direction,
+            "scope": controls.scope}

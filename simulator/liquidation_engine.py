@@ -10,6 +10,7 @@ import math
 import random
 from decimal import Decimal
 
+from simulator.leverage import DayBook
 from simulator.market_state import (
     ANNUAL_VOL,
     DAY_MS,
@@ -18,16 +19,12 @@ from simulator.market_state import (
     GROWTH_PER_DAY,
     HOUR_MS,
     LAMBDA0,
-    LIQ_A,
-    LIQ_B,
-    LIQ_C,
     LIQ_MAX,
     LIQ_WINDOW_MS,
     MAX_EVENTS_PER_STEP,
     MINUTES_PER_YEAR,
     MM_RANGE,
     OI_FLOOR,
-    REGIME_LIQ,
     REGIME_SLIP,
     STEP_MS,
     SimFlow,
@@ -42,7 +39,6 @@ from simulator.market_state import (
 )
 from simulator.scenarios import (
     ADL_MS,
-    CASCADE_CRASH_MS,
     DRAIN_MS,
 )
 
@@ -56,18 +52,18 @@ class LiquidationEngine:
         regime = self._regime
         for cm in vm.contracts:
             self._step_contract(cm, rng, t)
-        liq_mult = 4.0 if plan.name == "cascade" and 0 < t - plan.onset_ms <= CASCADE_CRASH_MS else 1.0
         for pm in vm.pools:
-            r = self._last_r.get(pm.main_asset, 0.0)
-            frac = (LIQ_A + LIQ_B * abs(r) + LIQ_C * r * r) * REGIME_LIQ[regime] * liq_mult
             exposure = pm.exposure0 * self._oi_factor(pm)
-            notional = exposure * frac
-            calm_ref = LIQ_A + LIQ_B * 0.00055 + LIQ_C * 0.00055 ** 2
-            lam = LAMBDA0 * min(MAX_EVENTS_PER_STEP / LAMBDA0 / 2, max(1.0, math.sqrt(frac / calm_ref)))
-            count = _poisson(rng, lam)
-            for _ in range(count):
-                size = notional / lam * rng.lognormvariate(-0.32, 0.8)
-                self._liquidate(vm, pm, t, size, exposure, regime, None)
+            if not pm.books:
+                pm.books = [DayBook() for _ in pm.contracts]
+            previous = 0.0
+            for cm, book, cum in zip(pm.contracts, pm.books, pm.cum_weights, strict=True):
+                weight, previous = cum - previous, cum
+                price = float(self.price(cm.contract.base))
+                long_usd, short_usd = book.step(vm.leverage, t, price, exposure * weight)
+                for side, usd in (("long", long_usd), ("short", short_usd)):
+                    if usd > 0:
+                        self._liquidate_split(vm, pm, cm, t, usd, exposure, regime, side)
             if pm.victim and plan.name in ("venue-drain", "adl"):
                 self._scheduled_losses(vm, pm, t)
         if vm.pending:
@@ -125,14 +121,27 @@ class LiquidationEngine:
                     basis -= 0.02 * math.sin(math.pi * rel)  # the victim venue's marks dislocate
             contract.extra["basis"] = _dec(max(-0.03, min(0.004, basis)), 6)
 
+    def _liquidate_split(self, vm: _VenueModel, pm: _PoolModel, cm: _ContractModel, t: int, notional: float,
+                         exposure: float, regime: int, side: str) -> None:
+        """``notional`` USD of ``side`` positions on one contract, as a few liquidations of random sizes."""
+        rng = pm.rng
+        count = min(MAX_EVENTS_PER_STEP, 1 + _poisson(rng, LAMBDA0))
+        weights = [rng.lognormvariate(0.0, 0.8) for _ in range(count)]
+        total = sum(weights)
+        for weight in weights:
+            self._liquidate(vm, pm, t, notional * weight / total, exposure, regime, None, cm, side)
+
     def _liquidate(self, vm: _VenueModel, pm: _PoolModel, t: int, notional: float, exposure: float,
-                   regime: int, scheduled: float | None) -> float:
+                   regime: int, scheduled: float | None, chosen: _ContractModel | None = None,
+                   side: str | None = None) -> float:
         """One liquidation of ``notional`` USD on one of the pool's contracts. ``scheduled`` (pool asset
         units): a deficit the scenario requires, filled far beyond bankruptcy. Returns the deficit
         requested (pool asset units) for scheduled ones."""
         rng = pm.rng
-        index = bisect.bisect_left(pm.cum_weights, rng.random()) if len(pm.contracts) > 1 else 0
-        cm = pm.contracts[min(index, len(pm.contracts) - 1)]
+        if chosen is None:
+            index = bisect.bisect_left(pm.cum_weights, rng.random()) if len(pm.contracts) > 1 else 0
+            chosen = pm.contracts[min(index, len(pm.contracts) - 1)]
+        cm = chosen
         contract = cm.contract
         key = self._price_key(contract.base)
         r = self._last_r.get(key, 0.0)
@@ -152,7 +161,7 @@ class LiquidationEngine:
             notional = scheduled * pool_px / excess
         else:
             p_long = 0.5 - max(-0.42, min(0.42, r / (4 * sigma)))
-            long = rng.random() < p_long
+            long = side == "long" if side is not None else rng.random() < p_long
             slip = abs(rng.gauss(0.0, REGIME_SLIP[regime])) + 0.5 * abs(r) + 0.5 * notional / max(exposure, 1.0)
         cs = float(contract.contract_size) or 1.0
         quantum = 10.0 ** -cm.oi_places

@@ -12,10 +12,12 @@ The model, deterministic from ``seed`` (and the venue list):
 * one price path per asset, shared by all venues: a random walk with volatility regimes (calm,
   volatile, crisis) and occasional jumps; alts follow BTC with a beta, partly with a one-step lag
   (BTC leads), plus their own noise. Venues add a small basis (``contract.extra["basis"]``).
-* each pool absorbs the liquidations of the contracts it covers. Liquidation volume grows with the
-  size of price moves and the regime; a fill better than the bankruptcy price pays the surplus into the
-  fund, a worse one draws the deficit from it (margin -> fund -> ADL once the fund is empty).
-  Liquidated positions leave the open interest.
+* each pool absorbs the liquidations of the contracts it covers. Who is liquidated follows each venue's
+  explicit leverage distribution (``simulator.leverage``): positions re-formed at each UTC day's open are
+  liquidated as the day's low/high moves through their liquidation prices (the stress test's model, so
+  its calibration can be checked against a known truth). The regime sets how far fills land from the
+  mark: a fill better than the bankruptcy price pays the surplus into the fund, a worse one draws the
+  deficit from it (margin -> fund -> ADL once the fund is empty). Liquidated positions leave the OI.
 * ``pool.balance`` moves with every liquidation; it also earns a slow explicit growth (platform revenue)
   credited at publication boundaries. ``pool.history`` gains a published point at each cadence boundary
   (``publish_every_s`` adds extra points for long cadences, for demos at high speed).
@@ -43,6 +45,7 @@ import time
 from decimal import Decimal
 
 from records.vocabulary import STABLE_ASSETS
+from simulator.leverage import venue_distribution
 from simulator.liquidation_engine import LiquidationEngine
 from simulator.market_state import (
     ANNUAL_VOL,
@@ -101,6 +104,7 @@ from simulator.scenarios import (
     CASCADE_CRASH_MS,
     CASCADE_CRISIS_MS,
     CASCADE_DROP,
+    CASCADE_GAP,
     CASCADE_REBOUND,
     CASCADE_VOLATILE_MS,
     DEFAULT_DEMO_SPEED,
@@ -116,7 +120,7 @@ from simulator.scenarios import (
 
 __all__ = [  # the market's public names, wherever they are defined
     "ADL_FLAG_MS", "ADL_MS", "ADL_TARGET", "ANNUAL_VOL", "BASE_PRICES", "BETA", "CALM", "CASCADE_CRASH_MS",
-    "CASCADE_CRISIS_MS", "CASCADE_DROP", "CASCADE_REBOUND", "CASCADE_VOLATILE_MS", "CATCH_UP_S", "CRISIS",
+    "CASCADE_CRISIS_MS", "CASCADE_DROP", "CASCADE_GAP", "CASCADE_REBOUND", "CASCADE_VOLATILE_MS", "CATCH_UP_S", "CRISIS",
     "DAY_MS", "DEFAULT_ANNUAL_VOL", "DEFAULT_BETA", "DEFAULT_DEMO_SPEED", "DRAIN_MS", "DRAIN_RANGE",
     "EVENT_END_MS", "EVENT_ONSET_MS", "FINE_HISTORY_MS", "FLOW_MAX", "GROWTH_PER_DAY", "HOURLY_HISTORY_MS",
     "HOUR_MS", "LAMBDA0", "LEV_MAX", "LEV_MIN", "LEV_REF", "LIQ_A", "LIQ_B", "LIQ_C", "LIQ_MAX",
@@ -298,7 +302,7 @@ class Market(PriceModel, ScenarioModel, LiquidationEngine):
             for cm in members:
                 covered[cm.contract.symbol] = [pool]
             pools.append(self._pool_model(venue, pool, members, covered, rng, hidden=True))
-        model = _VenueModel(venue, rng, pools, list(contracts.values()))
+        model = _VenueModel(venue, rng, pools, list(contracts.values()), venue_distribution(key))
         for pm in pools:
             self._pool_models[(key, pm.ledger_key)] = pm
             for cm in pm.contracts:

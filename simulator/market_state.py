@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from metrics.stress import LeverageDistribution
+from simulator.leverage import DayBook
+
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -45,7 +48,7 @@ REGIME_LIQ = (1.0, 2.5, 6.0)  # liquidation-volume multiplier
 REGIME_SLIP = (0.0012, 0.0035, 0.035)  # typical fill distance from the mark at liquidation
 MM_RANGE = (0.004, 0.010)  # bankruptcy price distance from the liquidation (mark) price
 MM_MEAN = sum(MM_RANGE) / 2
-LIQ_A, LIQ_B, LIQ_C = 2e-6, 0.006, 3.0  # liquidated share of exposure per step: A + B|r| + C r^2
+LIQ_A, LIQ_B, LIQ_C = 2e-6, 0.006, 3.0  # coarse past (make_history): liquidated share per step A + B|r| + C r^2
 LAMBDA0 = 0.25  # liquidation events per pool per calm step
 MAX_EVENTS_PER_STEP = 12
 LEV_MIN, LEV_MAX = 4.0, 20.0  # exposure (OI notional a pool backs) relative to the pool's size
@@ -236,6 +239,7 @@ class _PoolModel:
     base_history_len: int
     rng: random.Random
     hidden: bool = False  # a fund the venue does not publish (contracts no published pool covers)
+    books: list[DayBook] = field(default_factory=list)  # per contract: today's positions (simulator.leverage)
     ledger_key: str = ""
     period_surplus: Decimal = Decimal(0)
     period_deficit: Decimal = Decimal(0)
@@ -256,6 +260,7 @@ class _VenueModel:
     rng: random.Random
     pools: list[_PoolModel]
     contracts: list[_ContractModel]
+    leverage: LeverageDistribution  # who is liquidated by how large a move (simulator.leverage)
     seq: int = 0
     adl_until_ms: int = 0
     pending: list[SimLiquidation] = field(default_factory=list)

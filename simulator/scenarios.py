@@ -27,6 +27,7 @@ CASCADE_CRASH_MS = 2 * HOUR_MS  # the crash itself
 CASCADE_CRISIS_MS = 6 * HOUR_MS  # crisis regime from onset
 CASCADE_VOLATILE_MS = 12 * HOUR_MS  # volatile regime until then
 CASCADE_DROP = 0.15  # BTC log drop during the crash
+CASCADE_GAP = 0.02  # of which in the crash's first minute
 CASCADE_REBOUND = 0.035
 DRAIN_MS = 12 * HOUR_MS
 DRAIN_RANGE = (0.38, 0.52)
@@ -106,9 +107,9 @@ class ScenarioModel:
         crash_steps = CASCADE_CRASH_MS // STEP_MS
         if 0 < rel <= CASCADE_CRASH_MS:
             k = rel // STEP_MS
-            # bell-shaped: slow start, violent middle, exhaustion
+            # a gap down (the first liquidation wave), then bell-shaped: violent middle, exhaustion
             weight = math.sin(math.pi * (k - 0.5) / crash_steps) ** 2 * 2 / crash_steps
-            return -CASCADE_DROP * weight
+            return -(CASCADE_DROP - CASCADE_GAP) * weight - (CASCADE_GAP if k == 1 else 0.0)
         rebound_ms = CASCADE_CRISIS_MS - CASCADE_CRASH_MS
         if CASCADE_CRASH_MS < rel <= CASCADE_CRISIS_MS:
             return CASCADE_REBOUND / (rebound_ms // STEP_MS)

@@ -1,0 +1,415 @@
+"""Inputs of the stress test (``metrics.stress``) and ``stress_table``, the one query the dashboard, the CLI,
+the CSV export and the assessment call.
+
+``load_inputs`` reads what does not depend on the move (a few short read-only queries): the newest OI per
+contract, fund per pool (``storage.analytics.fund_pools_latest`` / ``fund_native_latest``, the existing
+fund-as-of-now queries), each venue's calibration days and each pool's daily fund changes. ``stress_frame``
+then projects any move from those inputs in memory, so sliders cost no query.
+
+Calibration days: venue × UTC day × base asset, from complete liquidation feeds only (a sampled feed's sums
+are lower bounds and would understate leverage); days overlapping a recorded feed gap are left out. The
+day's move is the base asset's first price to its low (down) and high (up), from the venue's own price
+rows, else the median over venues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from metrics.stress import (
+    MIN_CALIBRATION_DAYS,
+    Calibration,
+    ContractExposure,
+    DayObservation,
+    FillModel,
+    FundAsset,
+    LeverageDistribution,
+    PoolInput,
+    asset_family,
+    calibrate,
+    history_stats,
+    project,
+)
+from storage import analytics
+from storage.db import read_connection
+from storage.writer import STABLE_ASSETS
+
+DbPath = Path | str
+
+OI_LOOKBACK = timedelta(days=1)
+CALIBRATION_DAYS = 30
+HISTORY_DAYS = 365
+NO_POOL = "(no published fund)"
+UNCOVERED = "(contracts no pool covers)"
+COLUMNS = ["venue", "pool_id", "direction", "move_pct", "scope", "oi_usd", "moved_oi_usd", "liquidated_usd",
+           "deficit_rate_pct", "deficit_usd", "fund_usd", "fund_after_move_usd", "consumption_pct", "fund_asset",
+           "fund_native", "consumption_native", "adl_likely", "calibration", "history_days",
+           "worst_day_loss_usd", "p99_day_loss_usd", "days_covered_p99", "worst_day_liquidated_usd"]
+
+
+@dataclass(frozen=True)
+class StressInputs:
+    now: datetime
+    pools: tuple[PoolInput, ...]
+    calibrations: dict[str, Calibration]
+    daily_fund_change: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    daily_liquidated: dict[str, list[float]] = field(default_factory=dict)
+
+
+# -- SQL -------------------------------------------------------------------------------------------------
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _contracts(con: duckdb.DuckDBPyConnection, venues: Sequence[str], now: datetime) -> pd.DataFrame:
+    """Newest OI (USD, one side) per contract: each contract's last value within 2 h of its venue's
+    newest poll in the last day (as ``analytics.oi_latest``, per contract)."""
+    return con.execute(
+        """
+        WITH last AS (
+            SELECT venue, symbol, arg_max(base_asset, ts) AS base_asset, arg_max(oi_usd, ts) AS oi_usd,
+                   max(ts) AS ts
+            FROM open_interest
+            WHERE ts > $since AND ts <= $now AND list_contains($venues, venue) AND oi_usd IS NOT NULL
+            GROUP BY venue, symbol
+        ), newest AS (SELECT venue, max(ts) AS t FROM last GROUP BY venue)
+        SELECT l.venue, l.symbol, l.base_asset, l.oi_usd
+        FROM last AS l JOIN newest AS n ON n.venue = l.venue AND l.ts > n.t - $gap
+        ORDER BY l.venue, l.symbol
+        """,
+        {"since": now - OI_LOOKBACK, "now": now, "venues": list(venues), "gap": analytics.OI_MAX_GAP},
+    ).df()
+
+
+def _members(con: duckdb.DuckDBPyConnection, venues: Sequence[str]) -> pd.DataFrame:
+    return con.execute(
+        "SELECT DISTINCT venue, pool_id, symbol FROM fund_pool_members WHERE list_contains(?, venue)",
+        [list(venues)],
+    ).df()
+
+
+def _liquidation_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime,
+                      now: datetime) -> pd.DataFrame:
+    """Liquidated USD per venue × day × base asset from complete feeds (overlapping sources max-combined),
+    without days that overlap a feed gap."""
+    tables = _tables(con)
+    if "liquidations" not in tables:
+        return pd.DataFrame(columns=["venue", "day", "base_asset", "long_usd", "short_usd"])
+    gaps = ""
+    if "liquidation_gaps" in tables:
+        gaps = """
+            AND (venue, day) NOT IN (
+                SELECT venue, unnest(generate_series(date_trunc('day', start_ts),
+                                                     date_trunc('day', coalesce(end_ts, $now)), INTERVAL 1 DAY))
+                FROM liquidation_gaps WHERE coalesce(end_ts, $now) >= $since AND list_contains($venues, venue))
+        """
+    return con.execute(
+        f"""
+        WITH per_source AS (
+            SELECT venue, source, date_trunc('day', ts) AS day, base_asset,
+                   coalesce(sum(notional_usd) FILTER (WHERE side = 'long'), 0) AS long_usd,
+                   coalesce(sum(notional_usd) FILTER (WHERE side = 'short'), 0) AS short_usd
+            FROM liquidations
+            WHERE ts >= $since AND ts < date_trunc('day', $now) AND list_contains($venues, venue)
+              AND NOT lower_bound AND notional_usd IS NOT NULL
+            GROUP BY ALL
+        )
+        SELECT venue, day, base_asset, max(long_usd) AS long_usd, max(short_usd) AS short_usd
+        FROM per_source WHERE 1 = 1 {gaps}
+        GROUP BY venue, day, base_asset ORDER BY venue, day
+        """,  # noqa: S608 - fixed fragments only
+        {"since": since, "now": now, "venues": list(venues)},
+    ).df()
+
+
+def _day_oi(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime, until: datetime) -> pd.DataFrame:
+    """OI (USD) at each day's start per venue × base asset: each contract's first value of the day."""
+    return con.execute(
+        """
+        WITH first AS (
+            SELECT venue, symbol, date_trunc('day', ts) AS day, arg_min(base_asset, ts) AS base_asset,
+                   arg_min(oi_usd, ts) AS oi_usd
+            FROM open_interest
+            WHERE ts >= $since AND ts < $until AND list_contains($venues, venue) AND oi_usd IS NOT NULL
+            GROUP BY ALL
+        )
+        SELECT venue, day, base_asset, sum(oi_usd) AS oi_usd FROM first GROUP BY ALL
+        """,
+        {"since": since, "until": until, "venues": list(venues)},
+    ).df()
+
+
+def _day_moves(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime) -> pd.DataFrame:
+    """Per venue × asset × day: first price, low and high (every venue: a venue without its own price
+    rows uses the median of the others)."""
+    return con.execute(
+        """
+        SELECT venue, asset, date_trunc('day', ts) AS day, arg_min(price_usd, ts) AS open,
+               min(price_usd) AS low, max(price_usd) AS high
+        FROM prices WHERE ts >= $since AND ts < $until AND price_usd > 0 GROUP BY ALL
+        """,
+        {"since": since, "until": until},
+    ).df()
+
+
+def _fund_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime) -> pd.DataFrame:
+    """Daily fund change per venue × pool (USD): change of each asset's native balance from the previous
+    day's last row, valued at the day's last USD/balance. Whole hours come from the hourly rollup where it
+    is complete, raw rows after it."""
+    wm = analytics._rollup_to(con, "fund_hourly")  # noqa: SLF001 - the rollup watermark, one definition
+    raw = ("SELECT venue, pool_id, asset, ts, balance::DOUBLE AS bal, usd_value::DOUBLE AS usd FROM fund_balances "
+           "WHERE ts > {lo} AND list_contains($venues, venue)")
+    if wm is not None:
+        source = ("SELECT venue, pool_id, asset, ts, balance AS bal, usd_value AS usd FROM fund_hourly "  # noqa: S608
+                  "WHERE hour > $since AND hour <= $wm AND list_contains($venues, venue) UNION ALL "
+                  + raw.format(lo="greatest($since, $wm)"))
+    else:
+        source = raw.format(lo="$since")
+    return con.execute(
+        f"""
+        WITH daily AS (
+            SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(bal, ts) AS bal,
+                   arg_max(usd, ts) AS usd
+            FROM ({source}) GROUP BY ALL
+        ), changes AS (
+            SELECT venue, pool_id, day,
+                   (bal - lag(bal) OVER (PARTITION BY venue, pool_id, asset ORDER BY day))
+                   * CASE WHEN bal <> 0 THEN usd / bal END AS change_usd
+            FROM daily
+        )
+        SELECT venue, pool_id, day, sum(change_usd) AS change_usd
+        FROM changes WHERE change_usd IS NOT NULL GROUP BY ALL ORDER BY venue, pool_id, day
+        """,  # noqa: S608 - fixed fragments only
+        {"since": since, "venues": list(venues), **({"wm": wm} if wm is not None else {})},
+    ).df()
+
+
+def _liquidated_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime) -> pd.DataFrame:
+    """Liquidated USD per venue × day from the per-minute rollup (sources max-combined per minute)."""
+    if "liquidation_minutes" not in _tables(con):
+        return pd.DataFrame(columns=["venue", "day", "usd"])
+    return con.execute(
+        """
+        WITH m AS (
+            SELECT venue, minute, side, max(usd) AS usd FROM liquidation_minutes
+            WHERE minute >= ? AND list_contains(?, venue) GROUP BY ALL
+        )
+        SELECT venue, date_trunc('day', minute) AS day, sum(usd) AS usd FROM m GROUP BY ALL
+        """,
+        [since, list(venues)],
+    ).df()
+
+
+# -- assembling ------------------------------------------------------------------------------------------
+
+def _observations(liq: pd.DataFrame, oi: pd.DataFrame, moves: pd.DataFrame) -> dict[str, list[DayObservation]]:
+    """Join liquidation days with the day's OI and move on (venue, day, asset family)."""
+    if liq.empty or oi.empty or moves.empty:
+        return {}
+    for frame, column in ((liq, "base_asset"), (oi, "base_asset"), (moves, "asset")):
+        frame["family"] = frame[column].astype(str).map(asset_family)
+    liq = liq.groupby(["venue", "day", "family"], as_index=False)[["long_usd", "short_usd"]].sum()
+    oi = oi.groupby(["venue", "day", "family"], as_index=False)[["oi_usd"]].sum()
+    moves = moves.assign(down=1 - moves["low"] / moves["open"], up=moves["high"] / moves["open"] - 1)
+    own = moves.groupby(["venue", "day", "family"], as_index=False)[["down", "up"]].median()
+    market = moves.groupby(["day", "family"], as_index=False)[["down", "up"]].median()
+    out = liq.merge(oi, on=["venue", "day", "family"], how="inner")
+    out = out.merge(own, on=["venue", "day", "family"], how="left")
+    out = out.merge(market, on=["day", "family"], how="left", suffixes=("", "_market"))
+    out["down"] = out["down"].fillna(out["down_market"])
+    out["up"] = out["up"].fillna(out["up_market"])
+    out = out.dropna(subset=["down", "up", "oi_usd"])
+    result: dict[str, list[DayObservation]] = {}
+    for venue, oi_usd, down, up, long_usd, short_usd in zip(
+            out["venue"].astype(str), out["oi_usd"].astype(float), out["down"].astype(float), out["up"].astype(float),
+            out["long_usd"].astype(float), out["short_usd"].astype(float), strict=True):
+        result.setdefault(venue, []).append(DayObservation(oi_usd, max(0.0, down), max(0.0, up), long_usd, short_usd))
+    return result
+
+
+def _fund_assets(fund_usd: float | None, assets_text: str | None,
+                 native: dict[str, tuple[float | None, float | None]]) -> tuple[FundAsset, ...]:
+    """The pool's fund split per asset: one asset takes it all; several are split by the venue's USD per
+    asset (``fund_native_latest``: asset -> (USD, native balance)). Price = USD / native balance."""
+    if fund_usd is None or fund_usd != fund_usd:
+        return ()
+    assets = [a.strip() for a in str(assets_text or "").split(",") if a.strip()]
+    prices = {a: usd / bal for a, (usd, bal) in native.items()
+              if usd is not None and bal is not None and usd == usd and bal == bal and bal > 0}
+    weights = {a: native[a][0] or 0.0 for a in assets if a in native and native[a][0] == native[a][0]}
+    total = sum(weights.values())
+    if len(assets) <= 1 or total <= 0:
+        asset = assets[0] if assets else "USD"
+        return (FundAsset(asset, fund_usd, prices.get(asset), asset.upper() in STABLE_ASSETS),)
+    return tuple(FundAsset(a, fund_usd * weights.get(a, 0.0) / total, prices.get(a), a.upper() in STABLE_ASSETS)
+                 for a in assets)
+
+
+def _float(value: object) -> float | None:
+    """A number, or None for NULL/NaN/NA."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
+def _pools(contracts: pd.DataFrame, members: pd.DataFrame, pools: pd.DataFrame,
+           native: pd.DataFrame) -> list[PoolInput]:
+    """Contracts assigned to the pools that back them (a contract several pools back is split by their
+    funds; a venue with one pool and no membership rows: that pool backs everything)."""
+    by_venue: dict[str, list[ContractExposure]] = {}
+    for venue, symbol, base, oi in zip(contracts["venue"].astype(str), contracts["symbol"].astype(str),
+                                       contracts["base_asset"].astype(str), contracts["oi_usd"].astype(float),
+                                       strict=True):
+        by_venue.setdefault(venue, []).append(ContractExposure(symbol, base, oi))
+    backers_of: dict[tuple[str, str], list[str]] = {}
+    for venue, pool_id, symbol in zip(members["venue"].astype(str), members["pool_id"].astype(str),
+                                      members["symbol"].astype(str), strict=True):
+        backers_of.setdefault((venue, symbol), []).append(pool_id)
+    natives: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+    for venue, asset, usd, bal in zip(native["venue"].astype(str), native["asset"].astype(str), native["fund_usd"],
+                                      native["balance"], strict=True):
+        natives.setdefault(venue, {})[asset] = (_float(usd), _float(bal))
+    venue_pools: dict[str, list[tuple[str, float | None, str | None]]] = {}
+    for venue, pool_id, fund_usd, assets in zip(pools["venue"].astype(str), pools["pool_id"].astype(str),
+                                                pools["fund_usd"], pools["assets"], strict=True):
+        venue_pools.setdefault(venue, []).append((pool_id, _float(fund_usd), None if assets is None else str(assets)))
+    out: list[PoolInput] = []
+    for venue in sorted(set(by_venue) | set(venue_pools)):
+        contracts_v = by_venue.get(venue, [])
+        if venue not in venue_pools:
+            out.append(PoolInput(venue, NO_POOL, tuple(contracts_v)))
+            continue
+        funds = {pool_id: fund or 0.0 for pool_id, fund, _ in venue_pools[venue]}
+        assigned: dict[str, list[ContractExposure]] = {pool_id: [] for pool_id in funds}
+        uncovered: list[ContractExposure] = []
+        for c in contracts_v:
+            backers = [p for p in backers_of.get((venue, c.symbol), []) if p in funds]
+            if not backers and len(funds) == 1:
+                backers = list(funds)
+            if not backers:
+                uncovered.append(c)
+                continue
+            total = sum(funds[p] for p in backers)
+            for p in backers:
+                share = funds[p] / total if total > 0 else 1.0 / len(backers)
+                assigned[p].append(ContractExposure(c.symbol, c.base_asset, c.oi_usd * share))
+        for pool_id, fund, assets in venue_pools[venue]:
+            out.append(PoolInput(venue, pool_id, tuple(assigned[pool_id]),
+                                 _fund_assets(fund, assets, natives.get(venue, {}))))
+        if uncovered:
+            out.append(PoolInput(venue, UNCOVERED, tuple(uncovered)))
+    return out
+
+
+def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime | None = None,
+                prior: LeverageDistribution | None = None, calibration_days: int = CALIBRATION_DAYS,
+                history_days: int = HISTORY_DAYS, min_calibration_days: int | None = None,
+                calibrate_from_history: bool = True) -> StressInputs:
+    """Everything the stress test reads from the database (independent of the move and the fills)."""
+    now = now or datetime.now(UTC)
+    prior = prior or LeverageDistribution()
+    with ThreadPoolExecutor(max_workers=2) as workers, read_connection(db) as con:
+        chosen = list(venues) if venues else [
+            r[0] for r in con.execute(
+                "SELECT DISTINCT venue FROM open_interest WHERE ts > ? UNION SELECT DISTINCT venue FROM fund_pool_members",
+                [now - OI_LOOKBACK]).fetchall()]
+        # the fund-as-of-now queries open their own connections: run them beside ours
+        pools_future = workers.submit(analytics.fund_pools_latest, db, chosen)
+        native_future = workers.submit(analytics.fund_native_latest, db, chosen)
+        contracts = _contracts(con, chosen, now)
+        members = _members(con, chosen)
+        cal_since = now - timedelta(days=calibration_days)
+        observations: dict[str, list[DayObservation]] = {}
+        liq = _liquidation_days(con, chosen, cal_since, now) if calibrate_from_history else pd.DataFrame()
+        if not liq.empty:
+            with_liq = sorted(set(liq["venue"]))
+            day_end = liq["day"].max() + pd.Timedelta(days=1)
+            observations = _observations(liq, _day_oi(con, with_liq, cal_since, day_end),
+                                         _day_moves(con, cal_since, day_end))
+        hist_since = now - timedelta(days=history_days)
+        fund_days = _fund_days(con, chosen, hist_since)
+        liq_days = _liquidated_days(con, chosen, hist_since)
+        pools, native = pools_future.result(), native_future.result()
+    inputs = _pools(contracts, members, pools, native)
+    min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
+    calibrations = {v: calibrate(observations.get(v, []), prior, min_days) for v in {p.venue for p in inputs}}
+    if not calibrate_from_history:
+        calibrations = {v: Calibration(prior, "default", "calibration off") for v in calibrations}
+    changes = {(str(k[0]), str(k[1])): g["change_usd"].astype(float).tolist()
+               for k, g in fund_days.groupby(["venue", "pool_id"])}
+    liquidated = {str(k): g["usd"].astype(float).tolist() for k, g in liq_days.groupby("venue")}
+    return StressInputs(now, tuple(inputs), calibrations, changes, liquidated)
+
+
+def stress_frame(inputs: StressInputs, move_pct: float = 20.0, direction: str = "down",
+                 fill: FillModel | None = None, scope: str = "all",
+                 distribution: LeverageDistribution | None = None) -> pd.DataFrame:
+    """One row per venue × pool (columns ``COLUMNS``), largest consumption first. ``distribution`` replaces
+    every venue's calibration ("given")."""
+    fill = fill or FillModel()
+    rows = []
+    for pool in inputs.pools:
+        cal = inputs.calibrations.get(pool.venue) or calibrate([], LeverageDistribution())
+        dist, label = (distribution, "given") if distribution is not None else (cal.distribution, cal.label)
+        r = project(pool, move_pct, direction, dist, fill, scope, label)
+        hist = history_stats(inputs.daily_fund_change.get((pool.venue, pool.pool_id), []), r.fund_usd,
+                             inputs.daily_liquidated.get(pool.venue, []))
+        rows.append({
+            "venue": r.venue, "pool_id": r.pool_id, "direction": r.direction, "move_pct": r.move_pct,
+            "scope": r.scope, "oi_usd": r.oi_usd, "moved_oi_usd": r.moved_oi_usd, "liquidated_usd": r.liquidated_usd,
+            "deficit_rate_pct": r.deficit_rate * 100, "deficit_usd": r.deficit_usd, "fund_usd": r.fund_usd,
+            "fund_after_move_usd": r.fund_after_move_usd, "consumption_pct": r.consumption_pct,
+            "fund_asset": r.fund_asset, "fund_native": r.fund_native, "consumption_native": r.consumption_native,
+            "adl_likely": r.adl_likely, "calibration": r.calibration, "history_days": hist.days,
+            "worst_day_loss_usd": hist.worst_day_loss_usd, "p99_day_loss_usd": hist.p99_day_loss_usd,
+            "days_covered_p99": hist.days_covered, "worst_day_liquidated_usd": hist.worst_day_liquidated_usd,
+        })
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.sort_values(["consumption_pct", "liquidated_usd"], ascending=False, na_position="last",
+                             ignore_index=True)
+
+
+def stress_table(db: DbPath, move_pct: float = 20.0, direction: str = "down", fill_degradation: float | None = None,
+                 venues: Sequence[str] | None = None, scope: str = "all", fill: FillModel | None = None,
+                 prior: LeverageDistribution | None = None, now: datetime | None = None,
+                 calibration_days: int = CALIBRATION_DAYS, history_days: int = HISTORY_DAYS,
+                 min_calibration_days: int | None = None, calibrate_from_history: bool = True) -> pd.DataFrame:
+    """The stress table (see ``stress_frame``) for one move; ``direction`` "both" gives down then up rows."""
+    fill = fill or FillModel()
+    if fill_degradation is not None:
+        fill = FillModel(fill.calm_deficit_rate, fill_degradation, fill.max_deficit_rate, fill.daily_turnover)
+    inputs = load_inputs(db, venues, now, prior, calibration_days, history_days, min_calibration_days,
+                         calibrate_from_history)
+    directions = ("down", "up") if direction == "both" else (direction,)
+    return pd.concat([stress_frame(inputs, move_pct, d, fill, scope) for d in directions], ignore_index=True)
+
+
+def venue_consumption(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per venue × direction: pools summed (deficit over the fund left after the move; pools without a
+    published fund count in liquidated and deficit only), largest consumption first. Columns: venue,
+    direction, move_pct, liquidated_usd, deficit_usd, fund_after_move_usd, consumption_pct, adl_likely."""
+    columns = ["venue", "direction", "move_pct", "liquidated_usd", "deficit_usd", "fund_after_move_usd",
+               "consumption_pct", "adl_likely"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    funded = frame.assign(funded_deficit=frame["deficit_usd"].where(frame["fund_after_move_usd"].notna()))
+    out = funded.groupby(["venue", "direction", "move_pct"], as_index=False).agg(
+        liquidated_usd=("liquidated_usd", "sum"), deficit_usd=("deficit_usd", "sum"),
+        funded_deficit=("funded_deficit", "sum"), fund_after_move_usd=("fund_after_move_usd", "sum"),
+        funds=("fund_after_move_usd", "count"), adl_likely=("adl_likely", lambda s: bool(s.eq(True).any())))
+    fund = out["fund_after_move_usd"].where(out["funds"] > 0)
+    out["fund_after_move_usd"] = fund
+    out["consumption_pct"] = (out["funded_deficit"] / fund * 100).where(fund > 0)
+    out["adl_likely"] = out["adl_likely"].where(out["funds"] > 0)
+    return out[columns].sort_values("consumption_pct", ascending=False, na_position="last", ignore_index=True)

@@ -113,7 +113,7 @@ def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
     if jobs is None:
         jobs = [
             (venue, cap.dataset) for venue, klass in classes.items() for cap in klass.capabilities
-            if getattr(settings.venues[venue].intervals, cap.dataset, 0) > 0 and hasattr(klass, f"fetch_{cap.dataset}")
+            if getattr(settings.venues[venue].intervals, cap.dataset, 0) > 0 and klass.implements(cap.dataset)
         ]
     expectations = []
     for venue, dataset in jobs:

@@ -113,7 +113,7 @@ class Collector:
         for key, adapter in self.adapters.items():
             intervals = self.settings.venues[key].intervals
             for dataset in adapter.datasets():
-                if getattr(intervals, dataset, 0) > 0 and hasattr(adapter, f"fetch_{dataset}"):
+                if getattr(intervals, dataset, 0) > 0 and adapter.implements(dataset):
                     pairs.append((key, dataset))
         return pairs
 

@@ -9,7 +9,7 @@ series (OI, funding, prices) are ``float`` next to the raw text the venue served
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -189,10 +189,13 @@ class Capability:
 
 
 ProgressFn = Callable[[int], None]
+FETCH_HOOKS = frozenset({f"fetch_{d}" for d in (FUNDS, OPEN_INTEREST, FUNDING, PRICES, ADL)})
+BACKFILL_HOOKS = frozenset({f"backfill_{d}" for d in (FUNDS, OPEN_INTEREST, FUNDING, PRICES)})
 
 
 class VenueAdapter(abc.ABC):
-    """One venue. Subclasses set the class attributes and implement ``fetch_<dataset>`` methods."""
+    """One venue. Subclasses set the class attributes and override the hooks below for the datasets
+    they publish (``fetch_<dataset>``; ``backfill_<dataset>`` where the venue publishes a history)."""
 
     key: ClassVar[str]
     display_name: ClassVar[str]
@@ -221,23 +224,68 @@ class VenueAdapter(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""
 
+    # -- the hooks a venue implements: one per dataset it publishes (matching ``capabilities``) ----------
+    async def fetch_funds(self, since: datetime | None) -> Batch:
+        """Insurance-fund balances (and pool members, fund flows) as published now."""
+        raise NotImplementedError(f"{self.key} does not publish funds")
+
+    async def fetch_open_interest(self, since: datetime | None) -> Batch:
+        raise NotImplementedError(f"{self.key} does not publish open_interest")
+
+    async def fetch_funding(self, since: datetime | None) -> Batch:
+        raise NotImplementedError(f"{self.key} does not publish funding")
+
+    async def fetch_prices(self, since: datetime | None) -> Batch:
+        raise NotImplementedError(f"{self.key} does not publish prices")
+
+    async def fetch_adl(self, since: datetime | None) -> Batch:
+        raise NotImplementedError(f"{self.key} does not publish adl")
+
+    # history hooks (async generators, one batch per page): only the venues that publish a history
+    def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
+        raise NotImplementedError(f"{self.key} publishes no funds history")
+
+    def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
+        raise NotImplementedError(f"{self.key} publishes no open_interest history")
+
+    def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
+        raise NotImplementedError(f"{self.key} publishes no funding history")
+
+    def backfill_prices(self, since: datetime) -> AsyncIterator[Batch]:
+        raise NotImplementedError(f"{self.key} publishes no prices history")
+
+    def _fetch_hooks(self) -> dict[str, Callable[[datetime | None], Awaitable[Batch]]]:
+        return {FUNDS: self.fetch_funds, OPEN_INTEREST: self.fetch_open_interest, FUNDING: self.fetch_funding,
+                PRICES: self.fetch_prices, ADL: self.fetch_adl}
+
+    def _backfill_hooks(self) -> dict[str, Callable[[datetime], AsyncIterator[Batch]]]:
+        return {FUNDS: self.backfill_funds, OPEN_INTEREST: self.backfill_open_interest,
+                FUNDING: self.backfill_funding, PRICES: self.backfill_prices}
+
     async def fetch(self, dataset: str, since: datetime | None) -> Batch:
         """Current data for ``dataset``; ``since`` = newest stored venue timestamp (history venues poll
         incrementally from it)."""
-        method = getattr(self, f"fetch_{dataset}", None)
-        if method is None:
+        hook = self._fetch_hooks().get(dataset)
+        if hook is None:
             raise NotImplementedError(f"{self.key} does not publish {dataset}")
-        return await method(since)
+        return await hook(since)
 
     async def backfill(self, dataset: str, since: datetime) -> AsyncIterator[Batch]:
         """Walk a history endpoint back to ``since`` (or the start of what the venue publishes), yielding
         one batch per page so progress is visible and each page is written as it arrives."""
-        method = getattr(self, f"backfill_{dataset}", None)
-        if method is None:
+        if not self.has_backfill(dataset):
             return
-        async for batch in method(since):
+        async for batch in self._backfill_hooks()[dataset](since):
             yield batch
 
     @classmethod
+    def implements(cls, dataset: str) -> bool:
+        """Whether this venue implements the fetch hook of ``dataset`` (overrides the base's)."""
+        name = f"fetch_{dataset}"
+        return name in FETCH_HOOKS and getattr(cls, name) is not getattr(VenueAdapter, name)
+
+    @classmethod
     def has_backfill(cls, dataset: str) -> bool:
-        return hasattr(cls, f"backfill_{dataset}")
+        """Whether this venue implements the history hook of ``dataset`` (overrides the base's)."""
+        name = f"backfill_{dataset}"
+        return name in BACKFILL_HOOKS and getattr(cls, name) is not getattr(VenueAdapter, name)

@@ -65,7 +65,7 @@ def test_capabilities_match_what_each_adapter_implements() -> None:
         declared = klass.datasets()
         assert len(set(declared)) == len(declared), f"{key}: a dataset is declared twice"
         assert set(declared) <= set(DATASETS), f"{key}: unknown dataset in {declared}"
-        implemented = {d for d in DATASETS if callable(getattr(klass, f"fetch_{d}", None))}
+        implemented = {d for d in DATASETS if klass.implements(d)}
         assert set(declared) == implemented, f"{key}: declared {sorted(declared)} vs fetch_* {sorted(implemented)}"
         backfills = {d for d in DATASETS if klass.has_backfill(d)}
         assert backfills <= set(declared), f"{key}: backfill without a declared capability"

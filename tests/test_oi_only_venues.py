@@ -48,7 +48,7 @@ def test_no_fund_capability() -> None:
     for key in NO_FUND_KEYS:
         klass = adapter_class(key)
         assert klass.fund_label == "no published fund" and klass.capability(FUNDS) is None
-        assert not hasattr(klass, "fetch_funds")
+        assert not klass.implements("funds")
 
 
 def test_coinm_premium_index_example_skips_delivery() -> None:

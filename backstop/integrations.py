@@ -1,42 +1,41 @@
-"""Optional features plug into the collector here, so the core never imports them directly:
-liquidation streams and the dashboard's hourly rollups (background tasks), cascade detection and
-alert evaluation (after-cycle hooks), and the export datasets they register."""
+"""The collector's features beyond polling, wired explicitly: liquidation streams and the dashboard's
+hourly rollups (background tasks), cascade detection and alert evaluation (after-cycle hooks), the lake
+sync, and the export datasets the liquidation and alert storage modules register."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-from typing import Any
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from alerts import engine as alert_engine
+from backstop.service import Collector
+from collectors.liquidations import integration as liquidations
+from collectors.runner import RunOutcome
+from metrics.cascades import Cascade, CascadeParams
+from storage import alert_store, analytics
+from storage import liquidations as liquidation_store
 
 log = logging.getLogger(__name__)
 
+CASCADE_RULE = "liquidation_cascade"  # settings.alerts.rules[...] .params: k, m, window_min, floor_usd, ...
+CASCADE_EVERY_S = 30.0
 ROLLUP_EVERY_S = 300.0  # the dashboard reads raw rows for the newest hours, so minutes of lag are fine
 
-_EXPORT_MODULES = ("storage.liquidations", "storage.alert_store")
+# the storage modules whose import registers export datasets (liquidations, alerts): imported above
+EXPORT_MODULES = (liquidation_store, alert_store)
 
 
-def load_optional_exports() -> None:
-    """Import the storage modules that register extra export datasets (liquidations, alerts)."""
-    for name in _EXPORT_MODULES:
-        _optional(name)
+def load_optional_exports() -> tuple[object, ...]:
+    """The storage modules that register export datasets; importing this module imported them."""
+    return EXPORT_MODULES
 
 
-def _optional(name: str) -> Any | None:
-    """The module, or None when that feature is not installed (a broken module still raises)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            return None
-        raise
-
-
-async def refresh_rollups_forever(collector: Any, every_s: float = ROLLUP_EVERY_S) -> None:
+async def refresh_rollups_forever(collector: Collector, every_s: float = ROLLUP_EVERY_S) -> None:
     """Keep the dashboard's hourly rollups current from the writer process (the dashboard only reads).
     Each refresh is a few short write transactions; a failure is logged and retried next time."""
-    from storage import analytics
-
     while True:
         try:
             written = await asyncio.to_thread(collector.store.execute_write, analytics.refresh_rollups)
@@ -46,18 +45,45 @@ async def refresh_rollups_forever(collector: Any, every_s: float = ROLLUP_EVERY_
         await asyncio.sleep(every_s)
 
 
-def attach(collector: Any) -> None:
-    load_optional_exports()
+class CascadeDetector:
+    """After-cycle hook: (re)detect liquidation cascades at most every ``every_s`` seconds, each run
+    covering at least everything since the previous one."""
+
+    def __init__(self, collector: Collector, every_s: float = CASCADE_EVERY_S) -> None:
+        self.collector = collector
+        self.every_s = every_s
+        self._last_run = float("-inf")
+        self._examined_to: datetime | None = None
+
+    def params(self) -> CascadeParams:
+        rule = self.collector.settings.alerts.rules.get(CASCADE_RULE)
+        return CascadeParams.from_mapping(rule.params) if rule is not None and rule.params else CascadeParams()
+
+    async def after_cycle(self, outcomes: Sequence[RunOutcome] = (), every_s: float | None = None,
+                          now: datetime | None = None) -> list[Cascade]:
+        """The cascades found in this run (none when throttled or the rule is disabled)."""
+        clock = time.monotonic()
+        if clock - self._last_run < (self.every_s if every_s is None else every_s):
+            return []
+        self._last_run = clock
+        rule = self.collector.settings.alerts.rules.get(CASCADE_RULE)
+        if rule is not None and not rule.enabled:
+            return []
+        run = await asyncio.to_thread(liquidation_store.BACKEND.detect_cascades, self.collector.store, self.params(),
+                                      now, self._examined_to)
+        self._examined_to = run.examined_to
+        return list(run.cascades)
+
+
+def attach(collector: Collector) -> None:
+    """Every feature of a running collector (``collect``, ``run``, ``demo``)."""
     collector.background.append(refresh_rollups_forever)
-    liquidations = _optional("collectors.liquidations.integration")
-    if liquidations is not None:
-        collector.background.extend(liquidations.liquidation_tasks(collector))
-        collector.after_cycle.append(lambda outcomes: liquidations.detect_cascades_after_cycle(collector, outcomes))
+    backend = liquidation_store.BACKEND
+    collector.background.extend(liquidations.liquidation_tasks(collector, backend))
+    collector.after_cycle.append(CascadeDetector(collector).after_cycle)
     lake = collector.settings.lake
     if lake.dest and lake.sync_every_s > 0:
         from backstop.lake_cli import scheduled_sync
 
         collector.background.append(scheduled_sync(lake))
-    alert_engine = _optional("alerts.engine")
-    if alert_engine is not None:
-        collector.after_cycle.append(lambda outcomes: alert_engine.evaluate_after_cycle(collector, outcomes))
+    collector.after_cycle.append(lambda outcomes: alert_engine.evaluate_after_cycle(collector, outcomes))

@@ -24,6 +24,7 @@ from collectors.liquidations.bitfinex import (
 from collectors.liquidations.integration import build_feeds, liquidation_tasks, service_for
 from simulator.market import Market, SimLiquidation
 from simulator.server import SimulatorThread
+from storage.liquidations import BACKEND
 from storage.queries import query_df
 from tests.conftest import example, settings_for
 
@@ -96,7 +97,7 @@ def test_ws_and_rest_feeds_store_each_position_once(tmp_path) -> None:
 
         async def scenario() -> Any:
             collector = Collector(settings=settings)
-            running = [asyncio.create_task(task(collector)) for task in liquidation_tasks(collector)]
+            running = [asyncio.create_task(task(collector)) for task in liquidation_tasks(collector, BACKEND)]
             service = service_for(collector)
             assert service is not None
             ws = next(r for r in service.runners if r.info.feed == "liq:global")

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from backstop.config import Settings, load_settings
+from backstop.integrations import CascadeDetector
 from backstop.service import Collector
 from collectors.liquidations.base import ContractSpec
 from collectors.liquidations.binance import BinanceForceOrderFeed
 from collectors.liquidations.gate import GateLiqOrdersFeed, GateLiquidatesFeed
 from collectors.liquidations.htx import HtxLiquidationFeed, HtxLiquidationOrdersFeed
 from collectors.liquidations.integration import (
-    detect_cascades_after_cycle,
     liquidation_tasks,
     make_service,
     service_for,
@@ -34,6 +34,7 @@ from simulator.market import HOUR_MS, Market, SimContract, SimLiquidation, SimVe
 from simulator.server import SimulatorThread
 from simulator.streams import hub_for
 from storage import liquidations as liq
+from storage.liquidations import BACKEND
 from storage.queries import query_df
 
 pytestmark = pytest.mark.e2e
@@ -131,7 +132,7 @@ def test_bybit_stores_exactly_what_the_simulator_emitted(tmp_path) -> None:
 
         async def scenario() -> None:
             collector = Collector(settings=settings)
-            running = await start(collector, liquidation_tasks(collector),
+            running = await start(collector, liquidation_tasks(collector, BACKEND),
                                   ("allLiquidation:linear", "allLiquidation:inverse"))
             now = market.now_ms()
             for i in range(300):
@@ -166,7 +167,7 @@ def test_disconnect_records_a_gap_and_no_duplicates_after_reconnect(tmp_path) ->
 
         async def scenario() -> None:
             collector = Collector(settings=settings)
-            running = await start(collector, liquidation_tasks(collector))
+            running = await start(collector, liquidation_tasks(collector, BACKEND))
             service = service_for(collector)
             runner = next(r for r in service.runners if r.info.feed == "allLiquidation:linear")
             now = market.now_ms()
@@ -215,7 +216,7 @@ def test_injected_cascade_is_detected_with_the_right_start(tmp_path) -> None:
 
         async def scenario() -> list[Any]:
             collector = Collector(settings=settings)
-            running = await start(collector, liquidation_tasks(collector))
+            running = await start(collector, liquidation_tasks(collector, BACKEND))
             service = service_for(collector)
             total = 0
             for minute in range(80, 0, -1):  # calm: ~$2k a minute for 80 minutes
@@ -227,8 +228,9 @@ def test_injected_cascade_is_detected_with_the_right_start(tmp_path) -> None:
                                    qty="1", price=str(60_000 - 500 * minute))
                     total += 1
             await until(lambda: service.sink.written == total and service.sink.pending == 0, what="all stored")
-            found = await detect_cascades_after_cycle(collector, [], every_s=0)
-            assert await detect_cascades_after_cycle(collector, [], every_s=3600) == []  # throttled
+            detector = CascadeDetector(collector)
+            found = await detector.after_cycle([], every_s=0)
+            assert await detector.after_cycle([], every_s=3600) == []  # throttled
             await stop(running)
             return found
 
@@ -264,7 +266,7 @@ def test_every_feed_stores_its_share_with_coverage_flags(tmp_path) -> None:
                 GateLiqOrdersFeed("usdt", base("gate"), interval_s=0.5, specs=gate_specs),
                 HtxLiquidationFeed(base("htx")), HtxLiquidationOrdersFeed(base("htx"), interval_s=0.5),
             ]
-            service = make_service(collector, feeds)
+            service = make_service(collector, feeds, backend=BACKEND)
             running = [asyncio.create_task(service.sink.run())] + [asyncio.create_task(r.run()) for r in service.runners]
             await asyncio.wait_for(asyncio.gather(*(r.started.wait() for r in service.runners)), 20)
             now = market.now_ms() // 1000 * 1000
@@ -304,7 +306,7 @@ def test_market_model_cascade_scenario_is_detected_at_its_onset(tmp_path) -> Non
 
         async def scenario() -> list[Any]:
             collector = Collector(settings=settings)
-            running = await start(collector, liquidation_tasks(collector),
+            running = await start(collector, liquidation_tasks(collector, BACKEND),
                                   ("allLiquidation:linear", "allLiquidation:inverse"))
             service = service_for(collector)
             market.fast_forward(4 * HOUR_MS)
@@ -316,7 +318,7 @@ def test_market_model_cascade_scenario_is_detected_at_its_onset(tmp_path) -> Non
             await until(lambda: emitted() > 500, what="the model's liquidations to stream")
             await asyncio.sleep(1.0)  # the last 500 ms push
             await until(lambda: service.sink.written == emitted() and service.sink.pending == 0, what="all stored")
-            found = await detect_cascades_after_cycle(collector, [], every_s=0)
+            found = await CascadeDetector(collector).after_cycle([], every_s=0)
             await stop(running)
             return found
 

@@ -20,6 +20,7 @@ from collectors.liquidations.orderly import (
     parse_liquidated_positions,
 )
 from simulator.market import HOUR_MS, MINUTE_MS
+from storage.liquidations import BACKEND
 from storage.queries import query_df
 from tests.conftest import example, settings_for
 
@@ -68,7 +69,7 @@ def test_feed_stores_every_simulated_liquidation(sim_factory: Any, tmp_path: Any
         async with collector.running():
             feed = OrderlyLiquidatedPositionsFeed(sim.base_url("orderly"), interval_s=0.5,
                                                   resume=lambda: asyncio.sleep(0, result=since))
-            service = make_service(collector, [feed])
+            service = make_service(collector, [feed], backend=BACKEND)
             running = [asyncio.create_task(service.sink.run()), asyncio.create_task(service.runners[0].run())]
             deadline = asyncio.get_running_loop().time() + 60
             while service.sink.written < len(liquidations):

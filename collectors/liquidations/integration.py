@@ -1,19 +1,18 @@
 """Liquidation feeds inside the collector process.
 
 ``liquidation_tasks(collector)`` -> coroutine functions for ``Collector.background`` (one writer + one
-runner per feed); ``detect_cascades_after_cycle(collector, outcomes)`` for ``Collector.after_cycle``.
+runner per feed). Cascade detection over what they store runs in the composition root
+(``backstop.integrations.CascadeDetector``).
 
 The SQL lives in ``storage.liquidations``; this package must not import storage (import contract), so the
-storage side is looked up at run time as a plugin (``backstop.integrations`` imports it first, to
-register its exports) and reached through the collector's own ``Store``.
+composition root (``backstop.integrations``) hands its ``BACKEND`` in, typed by ``LiquidationBackend``.
+Which venues have which feeds is declared in ``collectors.liquidations.registry``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,20 +27,10 @@ from collectors.liquidations.base import (
     LiquidationRecord,
     VenueClock,
 )
-from collectors.liquidations.binance import BinanceForceOrderFeed
-from collectors.liquidations.bitfinex import BitfinexLiqFeed, BitfinexLiquidationsHistFeed
-from collectors.liquidations.bybit import BybitAllLiquidationFeed
-from collectors.liquidations.gate import GateLiqOrdersFeed, GateLiquidatesFeed
-from collectors.liquidations.htx import HtxLiquidationFeed, HtxLiquidationOrdersFeed
-from collectors.liquidations.okx import OkxLiquidationFeed
-from collectors.liquidations.orderly import OrderlyLiquidatedPositionsFeed
-from metrics.cascades import CascadeParams
+from collectors.liquidations.registry import FEEDS
 
 log = logging.getLogger(__name__)
 
-BACKEND_MODULE = "storage.liquidations"
-CASCADE_RULE = "liquidation_cascade"  # settings.alerts.rules[...] .params: k, m, window_min, floor_usd, ...
-CASCADE_EVERY_S = 30.0
 GapOp = tuple[Any, ...]  # ("open", LiquidationGap) | ("close", venue, feed, end)
 
 
@@ -50,14 +39,6 @@ class LiquidationBackend(Protocol):
               feeds: Iterable[FeedInfo]) -> int: ...
 
     def newest_ts(self, store: Any, venue: str, feed: str) -> datetime | None: ...
-
-    def detect_cascades(self, store: Any, params: CascadeParams, now: datetime | None = None,
-                        since: datetime | None = None) -> Any: ...  # -> storage's CascadeRun
-
-
-def storage_backend() -> LiquidationBackend:
-    backend: LiquidationBackend = importlib.import_module(BACKEND_MODULE).BACKEND
-    return backend
 
 
 @dataclass
@@ -163,40 +144,9 @@ def build_feeds(settings: Any, resume: Callable[[str, str], Callable[[], Awaitab
     def resume_for(venue: str, feed: str) -> Callable[[], Awaitable[datetime | None]] | None:
         return resume(venue, feed) if resume else None
 
-    if (config := cfg("binance")) and config.streams:
-        feeds.append(BinanceForceOrderFeed("usdm", config.base_url_str(), config.timeout_s))
-    if (config := cfg("binancecoinm")) and config.streams:
-        feeds.append(BinanceForceOrderFeed("coinm", config.base_url_str(), config.timeout_s))
-    if (config := cfg("bybit")) and config.streams:
-        for category in ("linear", "inverse"):
-            feeds.append(BybitAllLiquidationFeed(category, config.base_url_str(), config.symbols, config.timeout_s))
-    if (config := cfg("okx")) and config.streams:
-        for inst_type in ("SWAP", "FUTURES"):
-            feeds.append(OkxLiquidationFeed(inst_type, config.base_url_str(), config.timeout_s))
-    if config := cfg("gate"):
-        for settle in ("usdt", "btc"):
-            if config.streams:
-                feeds.append(GateLiquidatesFeed(settle, config.base_url_str(), config.timeout_s))
-            if config.intervals.liquidations > 0:
-                feeds.append(GateLiqOrdersFeed(settle, config.base_url_str(), config.intervals.liquidations,
-                                               config.timeout_s, resume=resume_for("gate", f"liq_orders:{settle}")))
-    if config := cfg("htx"):
-        if config.streams:
-            feeds.append(HtxLiquidationFeed(config.base_url_str(), config.timeout_s))
-        if config.intervals.liquidations > 0:
-            feeds.append(HtxLiquidationOrdersFeed(config.base_url_str(), config.intervals.liquidations,
-                                                  config.symbols, config.timeout_s,
-                                                  resume=resume_for("htx", "swap_liquidation_orders:linear")))
-    if config := cfg("bitfinex"):
-        if config.streams:
-            feeds.append(BitfinexLiqFeed(config.base_url_str(), config.timeout_s))
-        if config.intervals.liquidations > 0:
-            feeds.append(BitfinexLiquidationsHistFeed(config.base_url_str(), config.intervals.liquidations,
-                                                      config.timeout_s,
-                                                      resume=resume_for("bitfinex", "liquidations/hist")))
-    if (config := cfg("orderly")) and config.intervals.liquidations > 0:
-        feeds.append(OrderlyLiquidatedPositionsFeed(config.base_url_str(), config.intervals.liquidations,
-                                                    config.timeout_s, resume=resume_for("orderly", "liquidated_positions")))
+    for key, declaration in FEEDS.items():
+        if (config := cfg(key)) is not None:
+            feeds.extend(declaration(config, resume_for))
     return feeds
 
 
@@ -215,17 +165,14 @@ class LiquidationService:
 
 
 _SERVICES: dict[int, LiquidationService] = {}
-_LAST_CASCADE_RUN: dict[int, float] = {}
-_CASCADES_EXAMINED_TO: dict[int, datetime] = {}
 
 
 def service_for(collector: Any) -> LiquidationService | None:
     return _SERVICES.get(id(collector))
 
 
-def make_service(collector: Any, feeds: list[Feed] | None = None, backend: LiquidationBackend | None = None,
+def make_service(collector: Any, feeds: list[Feed] | None = None, *, backend: LiquidationBackend,
                  flush_s: float = 1.0) -> LiquidationService:
-    backend = backend or storage_backend()
     store = collector.store
 
     def resume(venue: str, feed: str) -> Callable[[], Awaitable[datetime | None]]:
@@ -245,9 +192,9 @@ def make_service(collector: Any, feeds: list[Feed] | None = None, backend: Liqui
     return service
 
 
-def liquidation_tasks(collector: Any) -> list[Callable[[Any], Awaitable[None]]]:
+def liquidation_tasks(collector: Any, backend: LiquidationBackend) -> list[Callable[[Any], Awaitable[None]]]:
     """Coroutine functions for ``Collector.background``: the writer first, then one runner per feed."""
-    service = make_service(collector)
+    service = make_service(collector, backend=backend)
 
     async def writer(_: Any) -> None:
         await service.sink.run()
@@ -259,26 +206,3 @@ def liquidation_tasks(collector: Any) -> list[Callable[[Any], Awaitable[None]]]:
         return run
 
     return [writer, *(runner_task(r) for r in service.runners)]
-
-
-def cascade_params(settings: Any) -> CascadeParams:
-    rule = getattr(getattr(settings, "alerts", None), "rules", {}).get(CASCADE_RULE)
-    return CascadeParams.from_mapping(rule.params) if rule is not None and rule.params else CascadeParams()
-
-
-async def detect_cascades_after_cycle(collector: Any, outcomes: list[Any], every_s: float = CASCADE_EVERY_S,
-                                      now: datetime | None = None) -> list[Any]:
-    """After-cycle hook: (re)detect cascades at most every ``every_s`` seconds per collector, each run
-    covering at least everything since the previous one. Returns the cascades found in this run."""
-    key = id(collector)
-    clock = time.monotonic()
-    if clock - _LAST_CASCADE_RUN.get(key, float("-inf")) < every_s:
-        return []
-    _LAST_CASCADE_RUN[key] = clock
-    rule = getattr(getattr(collector.settings, "alerts", None), "rules", {}).get(CASCADE_RULE)
-    if rule is not None and not rule.enabled:
-        return []
-    run = await asyncio.to_thread(storage_backend().detect_cascades, collector.store,
-                                  cascade_params(collector.settings), now, _CASCADES_EXAMINED_TO.get(key))
-    _CASCADES_EXAMINED_TO[key] = run.examined_to
-    return list(run.cascades)

@@ -32,9 +32,11 @@ from alerts import inventory as inv
 from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
-from backstop.config import AlertsConfig, ConfigError, Settings
 from metrics.assessment import Assessment, AssessmentParams
 from metrics.formatting import fmt_age, fmt_time, venue_label
+from records.config import AlertsConfig, ConfigError
+from records.config import SettingsView as Settings  # Settings as the alerts see it
+from records.venues import VenueFacts
 from storage import alert_store as db_alerts
 from storage import positions as db_positions
 from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
@@ -101,15 +103,12 @@ class Context:
     simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see rules.stale)
 
 
-def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
+def context_for(settings: Settings, venues: Mapping[str, VenueFacts],
                 jobs: Sequence[tuple[str, str]] | None = None) -> Context:
-    """Build the context from settings and the venue adapters (their capabilities give each dataset's
-    cadence; the poll intervals come from the settings). ``jobs`` defaults to every enabled venue x
+    """Build the context from settings and the venues' declarations (their capabilities give each
+    dataset's cadence; the poll intervals come from the settings). ``jobs`` defaults to every venue x
     dataset with a non-zero interval, which is what ``Collector.jobs()`` schedules."""
-    from collectors.registry import adapter_class
-
-    venues = list(adapters) if adapters is not None else settings.enabled_venues()
-    classes = {v: (type(adapters[v]) if adapters is not None else adapter_class(v)) for v in venues}
+    classes = dict(venues)
     if jobs is None:
         jobs = [
             (venue, cap.dataset) for venue, klass in classes.items() for cap in klass.capabilities
@@ -134,7 +133,7 @@ def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
 
     return Context(
         db=Path(settings.db), rules=rule_set(settings.alerts), cooldown_s=float(settings.alerts.cooldown_s),
-        jobs=tuple(expectations), labels={v: str(getattr(k, "display_name", v)) for v, k in classes.items()},
+        jobs=tuple(expectations), labels={v: facts.display_name for v, facts in classes.items()},
         fund_expected_s=expected("funds"), oi_expected_s=expected("open_interest"),
         simulated=bool(getattr(settings, "simulated", False)),
     )
@@ -352,9 +351,9 @@ class AlertEngine:
         self._cache: dict[str, Any] = {}
 
     @classmethod
-    def for_settings(cls, settings: Settings, store: Store | None = None, adapters: Mapping[str, Any] | None = None,
+    def for_settings(cls, settings: Settings, venues: Mapping[str, VenueFacts], store: Store | None = None,
                      jobs: Sequence[tuple[str, str]] | None = None) -> AlertEngine:
-        ctx = context_for(settings, adapters, jobs)
+        ctx = context_for(settings, venues, jobs)
         store = store or Store(Path(settings.db))
         deliverer = Deliverer(
             settings.alerts.targets, retries=settings.alerts.delivery_retries,
@@ -432,7 +431,8 @@ def engine_for(collector: Any) -> AlertEngine | None:
         return entry[1]
     engine: AlertEngine | None
     try:
-        engine = AlertEngine.for_settings(collector.settings, store=collector.store, adapters=collector.adapters,
+        venues = {key: type(adapter).facts() for key, adapter in collector.adapters.items()}
+        engine = AlertEngine.for_settings(collector.settings, venues, store=collector.store,
                                           jobs=collector.jobs())
     except ConfigError as exc:
         log.error("alerts disabled: %s", exc)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from alerts.rules import RuleParams, Signal, fmt_amount, label
+from metrics.alert_rows import InventoryPosition  # the rule's input row (filled by storage.positions)
+
+__all__ = ["INVENTORY_LARGE", "InventoryParams", "InventoryPosition", "inventory_large"]
 
 INVENTORY_LARGE = "inventory_large"
 
@@ -23,27 +25,6 @@ class InventoryParams(RuleParams):
     critical_pct: float = 200.0  # critical above this (the backstop could not absorb a 50 % adverse move)
     min_notional_usd: float = 1_000_000.0  # ignore small leftovers
     lookback_h: float = 2.0  # snapshots older than this are ignored (the stale rule covers silence)
-
-
-@dataclass(frozen=True)
-class InventoryPosition:
-    """One open position of a backstop at its newest snapshot, with the holder's equity at that snapshot."""
-
-    venue: str
-    holder: str
-    contract: str
-    ts: datetime
-    size: float  # signed base quantity
-    notional_usd: float | None
-    unrealised_pnl: float | None
-    equity_usd: float | None  # the holder's fund row (USD) at the same snapshot
-
-    @property
-    def share_pct(self) -> float | None:
-        """Position notional as a % of the holder's equity (None without a positive equity)."""
-        if self.notional_usd is None or self.equity_usd is None or self.equity_usd <= 0:
-            return None
-        return self.notional_usd / self.equity_usd * 100.0
 
 
 def inventory_large(positions: Sequence[InventoryPosition], params: InventoryParams,

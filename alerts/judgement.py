@@ -4,7 +4,7 @@ sentences) is printed as plain text, never as console markup."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -12,9 +12,10 @@ import pandas as pd
 
 from alerts import engine as E
 from alerts.replay import describe, replay
-from backstop.config import Settings
 from metrics.assessment import ALL_POOLS, EXPORT_COLUMNS, HEALTHY, Assessment, as_row
 from metrics.formatting import DASH, fmt_age, fmt_pct, fmt_signed, fmt_usd
+from records.config import SettingsView as Settings  # Settings as the alerts see it
+from records.venues import VenueFacts
 from storage.assessments import load_assessments
 from storage.export import write_frame_csv, write_frame_parquet
 from storage.fund_changes import fund_changes_frame
@@ -22,21 +23,24 @@ from storage.fund_changes import fund_changes_frame
 COMPUTED_EXPORTS = ("assessments", "fund-changes")
 
 
-def assessments_for(settings: Settings, at: datetime | None = None) -> list[Assessment]:
+def assessments_for(settings: Settings, venues: Mapping[str, VenueFacts], at: datetime | None = None
+                    ) -> list[Assessment]:
     """The assessments as the configured alert rules see them (same venues, cadences and parameters)."""
-    return load_assessments(settings.db, at, E.assessment_config(E.context_for(settings)))
+    return load_assessments(settings.db, at, E.assessment_config(E.context_for(settings, venues)))
 
 
-def assessments_frame(settings: Settings, at: datetime | None = None, venue: str | None = None) -> pd.DataFrame:
-    rows = [as_row(a) for a in assessments_for(settings, at) if venue in (None, a.venue)]
+def assessments_frame(settings: Settings, venues: Mapping[str, VenueFacts], at: datetime | None = None,
+                      venue: str | None = None) -> pd.DataFrame:
+    rows = [as_row(a) for a in assessments_for(settings, venues, at) if venue in (None, a.venue)]
     return pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))  # the header even when nothing is collected
 
 
-def export_computed(settings: Settings, dataset: str, out: Path | str, venue: str | None = None,
-                    since: datetime | None = None, until: datetime | None = None, fmt: str = "csv") -> int:
+def export_computed(settings: Settings, venues: Mapping[str, VenueFacts], dataset: str, out: Path | str,
+                    venue: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                    fmt: str = "csv") -> int:
     """CSV (or Parquet) of a computed dataset: ``assessments`` (at ``until``, else now) or ``fund-changes``."""
     if dataset == "assessments":
-        frame = assessments_frame(settings, until, venue)
+        frame = assessments_frame(settings, venues, until, venue)
     elif dataset == "fund-changes":
         frame = fund_changes_frame(settings.db, since, until, venue)
     else:
@@ -69,8 +73,8 @@ def status_lines(assessments: list[Assessment]) -> list[str]:
     return lines
 
 
-def print_status(settings: Settings, echo: Callable[[str], None]) -> None:
-    assessments = assessments_for(settings)
+def print_status(settings: Settings, venues: Mapping[str, VenueFacts], echo: Callable[[str], None]) -> None:
+    assessments = assessments_for(settings, venues)
     if not assessments:
         echo("assessments: nothing collected yet")
         return

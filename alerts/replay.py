@@ -22,9 +22,9 @@ from alerts import engine as E
 from alerts import rules as R
 from alerts.incidents import Incident, Series, load_library
 from alerts.rules import Signal, severity_rank
-from collectors.base import Batch, FundBalance, Price
 from metrics.formatting import fmt_time
 from metrics.fund_changes import RESTRUCTURE, TRANSFER
+from records.batch import Batch, FundBalance, Price
 from records.vocabulary import STABLE_ASSETS
 from storage.db import read_connection
 from storage.fund_changes import fund_changes

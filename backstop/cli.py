@@ -235,8 +235,10 @@ def status(ctx: typer.Context) -> None:
         })
     _print_table(f"collector status ({settings.db})", rows)
     from alerts.judgement import print_status
+    from backstop.catalog import venue_facts
 
-    print_status(settings, lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    print_status(settings, venue_facts(settings.enabled_venues()),
+                 lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 
 def _fmt_ts(value: Any) -> str:
@@ -269,6 +271,7 @@ def export(
     every change between two observations of a pool with its kind (trading, injection, transfer,
     restructure, valuation) and whether the kind was inferred (default: the last 7 days)."""
     from alerts.judgement import COMPUTED_EXPORTS, export_computed
+    from backstop.catalog import venue_facts
     from backstop.integrations import load_optional_exports
     from storage.db import DatabaseMissing
     from storage.export import EXPORTS, export_csv, export_parquet
@@ -294,7 +297,8 @@ def export(
     writer = export_parquet if fmt == "parquet" else export_csv
     try:
         if dataset in COMPUTED_EXPORTS:
-            count = export_computed(settings, dataset, target, venue=venue, since=start, until=end, fmt=fmt)
+            count = export_computed(settings, venue_facts(settings.enabled_venues()), dataset, target, venue=venue,
+                                    since=start, until=end, fmt=fmt)
         else:
             count = writer(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:

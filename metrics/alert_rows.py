@@ -161,3 +161,24 @@ class StreamGap:
     stream: str
     started_at: datetime
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class InventoryPosition:
+    """One open position of a backstop at its newest snapshot, with the holder's equity at that snapshot."""
+
+    venue: str
+    holder: str
+    contract: str
+    ts: datetime
+    size: float  # signed base quantity
+    notional_usd: float | None
+    unrealised_pnl: float | None
+    equity_usd: float | None  # the holder's fund row (USD) at the same snapshot
+
+    @property
+    def share_pct(self) -> float | None:
+        """Position notional as a % of the holder's equity (None without a positive equity)."""
+        if self.notional_usd is None or self.equity_usd is None or self.equity_usd <= 0:
+            return None
+        return self.notional_usd / self.equity_usd * 100.0

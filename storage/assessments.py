@@ -21,8 +21,8 @@ from typing import Any
 
 import duckdb
 
-from alerts.rules import FundWindow, VenueChange
 from metrics import assessment as M
+from metrics.alert_rows import FundWindow, VenueChange
 from metrics.divergence import DivergenceRule, divergence
 from metrics.fund_changes import TRADING, ChangeContext, classify, robust_own_z, usual_move
 from metrics.health import freshness

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from alerts.inventory import InventoryPosition
+from metrics.alert_rows import InventoryPosition
 from storage.db import read_connection, scalar
 
 _CURRENT_SQL = """

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
-from collectors.base import Batch
+from records.batch import Batch
 from records.vocabulary import DATASET_TABLES, STABLE_ASSETS
 from storage.db import DatabaseBusy, scalar, write_connection
 
@@ -206,11 +206,12 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, fetched_at: dateti
     inserted: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
-        for batch_key, records in [
+        tables: list[tuple[str, Sequence[Any] | pa.Table]] = [
             ("funds", batch.funds), ("fund_flows", batch.fund_flows),
             ("open_interest", batch.open_interest), ("funding", batch.funding),
             ("prices", batch.prices), ("adl", batch.adl), *batch.extra.items(),
-        ]:
+        ]
+        for batch_key, records in tables:
             if not records:
                 continue
             spec = TABLES[batch_key]

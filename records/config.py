@@ -1,0 +1,125 @@
+"""Configuration types that the layers below the composition root read: a venue's settings (collectors),
+the collector's retry policy, the alert rules (alerts), the dashboard's, the lake's and the metrics
+endpoint's. ``backstop.config.Settings`` assembles them with the file and the environment.
+
+Unknown keys and bad types raise pydantic errors that ``backstop.config.load_settings`` turns into one
+``ConfigError`` line naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for a one-line CLI error."""
+
+
+class Intervals(BaseModel):
+    """Poll intervals in seconds per dataset (0 disables the dataset's job)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    funds: float = Field(default=300, ge=0)
+    open_interest: float = Field(default=300, ge=0)
+    funding: float = Field(default=600, ge=0)
+    prices: float = Field(default=300, ge=0)
+    adl: float = Field(default=600, ge=0)
+    liquidations: float = Field(default=300, ge=0)
+
+
+class VenueConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    base_url: AnyHttpUrl | None = None
+    intervals: Intervals = Field(default_factory=Intervals)
+    symbols: list[str] = Field(default_factory=list, description="only these venue symbols; empty = all")
+    max_symbols: int = Field(default=50, ge=1, description="cap on per-symbol REST calls per cycle")
+    timeout_s: float = Field(default=20, gt=0)
+    streams: bool = True
+
+    def base_url_str(self) -> str | None:
+        return str(self.base_url).rstrip("/") if self.base_url else None
+
+
+class CollectorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jitter_s: float = Field(default=5, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    backfill_days: int = Field(default=90, ge=1)
+
+
+class DashboardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65535)
+    refresh_s: int = Field(default=60, ge=5)
+    cache_ttl_s: int = Field(default=30, ge=1)
+
+
+class AlertRuleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    severity: str | None = None
+    threshold_pct: float | None = None
+    windows_h: list[float] | None = None
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    targets: list[SecretStr] = Field(default_factory=list, description="apprise URLs (secrets: never logged)")
+    cooldown_s: float = Field(default=3600, ge=0)
+    delivery_retries: int = Field(default=3, ge=0)
+    rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
+
+
+class LakeConfig(BaseModel):
+    """The Parquet lake (`backstop lake sync`): a folder or s3://bucket/prefix, optionally synced by the
+    collector on a schedule. S3 credentials come from the standard AWS environment variables only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dest: str | None = Field(default=None, description="folder or s3://bucket/prefix")
+    s3_endpoint: AnyHttpUrl | None = Field(default=None, description="e.g. http://127.0.0.1:9000 (MinIO, moto)")
+    s3_region: str | None = None
+    sync_every_s: float = Field(default=0, ge=0, description="collector syncs the lake this often; 0 = off")
+    datasets: list[str] = Field(default_factory=list, description="only these datasets; empty = all")
+
+
+class MetricsConfig(BaseModel):
+    """Prometheus `/metrics` of the collector (off unless a port is given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class SettingsView(Protocol):
+    """What the layers below the composition root read of ``backstop.config.Settings`` (which satisfies
+    it): alerts and their commands take this, so they never import the composition root."""
+
+    @property
+    def db(self) -> Path: ...
+    @property
+    def simulated(self) -> bool: ...
+    @property
+    def venues(self) -> Mapping[str, VenueConfig]: ...
+    @property
+    def collector(self) -> CollectorConfig: ...
+    @property
+    def alerts(self) -> AlertsConfig: ...
+    def enabled_venues(self) -> list[str]: ...

@@ -1,7 +1,7 @@
 """Two set-up commands for a fresh machine with only Python 3.11 and pip.
 
     python tasks.py run    # venv + install, then collectors + dashboard on ./data/backstop.duckdb
-    python tasks.py test   # venv + install (+ Debian chromium when root), then ruff, import-linter, pytest
+    python tasks.py test   # venv + install (+ Debian chromium when root), then ruff, import-linter, mypy, pytest
 
 Extra arguments after the command are passed through (to `backstop run` or to pytest).
 """
@@ -62,6 +62,7 @@ def main() -> None:
         ensure_chromium()
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "lint-imports")
+        _run(BIN / "mypy")  # strict for collectors, storage, metrics, alerts, records ([tool.mypy])
         _run(PY, "-m", "pytest", "-q", *rest)
 
 

@@ -162,7 +162,7 @@ class Deliverer:
         return f"Deliverer(targets={self.labels}, retries={self.retries})"
 
     def delay(self, attempt: int) -> float:
-        return min(self.backoff_base_s * (2 ** (attempt - 1)), self.backoff_max_s)
+        return float(min(self.backoff_base_s * (2 ** (attempt - 1)), self.backoff_max_s))
 
     # -- synchronous ---------------------------------------------------------------------------------
     def deliver(self, notification: Notification) -> list[DeliveryResult]:

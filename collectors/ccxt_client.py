@@ -66,7 +66,7 @@ def status_before_body(exchange: ccxt_async.Exchange) -> None:
             exchange.handle_http_status_code(code, reason, url, method, body)
         return venue_handler(code, reason, url, method, headers, body, response, request_headers, request_body)
 
-    exchange.handle_errors = handle_errors  # type: ignore[method-assign]
+    exchange.handle_errors = handle_errors
 
 
 def _retry_after(headers: dict[str, Any] | None) -> float | None:

@@ -19,7 +19,7 @@ class PayloadError(ValueError):
     """The venue answered, but not in the shape we parse (missing field, bad number, malformed JSON)."""
 
 
-class RetryAfter(ccxt.RateLimitExceeded):
+class RetryAfter(ccxt.RateLimitExceeded):  # type: ignore[misc]  # ccxt ships no type information
     """429 with a ``Retry-After`` we could read; ``retry_after_s`` is honoured by the runner."""
 
     def __init__(self, message: str, retry_after_s: float | None) -> None:

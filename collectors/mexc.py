@@ -170,8 +170,9 @@ def parse_ticker(venue: str, payload: Any, contracts: dict[str, MexcContract]) -
         if contract is not None and hold is not None:
             held = dec(hold, "holdVol")
             if contract.inverse:
-                oi_usd: float | None = float(held * contract.contract_size)
-                oi_base = oi_usd / mark if mark else None
+                usd = float(held * contract.contract_size)
+                oi_usd: float | None = usd
+                oi_base = usd / mark if mark else None
             else:
                 oi_base = float(held * contract.contract_size)
                 oi_usd = oi_base * mark if mark else None

@@ -38,7 +38,7 @@ def adapter_class(key: str) -> type[VenueAdapter]:
     if key not in _ADAPTERS:
         raise KeyError(f"unknown venue {key!r} (known: {', '.join(_ADAPTERS)})")
     module_name, class_name = _ADAPTERS[key].split(":")
-    klass = getattr(importlib.import_module(module_name), class_name)
+    klass: type[VenueAdapter] = getattr(importlib.import_module(module_name), class_name)
     if klass.key != key:
         raise RuntimeError(f"{_ADAPTERS[key]} declares key {klass.key!r}, registered as {key!r}")
     return klass

@@ -53,7 +53,7 @@ class RetryPolicy:
         if retry_after_s is not None:
             return min(retry_after_s, self.backoff_max_s)
         base = min(self.backoff_base_s * (2 ** (attempt - 1)), self.backoff_max_s)
-        return base * (0.5 + random.random() / 2)
+        return float(base * (0.5 + random.random() / 2))
 
 
 async def fetch_with_retry(

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
+from typing import Any
 
 MINUTE = timedelta(minutes=1)
 
@@ -56,7 +57,8 @@ class CascadeParams:
         if unknown:
             raise ValueError(f"unknown cascade parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
         ints = {"m", "window_min", "quiet_min", "min_history_min"}
-        return cls(**{key: int(value) if key in ints else float(value) for key, value in values.items()})
+        typed: dict[str, Any] = {key: int(value) if key in ints else float(value) for key, value in values.items()}
+        return cls(**typed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,8 @@ def alerts_frame(db: Path | str, status: str | None = None, rules: Sequence[str]
                  limit: int = 5000) -> pd.DataFrame:
     """Alerts, firing first then newest first. ``since`` keeps firing ones plus those fired or resolved
     after it. An empty frame (same columns) when there is no database or no alerts table yet."""
-    where, params = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
     if status:
         where.append("status = ?")
         params.append(status)
@@ -263,7 +264,8 @@ def alert_markers(db: Path | str, venues: Sequence[str] | None, start: datetime,
     """Alert markers for fund charts: one row per alert episode whose triggering data time (else the
     firing time) falls in [start, end]: ts, venue, rule, severity, status, message, alert_id."""
     columns = ["ts", "venue", "rule", "severity", "status", "message", "alert_id"]
-    where, params = ["coalesce(data_ts, fired_at) BETWEEN ? AND ?"], [start, end]
+    where: list[str] = ["coalesce(data_ts, fired_at) BETWEEN ? AND ?"]
+    params: list[Any] = [start, end]
     if venues:
         where.append("list_contains(?, venue)")
         params.append(list(venues))

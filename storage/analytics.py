@@ -219,13 +219,13 @@ def collector_health(db: DbPath, now: datetime, recent: timedelta = timedelta(da
         missing = runs.merge(newest, on=["venue", "dataset"], how="left", indicator=True)
         missing = missing[missing["_merge"] == "left_only"]
         extra = []
-        for dataset, group in missing.groupby("dataset"):
-            table = DATA_TABLES.get(str(dataset))
-            if table and table in present:
+        for group_key, group in missing.groupby("dataset"):
+            group_table = DATA_TABLES.get(str(group_key))
+            if group_table and group_table in present:
                 extra.append(con.execute(
-                    f"SELECT venue, ? AS dataset, max(ts) AS newest_ts FROM {table} "  # noqa: S608
+                    f"SELECT venue, ? AS dataset, max(ts) AS newest_ts FROM {group_table} "  # noqa: S608
                     "WHERE list_contains(?, venue) GROUP BY venue",
-                    [dataset, group["venue"].tolist()],
+                    [str(group_key), group["venue"].tolist()],
                 ).df())
     if extra:
         newest = pd.concat([newest, *extra], ignore_index=True)

@@ -75,7 +75,8 @@ def _dataset_query(con: duckdb.DuckDBPyConnection, dataset: str, venue: str | No
             select.append(neutralise_sql(name))
         else:
             select.append(f'"{name}"')
-    where, params = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
     if venue:
         where.append("venue = ?")
         params.append(venue)

@@ -335,7 +335,9 @@ def venue_reported_totals(db: Path | str, since: datetime, until: datetime) -> p
 
 
 def newest_ts(con: duckdb.DuckDBPyConnection, venue: str, feed: str) -> datetime | None:
-    return scalar(con, "SELECT max(ts) FROM liquidations WHERE venue = ? AND feed = ?", [venue, feed])
+    newest: datetime | None = scalar(con, "SELECT max(ts) FROM liquidations WHERE venue = ? AND feed = ?",
+                                     [venue, feed])
+    return newest
 
 
 # -- cascades --------------------------------------------------------------------------------------------
@@ -537,11 +539,13 @@ class StoreBackend:
         return int(store.execute_write(lambda con: write_batch(con, records, gap_ops, feeds)))
 
     def newest_ts(self, store: Any, venue: str, feed: str) -> datetime | None:
-        return store.execute_write(lambda con: newest_ts(con, venue, feed))
+        newest: datetime | None = store.execute_write(lambda con: newest_ts(con, venue, feed))
+        return newest
 
     def detect_cascades(self, store: Any, params: CascadeParams, now: datetime | None = None,
                         since: datetime | None = None) -> CascadeRun:
-        return store.execute_write(lambda con: detect_and_store(con, params, now, since))
+        run: CascadeRun = store.execute_write(lambda con: detect_and_store(con, params, now, since))
+        return run
 
 
 BACKEND = StoreBackend()

@@ -37,9 +37,9 @@ from metrics.stress import (
     history_stats,
     project,
 )
-from storage import analytics
+from records.vocabulary import STABLE_ASSETS
+from storage import analytics, rollups
 from storage.db import read_connection
-from storage.writer import STABLE_ASSETS
 
 DbPath = Path | str
 
@@ -165,7 +165,7 @@ def _fund_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: dat
     """Daily fund change per venue × pool (USD): change of each asset's native balance from the previous
     day's last row, valued at the day's last USD/balance. Whole hours come from the hourly rollup where it
     is complete, raw rows after it."""
-    wm = analytics._rollup_to(con, "fund_hourly")  # noqa: SLF001 - the rollup watermark, one definition
+    wm = rollups._rollup_to(con, "fund_hourly")  # noqa: SLF001 - the rollup watermark, one definition
     raw = ("SELECT venue, pool_id, asset, ts, balance::DOUBLE AS bal, usd_value::DOUBLE AS usd FROM fund_balances "
            "WHERE ts > {lo} AND list_contains($venues, venue)")
     if wm is not None:

@@ -239,7 +239,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         raw = min(self.base_s * (2 ** max(0, attempt - 1)), self.max_s)
-        return raw * (0.75 + random.random() * 0.5)
+        return float(raw * (0.75 + random.random() * 0.5))
 
 
 class FeedSession(Protocol):

@@ -195,11 +195,10 @@ class BybitAllLiquidationFeed(CcxtFeed):
         self.exchange.set_markets([ccxt_market(spec, self.category) for spec in specs.values()])
 
     def watch_calls(self) -> list[Callable[[], Awaitable[Any]]]:
-        calls = []
-        for market in self.exchange.markets.values():
-            symbol = market["symbol"]
-            calls.append(lambda symbol=symbol: self.exchange.watch_liquidations(symbol))
-        return calls
+        def watch(symbol: str) -> Callable[[], Awaitable[Any]]:
+            return lambda: self.exchange.watch_liquidations(symbol)
+
+        return [watch(market["symbol"]) for market in self.exchange.markets.values()]
 
     def is_ack(self, message: Any) -> bool:
         return isinstance(message, dict) and message.get("op") == "subscribe" and bool(message.get("success"))

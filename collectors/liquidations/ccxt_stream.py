@@ -27,7 +27,7 @@ _CLASSES: dict[str, type] = {}
 def tapped_class(exchange_id: str) -> type:
     """``ccxt.pro.<id>`` whose ``handle_message`` offers each frame to ``self.liquidation_tap`` first."""
     if exchange_id not in _CLASSES:
-        base: type = getattr(ccxt.pro, exchange_id)
+        base: Any = getattr(ccxt.pro, exchange_id)
 
         def handle_message(self: Any, client: Any, message: Any) -> Any:
             tap: Tap | None = getattr(self, "liquidation_tap", None)

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from backstop.catalog import catalog
+from records.venue_catalog import catalog
 
 MAX_RANGE = timedelta(days=3_650)
 MAX_POINTS = 2_000

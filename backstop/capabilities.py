@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from backstop.catalog import CATALOG_PATH, catalog_is_current, write_catalog
 from collectors.base import VenueAdapter
 from collectors.registry import all_adapter_classes
 
@@ -119,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         changed = write_readme(args.readme)
         print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+        print(f"{CATALOG_PATH}: {'updated' if write_catalog() else 'already up to date'}")
         return 0
     if args.check:
         current = readme_block(args.readme.read_text(encoding="utf-8")) if args.readme.exists() else None
         if current != capability_markdown():
             print(f"{args.readme}: venue table is stale; {WRITE_HINT}", file=sys.stderr)
+            return 1
+        if not catalog_is_current():
+            print(f"{CATALOG_PATH}: venue catalog is stale; {WRITE_HINT}", file=sys.stderr)
             return 1
         print(f"{args.readme}: up to date")
         return 0

@@ -19,10 +19,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backstop.catalog import VenueInfo, catalog
 from dashboard.context import AppContext
 from dashboard.params import RANGES, Controls
 from metrics.csv_safe import to_csv_bytes
+from records.venue_catalog import VenueInfo, catalog
 from storage.analytics import DatabaseBusy
 
 STATE_KEY = "backstop_page_state"

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from backstop.config import ConfigError, Settings, load_settings
+from configuration.settings import ConfigError, Settings, load_settings
 
 TRUE = {"1", "true", "yes", "on"}
 

@@ -9,7 +9,6 @@ from datetime import datetime
 
 import pandas as pd
 
-from backstop.catalog import VenueInfo
 from metrics.coverage import coverage_pct, coverage_series
 from metrics.divergence import WINDOWS_S, DivergenceRule, divergence, explain, robust_z_frame
 from metrics.drawdown import drawdown_pct, pct_change
@@ -22,6 +21,7 @@ from metrics.health import (
     freshness,
     health_state,
 )
+from records.venue_catalog import VenueInfo
 
 CHANGE_OFFSETS_S: dict[str, int] = {"1h": 3_600, "8h": 28_800, "24h": 86_400, "7d": 604_800}
 

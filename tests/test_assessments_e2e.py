@@ -94,8 +94,8 @@ def test_venue_drain_one_state_one_z_one_drawdown(sim_factory: Any, tmp_path: Pa
     assert f"divergence z {fmt_signed(okx.divergence_z)}" in text
 
     # the dashboard's data layer serves the same object (the pages switch to it)
-    from backstop.catalog import catalog
     from dashboard import data, model
+    from records.venue_catalog import catalog
 
     intervals = {key: cfg.intervals.model_dump() for key, cfg in settings.venues.items()}
     labels, cadences = model.assessment_keys({v: i for v, i in catalog(FUND_VENUES).items() if v in FUND_VENUES},

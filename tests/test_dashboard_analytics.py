@@ -10,9 +10,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from backstop.catalog import VENUE_COLOURS, colour_for, venue_info
 from collectors.base import Batch, FundBalance
 from dashboard.params import DEFAULT_RANGE, Controls, parse_params, to_params
+from records.venue_catalog import VENUE_COLOURS, colour_for, venue_info
 from storage import analytics, analytics_funds, analytics_oi, rollups
 from storage.analytics import Grid, floor_hour
 from storage.db import migrate

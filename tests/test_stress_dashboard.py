@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backstop.catalog import venue_info
 from backstop.cli import main
 from dashboard.params import StressControls, parse_stress_params, stress_to_params
 from metrics.stress import FillModel, LeverageDistribution
+from records.venue_catalog import venue_info
 from tests.test_dashboard_app import plotly_values
 from tests.test_dashboard_fixture import Fixture, build_fixture
 

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from backstop.catalog import venue_info
 from dashboard.common import CASCADE_FILL
+from records.venue_catalog import venue_info
 from storage import liquidations as liq
 
 RANGES: dict[str, timedelta] = {

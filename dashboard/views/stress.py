@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backstop.config import ConfigError, StressConfig, load_settings
+from configuration.settings import ConfigError, StressConfig, load_settings
 from dashboard import common
 from dashboard.context import _args
 from dashboard.data import TTL_S

@@ -1,0 +1,1 @@
+"""Backstop's settings (``configuration.settings``), readable by every process without the composition root."""

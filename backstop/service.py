@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from backstop.config import Settings
 from collectors.base import Batch, VenueAdapter
 from collectors.registry import adapter_class
-from collectors.runner import RetryPolicy, RunOutcome, fetch_with_retry, run_job
+from collectors.runner import RetryPolicy, RunOutcome, run_job
 from storage import queries
 from storage.writer import RunRecord, Store
 
@@ -55,6 +55,8 @@ class Collector:
             self.settings.collector.backoff_base_s,
             self.settings.collector.backoff_max_s,
         )
+        for adapter in self.adapters.values():
+            adapter.retry_policy = self.policy  # each page of a backfill walk is retried in place
 
     @classmethod
     def for_venues(cls, settings: Settings, venues: list[str] | None = None) -> Collector:
@@ -169,36 +171,35 @@ class Collector:
     # -- backfill --------------------------------------------------------------------------------
     async def backfill(self, venue: str, dataset: str, since: datetime,
                        progress: Callable[[int], None] | None = None) -> RunOutcome:
-        """Walk a venue's history endpoint; each page is written as it arrives (one run row at the end)."""
+        """Walk a venue's history endpoint; each page is written as it arrives (one run row at the end).
+
+        Transient errors are retried inside the walk, page by page, at the walk's cursor
+        (``VenueAdapter.page``); an error that reaches here is final: the walk is over (a generator
+        that raised cannot be resumed) and the run is recorded as an error with what was stored so far."""
         adapter = self.adapters[venue]
         started = datetime.now(UTC)
         total_rows = 0
-        pages = adapter.backfill(dataset, since)
         error: BaseException | None = None
-        attempts = 0
-
-        async def next_page() -> Batch:
-            return await anext(pages)
-
-        while True:
-            page, error, tries = await fetch_with_retry(next_page, self.policy)
-            attempts += tries
-            if error is not None:
-                if isinstance(error, StopAsyncIteration):
-                    error = None
-                break
-            assert page is not None
-            inserted = await asyncio.to_thread(self.store.write, page, None)
-            total_rows += sum((inserted or {}).values())
-            if progress:
-                progress(page.row_count())
+        pages_read = 0
+        try:
+            async for page in adapter.backfill(dataset, since):
+                pages_read += 1
+                inserted = await asyncio.to_thread(self.store.write, page, None)
+                total_rows += sum((inserted or {}).values())
+                if progress:
+                    progress(page.row_count())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded as the run's error below
+            error = exc
+            log.warning("backfill %s %s failed after %d page(s): %s", venue, dataset, pages_read, exc)
         from collectors.errors import classify, error_message
 
         outcome = RunOutcome(
             run_id=uuid.uuid4().hex, venue=venue, dataset=dataset, kind="backfill", started_at=started,
             finished_at=datetime.now(UTC), status="ok" if error is None else "error",
             error_class=None if error is None else classify(error).name,
-            error_message=None if error is None else error_message(error), attempts=max(attempts, 1),
+            error_message=None if error is None else error_message(error), attempts=pages_read + 1,
             batch=Batch(), rows_written=total_rows,
         )
         record = _run_record(outcome)

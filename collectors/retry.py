@@ -28,7 +28,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
             return min(retry_after_s, self.backoff_max_s)
-        base = min(self.backoff_base_s * (2 ** (attempt - 1)), self.backoff_max_s)
+        base = min(self.backoff_base_s * 2.0 ** (attempt - 1), self.backoff_max_s)
         return base * (0.5 + random.random() / 2)
 
 
@@ -54,7 +54,17 @@ async def fetch_with_retry(
 
 async def retry_call(call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
     """``call()`` under ``policy``; raises the last error once the policy gives up."""
-    result, error, _ = await fetch_with_retry(call, policy)
-    if error is not None:
-        raise error
-    return result  # type: ignore[return-value] - no error means call() returned
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            kind = classify(exc)
+            if not kind.transient or attempt > policy.max_retries:
+                raise
+            delay = policy.delay(attempt, kind.retry_after_s)
+            log.info("transient %s, page retry %d in %.1fs", kind.name, attempt, delay)
+            await asyncio.sleep(delay)

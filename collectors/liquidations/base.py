@@ -203,6 +203,7 @@ class FeedStats:
     parse_errors: int = 0
     sessions: int = 0
     gaps: int = 0
+    oversize_frames: int = 0  # dropped frames over the decoded-size cap (each also a gap row)
     last_frame_monotonic: float | None = None
 
 
@@ -251,6 +252,8 @@ class FeedSession(Protocol):
     def report_gap(self, gap: LiquidationGap) -> None: ...
 
     def records(self, records: Iterable[LiquidationRecord]) -> None: ...
+
+    def frame_dropped(self, gap: LiquidationGap) -> None: ...
 
     def parse_failed(self, exc: BaseException, frame: Any) -> None: ...
 
@@ -324,6 +327,11 @@ class FeedRunner:
         """A window the feed knows it cannot cover (e.g. older than a REST history limit)."""
         self.stats.gaps += 1
         self.sink.gap_opened(gap)
+
+    def frame_dropped(self, gap: LiquidationGap) -> None:
+        """A frame over the size cap was dropped: counted, and its moment stored as a (closed) gap."""
+        self.stats.oversize_frames += 1
+        self.report_gap(gap)
 
     def records(self, records: Iterable[LiquidationRecord]) -> None:
         fresh = []

@@ -77,6 +77,9 @@ class _ListSink:
     def gap_closed(self, venue: str, feed: str, end: datetime) -> None:
         pass
 
+    def coverage(self, op: tuple[Any, ...]) -> None:
+        pass
+
 
 def test_bomb_on_a_live_stream_is_dropped_recorded_and_the_stream_goes_on() -> None:
     """A real WebSocket server speaking HTX's protocol sends: sub ack, the bomb, a large-but-legal frame,

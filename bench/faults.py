@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def _free_port() -> int:
 def _rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     with read_connection(db, budget_s=60) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def _runs_after(db: Path, ts: datetime) -> int:
+    return int(_rows(db, "SELECT count(*) FROM collection_runs WHERE started_at > ?", [ts])[0][0])
 
 
 def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -116,9 +121,7 @@ def kill_phase(config: Path, db: Path, log: Path, kills: int, rng: random.Random
     proc = CollectorProcess(config, db, log).start()
     for index in range(kills):
         started = windows[-1][1] if windows else datetime.now(UTC) - timedelta(seconds=1)
-        _wait_for(lambda started=started: _rows(
-            db, "SELECT count(*) FROM collection_runs WHERE started_at > ?", [started])[0][0], 180,
-            "the collector's first write")
+        _wait_for(partial(_runs_after, db, started), 180, "the collector's first write")
         time.sleep(rng.uniform(*alive_s))  # the random moment of the kill (not a wait for a state)
         killed = datetime.now(UTC)
         proc.kill9()
@@ -170,8 +173,7 @@ def hold_phase(config: Path, db: Path, log: Path, hold_s: float, holds: int,
         print(f"  reader held the file {(end - start).total_seconds():.1f} s (hold {index + 1}/{holds})", flush=True)
         settle = end + timedelta(seconds=3 * max(intervals.values()))
         # the polls of the hold have landed once polls after it have
-        _wait_for(lambda settle=settle: _rows(db, "SELECT count(*) FROM collection_runs WHERE started_at > ?",
-                                              [settle])[0][0], 180, "polls after the hold")
+        _wait_for(partial(_runs_after, db, settle), 180, "polls after the hold")
     code = proc.stop()
     print(f"  collector stopped cleanly: exit {code}", flush=True)
     unrecorded = recorded_bad = 0

@@ -202,10 +202,10 @@ class Collector:
         finally:
             scheduler.shutdown(wait=False)
             skips.close()
+            if self._hook_task is not None:
+                tasks.append(self._hook_task)  # alerts/cascades of the last polls: re-evaluated next start
             for task in tasks:
                 task.cancel()
-            if self._hook_task is not None:
-                tasks.append(self._hook_task)
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- backfill --------------------------------------------------------------------------------

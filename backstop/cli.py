@@ -205,7 +205,8 @@ def backfill(
             for outcome in outcomes:
                 if outcome.status != "ok":
                     failures += 1
-                    err_console.print(f"{outcome.venue} {outcome.dataset}: {outcome.error_class}: {outcome.error_message}")
+                    err_console.print(f"backfill failed: {outcome.venue} {outcome.dataset}: {outcome.error_class}: "
+                                      f"{outcome.error_message}", markup=False, soft_wrap=True)
         return 1 if failures else 0
 
     raise typer.Exit(asyncio.run(run()))

@@ -9,11 +9,13 @@ series (OI, funding, prices) are ``float`` next to the raw text the venue served
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from collectors.retry import RetryPolicy, retry_call
 
 if TYPE_CHECKING:
     from backstop.config import VenueConfig
@@ -189,6 +191,7 @@ class Capability:
 
 
 ProgressFn = Callable[[int], None]
+T = TypeVar("T")
 
 
 class VenueAdapter(abc.ABC):
@@ -202,6 +205,15 @@ class VenueAdapter(abc.ABC):
 
     def __init__(self, config: VenueConfig) -> None:
         self.config = config
+        self.retry_policy = RetryPolicy()  # the collector sets the configured one
+
+    async def page(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One request of a history walk (``backfill_<dataset>``), retried in place on a transient error.
+
+        The walk's cursor lives in its generator, so retrying here re-asks for the same page and the walk
+        carries on from it; an error that escapes the generator ends the walk, and the collector records
+        the backfill as failed. Every request a ``backfill_*`` generator makes goes through this."""
+        return await retry_call(call, self.retry_policy)
 
     @property
     def base_url(self) -> str:
@@ -231,7 +243,8 @@ class VenueAdapter(abc.ABC):
 
     async def backfill(self, dataset: str, since: datetime) -> AsyncIterator[Batch]:
         """Walk a history endpoint back to ``since`` (or the start of what the venue publishes), yielding
-        one batch per page so progress is visible and each page is written as it arrives."""
+        one batch per page so progress is visible and each page is written as it arrives. Each request
+        goes through ``page()``: a transient error is retried at its cursor; one that escapes is final."""
         method = getattr(self, f"backfill_{dataset}", None)
         if method is None:
             return

@@ -206,7 +206,7 @@ class BinanceAdapter(VenueAdapter):
     async def backfill_prices(self, since: datetime) -> AsyncIterator[Batch]:
         """Daily candles of each base asset (for valuing other venues' fund history in USD)."""
         if not self._marks:
-            await self._premium()
+            await self.page(self._premium)
         assets = ["BTC", "ETH", "BNB", "SOL", "XRP", "DOGE"]
         start_ms = int(since.timestamp() * 1000)
         for asset in assets:
@@ -215,8 +215,9 @@ class BinanceAdapter(VenueAdapter):
                 continue
             cursor = start_ms
             while True:
-                payload = await ccxt_call(self.exchange, self.exchange.fapiPublicGetKlines(
-                    {"symbol": symbol, "interval": "1d", "startTime": cursor, "limit": 500}))
+                params = {"symbol": symbol, "interval": "1d", "startTime": cursor, "limit": 500}
+                payload = await self.page(
+                    lambda params=params: ccxt_call(self.exchange, self.exchange.fapiPublicGetKlines(params)))
                 prices = parse_klines(self.key, asset, payload)
                 if not prices:
                     break

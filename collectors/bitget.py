@@ -259,12 +259,14 @@ class BitgetAdapter(VenueAdapter):
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Per pool (capped at ``max_symbols``): the hourly records, then the daily ones, each read with the
         pool's lead symbol; one page each (the endpoints take no time range: depth UNCONFIRMED)."""
-        current = await self.fetch_funds(None)
+        current = await self.page(lambda: self.fetch_funds(None))
         pools = sorted({f.pool_id for f in current.funds}, key=_lead_rank)
         yield current
         for pool_id in pools[: self.config.max_symbols]:
             params = {"category": RESERVE_CATEGORY, "symbol": pool_id}
-            hourly = await ccxt_call(self.exchange, self.exchange.publicUtaGetV3MarketRiskReserveHour(params))
+            hourly = await self.page(lambda p=params: ccxt_call(
+                self.exchange, self.exchange.publicUtaGetV3MarketRiskReserveHour(p)))
             yield Batch(funds=parse_risk_reserve(self.key, pool_id, hourly, since))
-            daily = await ccxt_call(self.exchange, self.exchange.publicUtaGetV3MarketRiskReserve(params))
+            daily = await self.page(lambda p=params: ccxt_call(
+                self.exchange, self.exchange.publicUtaGetV3MarketRiskReserve(p)))
             yield Batch(funds=parse_risk_reserve(self.key, pool_id, daily, since))

@@ -199,14 +199,16 @@ class BitmexAdapter(VenueAdapter):
     async def close(self) -> None:
         await self.client.close()
 
-    async def _walk(self, path: str, since: datetime,
-                    parse: Callable[[Any], Batch]) -> AsyncIterator[Batch]:
-        """Forward pages from ``since`` (``startTime``, oldest first, ``start`` offset), one batch per page."""
+    async def _walk(self, path: str, since: datetime, parse: Callable[[Any], Batch],
+                    in_walk: bool = True) -> AsyncIterator[Batch]:
+        """Forward pages from ``since`` (``startTime``, oldest first, ``start`` offset), one batch per page;
+        a backfill (``in_walk``) retries each page in place, a poll is retried whole by the runner."""
         start = 0
         while True:
-            payload = await self.client.get(path, {
-                "startTime": bitmex_time(since), "reverse": "false", "count": str(self.page_size), "start": str(start),
-            })
+            params = {"startTime": bitmex_time(since), "reverse": "false", "count": str(self.page_size),
+                      "start": str(start)}
+            payload = await (self.page(lambda params=params: self.client.get(path, params)) if in_walk
+                             else self.client.get(path, params))
             page = parse(payload)
             yield page
             if len(require_list(payload, path)) < self.page_size:
@@ -226,7 +228,7 @@ class BitmexAdapter(VenueAdapter):
             payload = await self.client.get("/api/v1/insurance", {"reverse": "true", "count": str(self.page_size)})
             return parse_insurance(self.key, payload)
         batch = Batch()
-        async for page in self._walk("/api/v1/insurance", since - POLL_OVERLAP, self._parse_funds):
+        async for page in self._walk("/api/v1/insurance", since - POLL_OVERLAP, self._parse_funds, in_walk=False):
             batch.merge(page)
         return batch
 

@@ -163,7 +163,7 @@ class CryptocomAdapter(VenueAdapter):
         until a page is empty or reaches ``since``: correct whatever the venue's row order or page cap."""
         end: datetime | None = None
         while True:
-            rows = await self._insurance(since, end, "history")
+            rows = await self.page(lambda e=end: self._insurance(since, e, "history"))
             rows = [r for r in rows if r.ts >= since and (end is None or r.ts <= end)]
             if not rows:
                 return

@@ -162,7 +162,8 @@ class DeribitAdapter(VenueAdapter):
         for currency in CURRENCIES:
             cursor: str | None = None
             while True:
-                payload = await self._settlements(currency, self.backfill_page_count, cursor)
+                payload = await self.page(lambda currency=currency, cursor=cursor: self._settlements(
+                    currency, self.backfill_page_count, cursor))
                 flows, cursor, oldest = parse_settlements(self.key, currency, payload)
                 page = [f for f in flows if f.ts >= since]
                 if page:

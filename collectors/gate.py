@@ -268,7 +268,7 @@ class GateAdapter(VenueAdapter):
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Everything Gate keeps (its latest 1000 rows per settle book), bounded by ``since``."""
         for settle in SETTLES:
-            yield await self._insurance(settle, INSURANCE_MAX_ROWS, since)
+            yield await self.page(lambda settle=settle: self._insurance(settle, INSURANCE_MAX_ROWS, since))
 
     def _wanted(self, contracts: dict[str, GateContract]) -> list[str]:
         names = [n for n in self.config.symbols if n in contracts] if self.config.symbols else list(contracts)

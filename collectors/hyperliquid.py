@@ -223,7 +223,8 @@ class HyperliquidAdapter(VenueAdapter):
         """Each vault's portfolio windows, one batch per vault x window (overlapping points dedupe on
         the natural key)."""
         for pool_id, address in VAULTS.items():
-            payload = await self._info({"type": "vaultDetails", "vaultAddress": address})
+            body = {"type": "vaultDetails", "vaultAddress": address}
+            payload = await self.page(lambda body=body: self._info(body))
             for rows in parse_vault_history(self.key, pool_id, payload, since).values():
                 if rows:
                     yield Batch(funds=rows)

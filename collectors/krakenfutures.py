@@ -173,12 +173,16 @@ class KrakenFuturesAdapter(VenueAdapter):
     async def close(self) -> None:
         await self.exchange.close()
 
-    async def _pool_pages(self, start: datetime) -> AsyncIterator[list[FundBalance]]:
+    async def _pool_pages(self, start: datetime, in_walk: bool = False) -> AsyncIterator[list[FundBalance]]:
         """Walk the series forward from ``start``: while ``more``, continue after the last bucket."""
         since_s = int(start.timestamp())
         for _ in range(MAX_PAGES):
-            payload = await ccxt_call(self.exchange, self.exchange.chartsGetAnalyticsLiquidityPool(
-                {"since": since_s, "interval": POLL_INTERVAL_S}))
+            params = {"since": since_s, "interval": POLL_INTERVAL_S}
+
+            async def request(params: dict[str, int] = params) -> Any:
+                return await ccxt_call(self.exchange, self.exchange.chartsGetAnalyticsLiquidityPool(params))
+
+            payload = await (self.page(request) if in_walk else request())
             rows, more = parse_liquidity_pool(self.key, payload)
             if rows:
                 yield rows
@@ -196,7 +200,7 @@ class KrakenFuturesAdapter(VenueAdapter):
         return batch
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
-        async for rows in self._pool_pages(since):
+        async for rows in self._pool_pages(since, in_walk=True):
             yield Batch(funds=rows)
 
     async def _tickers(self) -> Batch:

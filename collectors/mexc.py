@@ -248,14 +248,15 @@ class MexcAdapter(VenueAdapter):
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Walk each contract's history pages (newest first) back to ``since`` or the last page."""
-        current = await self.fetch_funds(None)
+        current = await self.page(lambda: self.fetch_funds(None))
         members = {m.pool_id: m for m in current.pool_members}
         symbols = sorted(members, key=lambda s: (s not in PREFERRED, PREFERRED.index(s) if s in PREFERRED else 0, s))
         for symbol in symbols[: self.config.max_symbols]:
             page = 1
             while True:
-                payload = await ccxt_call(self.exchange, self.exchange.contractPublicGetRiskReverseHistory(
-                    {"symbol": symbol, "page_num": page, "page_size": HISTORY_PAGE_SIZE}))
+                params = {"symbol": symbol, "page_num": page, "page_size": HISTORY_PAGE_SIZE}
+                payload = await self.page(lambda params=params: ccxt_call(
+                    self.exchange, self.exchange.contractPublicGetRiskReverseHistory(params)))
                 history = parse_risk_reverse_history(self.key, payload, since)
                 yield Batch(funds=history.rows, pool_members=[members[symbol]])
                 if history.last:

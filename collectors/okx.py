@@ -390,8 +390,10 @@ class OkxAdapter(VenueAdapter):
 
     # -- insurance fund -----------------------------------------------------------------------------
     async def _fund_pages(self, pool_id: str, newer_than_ms: int | None, older_limit_ms: int | None,
-                          one_page: bool = False) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
-        """Walk one pool newest -> oldest; yields the rows not seen on earlier pages, as (pool_id, row)."""
+                          one_page: bool = False, in_walk: bool = False,
+                          ) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+        """Walk one pool newest -> oldest; yields the rows not seen on earlier pages, as (pool_id, row).
+        A backfill (``in_walk``) retries each page at its cursor; a poll is retried whole by the runner."""
         inst_type, family = pool_id.split(":", 1)
         seen: set[tuple[str, ...]] = set()
         cursor: int | None = None
@@ -401,7 +403,10 @@ class OkxAdapter(VenueAdapter):
                 params["before"] = str(newer_than_ms)
             if cursor is not None:
                 params["after"] = str(cursor)
-            payload = await ccxt_call(self.exchange, self.exchange.publicGetPublicInsuranceFund(params))
+            async def request(params: dict[str, str] = params) -> Any:
+                return await ccxt_call(self.exchange, self.exchange.publicGetPublicInsuranceFund(params))
+
+            payload = await (self.page(request) if in_walk else request())
             rows = [(pool_id_of(entry), row) for entry in insurance_entries(payload) for row in entry["details"]]
             fresh = [(pid, row) for pid, row in rows if _detail_key(pid, row) not in seen]
             if not fresh:
@@ -439,9 +444,9 @@ class OkxAdapter(VenueAdapter):
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Every pool's history back to ``since`` through the ``after`` cursor, one batch per page."""
-        pools = await self._pools()
+        pools = await self.page(self._pools)
         for pool_id in pools:
-            async for rows in self._fund_pages(pool_id, None, _ms(since)):
+            async for rows in self._fund_pages(pool_id, None, _ms(since), in_walk=True):
                 yield self._fund_batch(rows, pools)
 
     # -- open interest, prices, funding ---------------------------------------------------------------
@@ -474,12 +479,13 @@ class OkxAdapter(VenueAdapter):
 
     async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
         """Settled funding of each configured swap back to ``since`` (OKX keeps about 3 months)."""
-        for inst_id in await self._swaps():
+        for inst_id in await self.page(self._swaps):
             async def page(cursor: int | None, inst_id: str = inst_id) -> list[FundingRate]:
                 params = {"instId": inst_id, "limit": str(FUNDING_PAGE_LIMIT)}
                 if cursor is not None:
                     params["after"] = str(cursor)
-                payload = await ccxt_call(self.exchange, self.exchange.publicGetPublicFundingRateHistory(params))
+                payload = await self.page(lambda: ccxt_call(
+                    self.exchange, self.exchange.publicGetPublicFundingRateHistory(params)))
                 return parse_funding_history(self.key, payload)
 
             async for rows in _walk_back(page, _ms(since), FUNDING_PAGE_LIMIT):
@@ -487,14 +493,14 @@ class OkxAdapter(VenueAdapter):
 
     async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
         """Daily OI of each configured swap back to ``since`` (rubik statistics, ``end`` cursor)."""
-        instruments = await self._instruments()
-        for inst_id in await self._swaps():
+        instruments = await self.page(self._instruments)
+        for inst_id in await self.page(self._swaps):
             async def page(cursor: int | None, inst_id: str = inst_id) -> list[OpenInterest]:
                 params = {"instId": inst_id, "period": OI_HISTORY_PERIOD, "limit": str(OI_HISTORY_LIMIT)}
                 if cursor is not None:
                     params["end"] = str(cursor)
-                payload = await ccxt_call(
-                    self.exchange, self.exchange.publicGetRubikStatContractsOpenInterestHistory(params))
+                payload = await self.page(lambda: ccxt_call(
+                    self.exchange, self.exchange.publicGetRubikStatContractsOpenInterestHistory(params)))
                 return parse_open_interest_history(self.key, inst_id, payload, instruments)
 
             async for rows in _walk_back(page, _ms(since), OI_HISTORY_LIMIT):

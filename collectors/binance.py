@@ -27,6 +27,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, require, require_list, to_json, ts_ms
 
 QUOTES = ("USDT", "USDC")
@@ -164,7 +165,7 @@ class BinanceAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("binanceusdm", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("binanceusdm", self.config.base_url_str(), self.config.timeout_s))
         self._marks: dict[str, float] = {}
 
     async def close(self) -> None:

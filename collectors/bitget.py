@@ -12,6 +12,7 @@ from typing import Any
 from collectors.base import FUNDING, OPEN_INTEREST, Batch, Capability, FundingRate, OpenInterest, VenueAdapter
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import num, opt_num, raw_text, require, require_list, ts_ms
 
 PRODUCT_TYPE = "USDT-FUTURES"
@@ -106,7 +107,7 @@ class BitgetAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("bitget", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("bitget", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -50,6 +50,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_dec, opt_num, require, require_list, to_json, ts_ms
 
 PREFERRED_ANCHORS = ("BTCUSDT", "ETHUSDT", "BTCPERP", "ETHPERP", "BTCUSD", "ETHUSD", "SOLUSDT", "XRPUSDT")
@@ -327,7 +328,7 @@ class BybitAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("bybit", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("bybit", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -26,6 +26,7 @@ from collectors.base import (
     VenueAdapter,
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, to_json, ts_ms
 
 CURRENCIES = ("BTC", "ETH", "USDC")  # books with derivatives: inverse BTC/ETH, linear USDC
@@ -137,7 +138,7 @@ class DeribitAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("deribit", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("deribit", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

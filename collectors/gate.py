@@ -34,6 +34,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_s
 
 SETTLES = ("usdt", "btc")
@@ -243,7 +244,7 @@ class GateAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("gate", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("gate", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

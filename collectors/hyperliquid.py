@@ -27,6 +27,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
 
 HLP_VAULT = "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"  # official docs' vaultDetails example
@@ -149,7 +150,7 @@ class HyperliquidAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("hyperliquid", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("hyperliquid", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

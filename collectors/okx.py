@@ -69,6 +69,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_dec, opt_num, require, require_list, to_json, ts_ms
 
 INST_TYPES = ("SWAP", "FUTURES")
@@ -342,7 +343,7 @@ class OkxAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("okx", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("okx", self.config.base_url_str(), self.config.timeout_s))
         self._instrument_cache: dict[str, Instrument] = {}
         self._instruments_at = float("-inf")
         self._instrument_lock = asyncio.Lock()

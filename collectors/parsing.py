@@ -22,6 +22,16 @@ UNIT_SCALES: dict[str, tuple[str, Decimal]] = {
 
 ASSET_ALIASES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
 
+# Quote/settle currencies whose amounts Backstop counts as USD one-for-one (as for OI notional everywhere).
+# A contract quoted in anything else (EUR, JPY, BTC, an index basket) needs a rate from the same response,
+# else its ``oi_usd`` stays empty with the reason in ``oi_usd_note``.
+USD_QUOTES = frozenset({"USD", "USDT", "USDC"})
+
+
+def usd_quote(code: str) -> bool:
+    """True when ``code`` (a quote or settle currency, any venue spelling) is counted as USD."""
+    return norm_asset(code) in USD_QUOTES
+
 
 def dec(value: Any, field: str = "value") -> Decimal:
     """Decimal from a venue's number text (floats go through ``repr`` so no binary noise is added)."""
@@ -49,7 +59,18 @@ def opt_num(value: Any, field: str = "value") -> float | None:
 
 
 def raw_text(value: Any) -> str:
-    return value if isinstance(value, str) else (repr(value) if isinstance(value, float) else str(value))
+    """The number's text as the venue served it. Strings are verbatim; JSON numbers decoded by
+    ``exact_json.loads_exact`` (every adapter's client) keep their served text; a plain ``Decimal`` is
+    written without exponent. A float (a client that decoded with float semantics) can only give its
+    shortest repr, which is not always the served text: adapters must not decode that way."""
+    if isinstance(value, str):
+        return value
+    served = getattr(value, "served", None)
+    if isinstance(served, str):
+        return served
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def ts_ms(value: Any, field: str = "ts") -> datetime:

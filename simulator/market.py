@@ -60,6 +60,7 @@ BASE_PRICES: dict[str, Decimal] = {
     "APT": Decimal("8"), "NEAR": Decimal("5"), "BCH": Decimal("380"), "ETC": Decimal("24"),
     "HYPE": Decimal("25"), "1000PEPE": Decimal("0.011"), "PEPE": Decimal("0.000011"),
     "WIF": Decimal("2.2"), "SHIB": Decimal("0.000018"), "1000SHIB": Decimal("0.018"),
+    "ALTMEX": Decimal("450"), "DEFIMEX": Decimal("220"),  # BitMEX index baskets (.BALTMEX, .BDEFIMEX)
     "USDT": Decimal("1"), "USDC": Decimal("1"), "USD": Decimal("1"),
 }
 STABLE_ASSETS = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "USDE", "BNFCR", "TUSD", "USDD"})

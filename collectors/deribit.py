@@ -29,6 +29,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import (
     dec,
+    no_usd_rate_note,
     norm_asset,
     num,
     opt_num,
@@ -116,7 +117,7 @@ def parse_book_summary(venue: str, payload: Any) -> Batch:
             oi_base = oi
             oi_usd = oi * mark if mark is not None and usd_quote(quote) else None
             if not usd_quote(quote):
-                note = f"quoted in {quote}: mark is not a USD price"
+                note = no_usd_rate_note(quote)
         batch.open_interest.append(OpenInterest(
             venue=venue, symbol=name, ts=ts, base_asset=base, settle_asset=base if inverse else quote,
             oi_raw=raw_text(oi_raw), oi_unit="usd" if inverse else "base", contract_size=None if inverse else 1.0,

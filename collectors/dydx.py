@@ -22,6 +22,7 @@ from collectors.base import (
     FUNDS,
     OPEN_INTEREST,
     PRICES,
+    TS_FETCH,
     Batch,
     Capability,
     FundBalance,
@@ -124,7 +125,7 @@ def fund_balance(venue: str, pool_id: str, amount_raw: str | None, ts: datetime)
     if micro != micro.to_integral_value():
         raise PayloadError(f"{pool_id}.amount: expected integer micro-USDC, got {raw!r}")
     return FundBalance(venue=venue, pool_id=pool_id, asset="USDC", ts=ts, balance=micro * USDC_SCALE,
-                       balance_raw=raw, unit_raw=USDC_DENOM, kind="module_account")
+                       balance_raw=raw, unit_raw=USDC_DENOM, kind="module_account", ts_source=TS_FETCH)
 
 
 def base_of(ticker: str) -> str:
@@ -166,14 +167,14 @@ def parse_perpetual_markets(venue: str, payload: Any, ts: datetime, symbols: lis
         batch.open_interest.append(OpenInterest(
             venue=venue, symbol=ticker, ts=ts, base_asset=base, settle_asset="USDC", oi_raw=raw_text(oi_raw),
             oi_unit="base", contract_size=1.0, inverse=False, oi_base=oi_base,
-            oi_usd=oi_base * oracle if oracle is not None else None,
+            oi_usd=oi_base * oracle if oracle is not None else None, ts_source=TS_FETCH,
         ))
         rate_raw = row.get("nextFundingRate")
         if rate_raw not in (None, ""):
             batch.funding.append(FundingRate(
                 venue=venue, symbol=ticker, ts=ts, funding_rate=num(rate_raw, f"{ticker}.nextFundingRate"),
                 funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_hour(ts), interval_h=1.0,
-                mark_price=oracle,
+                mark_price=oracle, ts_source=TS_FETCH,
             ))
         if oracle is not None and base not in priced:
             priced.add(base)

@@ -22,6 +22,7 @@ from collectors.base import (
     LIQUIDATION_TOTALS,
     OPEN_INTEREST,
     PRICES,
+    TS_FETCH,
     Batch,
     Capability,
     FundBalance,
@@ -200,6 +201,7 @@ def parse_tickers(venue: str, settle: str, payload: Any, contracts: dict[str, Ga
         batch.funding.append(FundingRate(
             venue=venue, symbol=name, ts=ts, funding_rate=num(rate_raw, "funding_rate"),
             funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_ts, interval_h=interval_h, mark_price=mark,
+            ts_source=TS_FETCH,
         ))
         index_raw = row.get("index_price")
         if settle.lower() == "usdt" and name.endswith("_USDT") and index_raw not in (None, ""):

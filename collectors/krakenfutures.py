@@ -33,6 +33,7 @@ from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import (
     dec,
+    no_usd_rate_note,
     norm_asset,
     num,
     opt_dec,
@@ -145,7 +146,7 @@ def parse_tickers(venue: str, payload: Any) -> Batch:
             venue=venue, symbol=symbol, ts=ts, base_asset=base, settle_asset=base if inverse else quote,
             oi_raw=raw_text(oi_raw), oi_unit="contracts", contract_size=1.0, inverse=inverse,
             oi_base=oi_base, oi_usd=oi_usd if usd_quoted else None,  # quote / quote mark = base either way
-            oi_usd_note=None if usd_quoted else f"quoted in {quote}: no {quote}/USD rate in the tickers",
+            oi_usd_note=None if usd_quoted else no_usd_rate_note(quote),
         ))
         perpetual = str(row.get("tag", "")).lower() == "perpetual"
         rate_raw = row.get("fundingRate")

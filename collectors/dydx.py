@@ -13,6 +13,7 @@ node's answer carries no timestamp, so a balance is stamped with the fetch time 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,7 +35,7 @@ from collectors.base import (
 )
 from collectors.errors import PayloadError
 from collectors.http import JsonHttpClient
-from collectors.parsing import dec, num, opt_num, raw_text, require, require_list
+from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_iso
 
 DEFAULT_NODE_REST = "https://dydx-rest.publicnode.com"
 DEFAULT_INDEXER = "https://indexer.dydx.trade"
@@ -182,6 +183,31 @@ def parse_perpetual_markets(venue: str, payload: Any, ts: datetime, symbols: lis
     return batch
 
 
+def parse_historical_funding(venue: str, payload: Any, since: datetime | None = None) -> tuple[list[FundingRate], datetime | None]:
+    """GET indexer /v4/historicalFunding/{ticker}?limit=&effectiveBeforeOrAt= (newest first)::
+
+        {"historicalFunding": [{"ticker": "BTC-USD", "rate": "0.0000081", "price": "65012.5",
+                                "effectiveAt": "2026-08-13T11:00:00.000Z", "effectiveAtHeight": "51234567"}]}
+
+    Settled hourly rates (``price`` = the oracle price at settlement) at/after ``since``, and the oldest
+    ``effectiveAt`` of the page (the next page's cursor), None for an empty page."""
+    rows = require_list(require(payload, "historicalFunding", "historicalFunding"), "historicalFunding")
+    rates: list[FundingRate] = []
+    oldest: datetime | None = None
+    for index, row in enumerate(rows):
+        where = f"historicalFunding[{index}]"
+        ts = ts_iso(require(row, "effectiveAt", where), f"{where}.effectiveAt")
+        oldest = ts if oldest is None or ts < oldest else oldest
+        if since is not None and ts < since:
+            continue
+        rate = require(row, "rate", where)
+        rates.append(FundingRate(
+            venue=venue, symbol=str(require(row, "ticker", where)), ts=ts, funding_rate=num(rate, f"{where}.rate"),
+            funding_rate_raw=raw_text(rate), interval_h=1.0, mark_price=opt_num(row.get("price"), f"{where}.price"),
+        ))
+    return rates, oldest
+
+
 def fund_plan(payload: Any, symbols: list[str] | None = None,
               max_isolated: int | None = None) -> list[tuple[str, list[str]]]:
     """(fund name, covered tickers): the shared fund covers every CROSS market, each ISOLATED market its
@@ -219,7 +245,9 @@ class DydxAdapter(VenueAdapter):
                    "on-chain module accounts, one per isolated market too (capped at max_symbols); "
                    "ts = fetch time (the node response has no timestamp)"),
         Capability(OPEN_INTEREST, "indexer /v4/perpetualMarkets", 60, "none", "base coin"),
-        Capability(FUNDING, "indexer /v4/perpetualMarkets", 3_600, "none", "hourly rate (nextFundingRate, predicted)"),
+        Capability(FUNDING, "indexer /v4/perpetualMarkets + /v4/historicalFunding/{ticker}", 3_600,
+                   "full (historicalFunding, 100 per page)", "hourly rate",
+                   "poll = nextFundingRate (predicted, ts = fetch); backfill = settled hourly rates"),
         Capability(PRICES, "indexer /v4/perpetualMarkets", 60, "none", "USD (oraclePrice)"),
     )
 
@@ -267,6 +295,29 @@ class DydxAdapter(VenueAdapter):
 
     async def fetch_funding(self, since: datetime | None) -> Batch:
         return Batch(funding=(await self._market_batch()).funding)
+
+    funding_page_size = 100
+
+    async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
+        """Per market (``symbols``, else every market, capped at ``max_symbols``), page back through the
+        settled hourly rates with ``effectiveBeforeOrAt`` until ``since`` or the start of the history."""
+        tickers = [str(require(row, "ticker", "perpetualMarkets")) for row in market_rows(await self._markets())]
+        if self.config.symbols:
+            tickers = [t for t in tickers if t in self.config.symbols]
+        for ticker in sorted(tickers)[: self.config.max_symbols]:
+            before: datetime | None = None
+            while True:
+                params = {"limit": str(self.funding_page_size)}
+                if before is not None:
+                    params["effectiveBeforeOrAt"] = before.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                payload = await self.indexer.get(f"/v4/historicalFunding/{ticker}", params)
+                rates, oldest = parse_historical_funding(self.key, payload, since)
+                if rates:
+                    yield Batch(funding=rates)
+                page_len = len(require_list(payload["historicalFunding"], "historicalFunding"))
+                if oldest is None or oldest < since or page_len < self.funding_page_size:
+                    break
+                before = oldest - timedelta(milliseconds=1)
 
     async def fetch_prices(self, since: datetime | None) -> Batch:
         return Batch(prices=(await self._market_batch()).prices)

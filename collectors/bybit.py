@@ -1,6 +1,7 @@
 """Bybit v5: insurance pools (snapshot only), OI + funding + prices from tickers, ADL alerts.
 
-Bybit publishes no fund history: Backstop's history of it exists only because we record it.
+Bybit publishes no fund history: Backstop's history of it exists only because we record it. OI and funding
+history are backfilled (``/v5/market/open-interest`` hourly, ``/v5/market/funding/history``).
 
 Pools. ``/v5/market/insurance`` lists pools, each with a comma-separated ``symbols``. One symbol = an
 isolated pool (updated every minute), several = a shared pool (updated daily). Pool ids:
@@ -28,7 +29,8 @@ zero or negative = the drawdown condition is met. ``adlTriggerThreshold`` (not a
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -51,7 +53,20 @@ from collectors.base import (
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
-from collectors.parsing import dec, norm_asset, num, opt_dec, opt_num, require, require_list, to_json, ts_ms
+from collectors.parsing import (
+    dec,
+    norm_asset,
+    num,
+    opt_dec,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    to_json,
+    ts_ms,
+)
+
+HOUR_MS = 3_600_000
 
 PREFERRED_ANCHORS = ("BTCUSDT", "ETHUSDT", "BTCPERP", "ETHPERP", "BTCUSD", "ETHUSD", "SOLUSDT", "XRPUSDT")
 LINEAR_QUOTES = (("USDT", "USDT"), ("USDC", "USDC"), ("PERP", "USDC"))  # symbol suffix -> settle coin
@@ -225,14 +240,39 @@ def parse_tickers(venue: str, payload: Any, symbols: set[str] | None = None) -> 
     return batch
 
 
-def parse_open_interest_history(venue: str, payload: Any, mark_price: float | None = None) -> list[OpenInterest]:
+def parse_mark_price_kline(payload: Any) -> dict[int, float]:
+    """GET /v5/market/mark-price-kline?category&symbol&interval=60&start&end&limit (newest first)::
+
+        {"retCode": 0, "result": {"symbol": "BTCUSDT", "category": "linear", "list": [
+          ["1670608800000", "17164.16", "17164.16", "17121.5", "17131.64"]]}}
+
+    Bar start (ms) -> close, to value the hourly OI history at its own time."""
+    result = _result(payload, "mark-price-kline")
+    closes: dict[int, float] = {}
+    for index, bar in enumerate(require_list(require(result, "list", "mark-price-kline"), "mark-price-kline.list")):
+        if not isinstance(bar, list) or len(bar) < 5:
+            raise PayloadError(f"mark-price-kline.list[{index}]: expected [start, open, high, low, close], got {bar!r}")
+        closes[int(dec(bar[0], "mark-price-kline.start"))] = num(bar[4], "mark-price-kline.close")
+    return closes
+
+
+def mark_at(closes: Mapping[int, float], ts: datetime) -> float | None:
+    """The mark at ``ts``: the close of the hourly bar ending there, else of the bar starting there."""
+    ms = int(ts.timestamp() * 1000) // HOUR_MS * HOUR_MS
+    return closes.get(ms - HOUR_MS, closes.get(ms))
+
+
+def parse_open_interest_history(venue: str, payload: Any, mark_price: float | None = None,
+                                marks: Mapping[int, float] | None = None) -> list[OpenInterest]:
     """GET /v5/market/open-interest?category&symbol&intervalTime::
 
         {"retCode": 0, "result": {"symbol": "BTCUSD", "category": "inverse", "list": [
           {"openInterest": "63910691.00000000", "singleOpenInterest": "31955346", "timestamp": "1780963200000"}],
           "nextPageCursor": "..."}, "time": 1780994051392}
 
-    One side per point (see module docstring); inverse USD -> base needs ``mark_price`` (else None)."""
+    One side per point (see module docstring); inverse USD -> base and linear base -> USD need the mark:
+    each point's own hour from ``marks`` (``parse_mark_price_kline``) when given, else ``mark_price``; a
+    point with no mark keeps the other side empty."""
     result = _result(payload, "open-interest")
     symbol = str(require(result, "symbol", "open-interest"))
     category = str(require(result, "category", "open-interest"))
@@ -245,12 +285,15 @@ def parse_open_interest_history(venue: str, payload: Any, mark_price: float | No
         if amount is None or raw is None:
             raise PayloadError(f"{where}: missing field 'openInterest'")
         inverse = category == "inverse"
+        ts = ts_ms(require(row, "timestamp", where), f"{where}.timestamp")
+        mark = mark_at(marks, ts) if marks is not None else mark_price
         rows.append(OpenInterest(
-            venue=venue, symbol=symbol, ts=ts_ms(require(row, "timestamp", where), f"{where}.timestamp"),
+            venue=venue, symbol=symbol, ts=ts,
             base_asset=base, settle_asset=settle, oi_raw=raw,
             oi_unit=f"{'usd' if inverse else 'base'}:{source}", contract_size=1.0, inverse=inverse,
-            oi_base=(amount / mark_price if mark_price else None) if inverse else amount,
-            oi_usd=amount if inverse else (amount * mark_price if mark_price else None),
+            oi_base=(amount / mark if mark else None) if inverse else amount,
+            oi_usd=amount if inverse else (amount * mark if mark else None),
+            oi_usd_note=None if inverse or mark else "no mark price for this hour in the kline",
         ))
     return rows
 
@@ -268,7 +311,7 @@ def parse_funding_history(venue: str, payload: Any) -> list[FundingRate]:
         rows.append(FundingRate(
             venue=venue, symbol=str(require(row, "symbol", where)),
             ts=ts_ms(require(row, "fundingRateTimestamp", where), f"{where}.fundingRateTimestamp"),
-            funding_rate=num(raw, f"{where}.fundingRate"), funding_rate_raw=str(raw),
+            funding_rate=num(raw, f"{where}.fundingRate"), funding_rate_raw=raw_text(raw),
         ))
     return rows
 
@@ -320,9 +363,12 @@ class BybitAdapter(VenueAdapter):
     capabilities = (
         Capability(FUNDS, "/v5/market/insurance", 60, "none (snapshot)", "pool coin (balance) + USD (value)",
                    "isolated pools update every minute, shared pools daily; one list-level timestamp"),
-        Capability(OPEN_INTEREST, "/v5/market/tickers (linear + inverse)", 60, "none", "base (linear), USD (inverse)",
-                   "one side: singleOpenInterest, else openInterest/2 (documented as both sides)"),
-        Capability(FUNDING, "/v5/market/tickers (linear + inverse)", 60, "none", "rate per interval"),
+        Capability(OPEN_INTEREST, "/v5/market/tickers (linear + inverse)", 60,
+                   "hourly (/v5/market/open-interest, to listing)", "base (linear), USD (inverse)",
+                   "one side: singleOpenInterest, else openInterest/2 (documented as both sides); "
+                   "backfill valued with /v5/market/mark-price-kline hourly closes"),
+        Capability(FUNDING, "/v5/market/tickers (linear + inverse)", 60, "full (/v5/market/funding/history)",
+                   "rate per interval"),
         Capability(PRICES, "/v5/market/tickers (linear + inverse)", 60, "none", "USD(T) index"),
         Capability(ADL, "/v5/market/adlAlert", 60, "none", "pnlRatio vs insurancePnlRatio"),
     )
@@ -362,6 +408,61 @@ class BybitAdapter(VenueAdapter):
     async def fetch_prices(self, since: datetime | None) -> Batch:
         tickers = await self._tickers()
         return Batch(prices=tickers.prices)
+
+    history_page = 200  # rows per open-interest / funding-history page (Bybit's maximum)
+
+    async def _history_contracts(self) -> list[tuple[str, str]]:
+        """(category, symbol) of the perpetuals the tickers list (symbols filter), capped at max_symbols."""
+        found = []
+        for category in ("linear", "inverse"):
+            payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketTickers({"category": category}))
+            found += [(category, oi.symbol) for oi in parse_tickers(self.key, payload, self._symbol_filter()).open_interest]
+        return found[: self.config.max_symbols]
+
+    async def _marks(self, category: str, symbol: str, start_ms: int, end_ms: int) -> dict[int, float]:
+        payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketMarkPriceKline({
+            "category": category, "symbol": symbol, "interval": "60", "start": start_ms - HOUR_MS, "end": end_ms,
+            "limit": 1000}))
+        return parse_mark_price_kline(payload)
+
+    async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
+        """Hourly one-side OI per perpetual back to ``since`` (cursor paging), each page valued with the
+        hourly mark closes of its own span."""
+        since_ms, now_ms = int(since.timestamp() * 1000), int(datetime.now(UTC).timestamp() * 1000)
+        for category, symbol in await self._history_contracts():
+            cursor = ""
+            while True:
+                params: dict[str, Any] = {"category": category, "symbol": symbol, "intervalTime": "1h",
+                                          "startTime": since_ms, "endTime": now_ms, "limit": self.history_page}
+                if cursor:
+                    params["cursor"] = cursor
+                payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketOpenInterest(params))
+                rows = parse_open_interest_history(self.key, payload, marks={})
+                if not rows:
+                    break
+                stamps = [int(r.ts.timestamp() * 1000) for r in rows]
+                marks = await self._marks(category, symbol, min(stamps), max(stamps))
+                rows = [r for r in parse_open_interest_history(self.key, payload, marks=marks) if r.ts >= since]
+                if rows:
+                    yield Batch(open_interest=rows)
+                cursor = str(_result(payload, "open-interest").get("nextPageCursor") or "")
+                if not cursor or min(stamps) < since_ms:
+                    break
+
+    async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
+        """Settled funding rates per perpetual back to ``since`` (newest first, ``endTime`` paging)."""
+        for category, symbol in await self._history_contracts():
+            end_ms = int(datetime.now(UTC).timestamp() * 1000)
+            while True:
+                payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketFundingHistory({
+                    "category": category, "symbol": symbol, "endTime": end_ms, "limit": self.history_page}))
+                rows = parse_funding_history(self.key, payload)
+                kept = [r for r in rows if r.ts >= since]
+                if kept:
+                    yield Batch(funding=kept)
+                if len(rows) < self.history_page or not kept or len(kept) < len(rows):
+                    break
+                end_ms = int(min(r.ts for r in rows).timestamp() * 1000) - 1
 
     async def fetch_adl(self, since: datetime | None) -> Batch:
         payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketAdlAlert())

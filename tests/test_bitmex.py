@@ -20,8 +20,8 @@ from collectors.bitmex import interval_hours, parse_funding_history, parse_instr
 from collectors.errors import PayloadError
 from collectors.runner import RunOutcome
 from simulator.market import DAY_MS
-from simulator.venues.bitmex import CONTRACT_ROWS
 from simulator.server import SimulatorThread
+from simulator.venues.bitmex import CONTRACT_ROWS
 from storage.queries import query_df
 from tests.conftest import example, settings_for
 

@@ -127,7 +127,7 @@ def parse_insurance(venue: str, payload: Any) -> Batch:
         raw = require(row, "balance", where)
         batch.funds.append(FundBalance(
             venue=venue, pool_id=pool_id, asset=norm_asset(coin), ts=ts, balance=dec(raw, f"{where}.balance"),
-            balance_raw=str(raw), unit_raw=coin, usd_value=opt_dec(row.get("value"), f"{where}.value"),
+            balance_raw=raw_text(raw), unit_raw=coin, usd_value=opt_dec(row.get("value"), f"{where}.value"),
         ))
         batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
     return batch
@@ -151,7 +151,7 @@ def parse_insurance_ws(venue: str, message: Any) -> Batch:
         batch.funds.append(FundBalance(
             venue=venue, pool_id=pool_id, asset=norm_asset(coin),
             ts=ts_ms(require(row, "updateTime", where), f"{where}.updateTime"),
-            balance=dec(raw, f"{where}.balance"), balance_raw=str(raw), unit_raw=coin,
+            balance=dec(raw, f"{where}.balance"), balance_raw=raw_text(raw), unit_raw=coin,
         ))
         batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
     return batch
@@ -229,7 +229,7 @@ def parse_tickers(venue: str, payload: Any, symbols: set[str] | None = None) -> 
             next_ts = row.get("nextFundingTime")
             batch.funding.append(FundingRate(
                 venue=venue, symbol=symbol, ts=ts, funding_rate=num(rate_raw, f"{symbol}.fundingRate"),
-                funding_rate_raw=str(rate_raw),
+                funding_rate_raw=raw_text(rate_raw),
                 next_funding_ts=ts_ms(next_ts, f"{symbol}.nextFundingTime") if next_ts not in (None, "", "0") else None,
                 interval_h=opt_num(row.get("fundingIntervalHour"), f"{symbol}.fundingIntervalHour"),
                 mark_price=mark,

@@ -99,7 +99,7 @@ def parse_insurance(venue: str, payload: Any) -> Batch:
         asset, balance = scale_unit(raw, currency, f"{where}.walletBalance")
         batch.funds.append(FundBalance(
             venue=venue, pool_id=currency, asset=asset, ts=ts_iso(require(row, "timestamp", where), f"{where}.timestamp"),
-            balance=balance, balance_raw=str(raw), unit_raw=currency, source="history",
+            balance=balance, balance_raw=raw_text(raw), unit_raw=currency, source="history",
         ))
     return batch
 

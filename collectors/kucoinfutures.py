@@ -111,7 +111,8 @@ class KucoinFuturesAdapter(VenueAdapter):
     fund_label = "no published fund"
     capabilities = (
         Capability(OPEN_INTEREST, "/api/v1/contracts/active", 300, "none", "lots x multiplier",
-                   "linear: base = lots x multiplier; inverse: 1 USD per lot"),
+                   "linear: base = lots x multiplier; inverse: 1 USD per lot; a contract not quoted in "
+                   "USD/USDT/USDC gets no USD value (reason in oi_usd_note)"),
         Capability(FUNDING, "/api/v1/contracts/active", 600, "none", "rate per interval"),
     )
 

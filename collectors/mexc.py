@@ -211,7 +211,8 @@ class MexcAdapter(VenueAdapter):
         Capability(FUNDS, "/api/v1/contract/risk_reverse (+ /history)", 14_400, "full (paged snapshots)",
                    "per contract: USDT, or the coin for inverse", "history snapshots 4-hourly (UNCONFIRMED cadence)"),
         Capability(OPEN_INTEREST, "/api/v1/contract/ticker holdVol x detail contractSize", 300, "none", "contracts",
-                   "one side or both sides UNCONFIRMED: stored as served"),
+                   "one side or both sides UNCONFIRMED: stored as served; a contract not quoted in "
+                   "USD/USDT/USDC gets no USD value (reason in oi_usd_note)"),
         Capability(FUNDING, "/api/v1/contract/ticker", 600, "none", "rate per interval"),
         Capability(PRICES, "/api/v1/contract/ticker", 300, "none", "USD(T) index"),
     )

@@ -67,6 +67,7 @@ from collectors.parsing import (
 )
 
 HOUR_MS = 3_600_000
+KLINE_PAGE = 1000  # mark-price-kline bars per call (Bybit's maximum)
 
 PREFERRED_ANCHORS = ("BTCUSDT", "ETHUSDT", "BTCPERP", "ETHPERP", "BTCUSD", "ETHUSD", "SOLUSDT", "XRPUSDT")
 LINEAR_QUOTES = (("USDT", "USDT"), ("USDC", "USDC"), ("PERP", "USDC"))  # symbol suffix -> settle coin
@@ -420,49 +421,58 @@ class BybitAdapter(VenueAdapter):
         return found[: self.config.max_symbols]
 
     async def _marks(self, category: str, symbol: str, start_ms: int, end_ms: int) -> dict[int, float]:
-        payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketMarkPriceKline({
-            "category": category, "symbol": symbol, "interval": "60", "start": start_ms - HOUR_MS, "end": end_ms,
-            "limit": 1000}))
-        return parse_mark_price_kline(payload)
+        """Hourly mark closes over [start_ms, end_ms], 1000 bars per call (newest first, ``end`` paging)."""
+        closes: dict[int, float] = {}
+        while end_ms >= start_ms:
+            payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketMarkPriceKline({
+                "category": category, "symbol": symbol, "interval": "60", "start": start_ms, "end": end_ms,
+                "limit": KLINE_PAGE}))
+            page = parse_mark_price_kline(payload)
+            closes.update(page)
+            if len(page) < KLINE_PAGE:
+                break
+            end_ms = min(page) - 1
+        return closes
 
     async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
-        """Hourly one-side OI per perpetual back to ``since`` (cursor paging), each page valued with the
-        hourly mark closes of its own span."""
+        """Hourly one-side OI per perpetual back to ``since`` (cursor paging), each point valued with the
+        mark close of its own hour (read once per symbol)."""
         since_ms, now_ms = int(since.timestamp() * 1000), int(datetime.now(UTC).timestamp() * 1000)
         for category, symbol in await self._history_contracts():
+            marks = await self._marks(category, symbol, since_ms - HOUR_MS, now_ms)
             cursor = ""
+            found: list[OpenInterest] = []  # one write per symbol: a write per 200-row page costs more than the read
             while True:
                 params: dict[str, Any] = {"category": category, "symbol": symbol, "intervalTime": "1h",
                                           "startTime": since_ms, "endTime": now_ms, "limit": self.history_page}
                 if cursor:
                     params["cursor"] = cursor
                 payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketOpenInterest(params))
-                rows = parse_open_interest_history(self.key, payload, marks={})
-                if not rows:
-                    break
-                stamps = [int(r.ts.timestamp() * 1000) for r in rows]
-                marks = await self._marks(category, symbol, min(stamps), max(stamps))
-                rows = [r for r in parse_open_interest_history(self.key, payload, marks=marks) if r.ts >= since]
-                if rows:
-                    yield Batch(open_interest=rows)
+                page = parse_open_interest_history(self.key, payload, marks=marks)
+                rows = [r for r in page if r.ts >= since]
+                found += rows
                 cursor = str(_result(payload, "open-interest").get("nextPageCursor") or "")
-                if not cursor or min(stamps) < since_ms:
+                if not cursor or not page or len(rows) < len(page):
                     break
+            if found:
+                yield Batch(open_interest=found)
 
     async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
         """Settled funding rates per perpetual back to ``since`` (newest first, ``endTime`` paging)."""
         for category, symbol in await self._history_contracts():
             end_ms = int(datetime.now(UTC).timestamp() * 1000)
+            found: list[FundingRate] = []  # one write per symbol
             while True:
                 payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketFundingHistory({
                     "category": category, "symbol": symbol, "endTime": end_ms, "limit": self.history_page}))
                 rows = parse_funding_history(self.key, payload)
                 kept = [r for r in rows if r.ts >= since]
-                if kept:
-                    yield Batch(funding=kept)
+                found += kept
                 if len(rows) < self.history_page or not kept or len(kept) < len(rows):
                     break
                 end_ms = int(min(r.ts for r in rows).timestamp() * 1000) - 1
+            if found:
+                yield Batch(funding=found)
 
     async def fetch_adl(self, since: datetime | None) -> Batch:
         payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketAdlAlert())

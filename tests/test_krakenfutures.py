@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from backstop.config import VenueConfig
 from backstop.service import Collector
 from collectors.errors import PayloadError
 from collectors.exact_json import loads_exact
-from collectors.krakenfutures import parse_liquidity_pool, parse_tickers
+from collectors.krakenfutures import KrakenFuturesAdapter, parse_liquidity_pool, parse_tickers
 from storage.queries import query_df
 from tests.conftest import settings_for
 
@@ -158,3 +160,19 @@ def test_non_usd_pair_gets_no_usd_notional() -> None:
     (oi,) = parse_tickers("krakenfutures", loads_exact(body)).open_interest
     assert oi.oi_usd is None and "EUR" in (oi.oi_usd_note or "")
     assert oi.oi_base == pytest.approx(1200 / 93000)  # EUR contracts / EUR mark: base is still known
+
+
+def test_adapter_client_keeps_the_served_text() -> None:
+    """The adapter's own ccxt client decodes the body (ccxt ``parse_json``, as in every fetch) keeping each
+    number's served text: issue 17's Kraken case stored -7.56414717067e-07."""
+    async def decode() -> Any:
+        adapter = KrakenFuturesAdapter(VenueConfig())
+        await adapter.open()
+        try:
+            return adapter.exchange.parse_json(TICKERS_BODY)
+        finally:
+            await adapter.close()
+
+    (rate,) = parse_tickers("krakenfutures", asyncio.run(decode())).funding
+    assert rate.funding_rate_raw == "-0.000000756414717067"
+    assert rate.funding_rate == pytest.approx(-0.000000756414717067 / 0.0434)

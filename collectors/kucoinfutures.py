@@ -69,8 +69,9 @@ def parse_contracts_active(venue: str, payload: Any, ts: datetime) -> Batch:
         if oi_raw not in (None, ""):
             lots = dec(oi_raw, "openInterest")
             if inverse:  # lots of 1 USD
-                oi_usd: float | None = float(lots * multiplier)
-                oi_base = oi_usd / mark if mark else None
+                usd_lots = float(lots * multiplier)
+                oi_usd: float | None = usd_lots
+                oi_base = usd_lots / mark if mark else None
             else:
                 oi_base = float(lots * multiplier)
                 oi_usd = oi_base * mark if mark else None

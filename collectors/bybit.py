@@ -1,7 +1,7 @@
 """Bybit v5: insurance pools (snapshot only), OI + funding + prices from tickers, ADL alerts.
 
 Bybit publishes no fund history: Backstop's history of it exists only because we record it. OI and funding
-history are backfilled (``/v5/market/open-interest`` hourly, ``/v5/market/funding/history``).
+history are backfilled (``/v5/market/open-interest`` 4-hourly, ``/v5/market/funding/history``).
 
 Pools. ``/v5/market/insurance`` lists pools, each with a comma-separated ``symbols``. One symbol = an
 isolated pool (updated every minute), several = a shared pool (updated daily). Pool ids:
@@ -68,6 +68,9 @@ from collectors.parsing import (
 
 HOUR_MS = 3_600_000
 KLINE_PAGE = 1000  # mark-price-kline bars per call (Bybit's maximum)
+# OI history resolution: 4-hourly (Bybit keeps 5min..1d; 4 h keeps 90 days to 3 calls per symbol and the
+# coverage history needs no finer step), valued with the 4-hour mark closes
+OI_HISTORY_INTERVAL, OI_HISTORY_MS, KLINE_INTERVAL = "4h", 4 * HOUR_MS, "240"
 
 PREFERRED_ANCHORS = ("BTCUSDT", "ETHUSDT", "BTCPERP", "ETHPERP", "BTCUSD", "ETHUSD", "SOLUSDT", "XRPUSDT")
 LINEAR_QUOTES = (("USDT", "USDT"), ("USDC", "USDC"), ("PERP", "USDC"))  # symbol suffix -> settle coin
@@ -257,14 +260,14 @@ def parse_mark_price_kline(payload: Any) -> dict[int, float]:
     return closes
 
 
-def mark_at(closes: Mapping[int, float], ts: datetime) -> float | None:
-    """The mark at ``ts``: the close of the hourly bar ending there, else of the bar starting there."""
-    ms = int(ts.timestamp() * 1000) // HOUR_MS * HOUR_MS
-    return closes.get(ms - HOUR_MS, closes.get(ms))
+def mark_at(closes: Mapping[int, float], ts: datetime, bar_ms: int = HOUR_MS) -> float | None:
+    """The mark at ``ts``: the close of the bar (``bar_ms`` long) ending there, else of the bar starting there."""
+    ms = int(ts.timestamp() * 1000) // bar_ms * bar_ms
+    return closes.get(ms - bar_ms, closes.get(ms))
 
 
 def parse_open_interest_history(venue: str, payload: Any, mark_price: float | None = None,
-                                marks: Mapping[int, float] | None = None) -> list[OpenInterest]:
+                                marks: Mapping[int, float] | None = None, bar_ms: int = HOUR_MS) -> list[OpenInterest]:
     """GET /v5/market/open-interest?category&symbol&intervalTime::
 
         {"retCode": 0, "result": {"symbol": "BTCUSD", "category": "inverse", "list": [
@@ -287,7 +290,7 @@ def parse_open_interest_history(venue: str, payload: Any, mark_price: float | No
             raise PayloadError(f"{where}: missing field 'openInterest'")
         inverse = category == "inverse"
         ts = ts_ms(require(row, "timestamp", where), f"{where}.timestamp")
-        mark = mark_at(marks, ts) if marks is not None else mark_price
+        mark = mark_at(marks, ts, bar_ms) if marks is not None else mark_price
         rows.append(OpenInterest(
             venue=venue, symbol=symbol, ts=ts,
             base_asset=base, settle_asset=settle, oi_raw=raw,
@@ -365,9 +368,9 @@ class BybitAdapter(VenueAdapter):
         Capability(FUNDS, "/v5/market/insurance", 60, "none (snapshot)", "pool coin (balance) + USD (value)",
                    "isolated pools update every minute, shared pools daily; one list-level timestamp"),
         Capability(OPEN_INTEREST, "/v5/market/tickers (linear + inverse)", 60,
-                   "hourly (/v5/market/open-interest, to listing)", "base (linear), USD (inverse)",
+                   "4-hourly backfill (/v5/market/open-interest, to listing)", "base (linear), USD (inverse)",
                    "one side: singleOpenInterest, else openInterest/2 (documented as both sides); "
-                   "backfill valued with /v5/market/mark-price-kline hourly closes"),
+                   "backfill valued with /v5/market/mark-price-kline 4-hour closes"),
         Capability(FUNDING, "/v5/market/tickers (linear + inverse)", 60, "full (/v5/market/funding/history)",
                    "rate per interval"),
         Capability(PRICES, "/v5/market/tickers (linear + inverse)", 60, "none", "USD(T) index"),
@@ -421,12 +424,12 @@ class BybitAdapter(VenueAdapter):
         return found[: self.config.max_symbols]
 
     async def _marks(self, category: str, symbol: str, start_ms: int, end_ms: int) -> dict[int, float]:
-        """Hourly mark closes over [start_ms, end_ms], 1000 bars per call (newest first, ``end`` paging)."""
+        """4-hour mark closes over [start_ms, end_ms], 1000 bars per call (newest first, ``end`` paging)."""
         closes: dict[int, float] = {}
         while end_ms >= start_ms:
             payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketMarkPriceKline({
-                "category": category, "symbol": symbol, "interval": "60", "start": start_ms, "end": end_ms,
-                "limit": KLINE_PAGE}))
+                "category": category, "symbol": symbol, "interval": KLINE_INTERVAL, "start": start_ms,
+                "end": end_ms, "limit": KLINE_PAGE}))
             page = parse_mark_price_kline(payload)
             closes.update(page)
             if len(page) < KLINE_PAGE:
@@ -435,20 +438,20 @@ class BybitAdapter(VenueAdapter):
         return closes
 
     async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
-        """Hourly one-side OI per perpetual back to ``since`` (cursor paging), each point valued with the
-        mark close of its own hour (read once per symbol)."""
+        """4-hourly one-side OI per perpetual back to ``since`` (cursor paging), each point valued with the
+        mark close of its own 4 hours (read once per symbol)."""
         since_ms, now_ms = int(since.timestamp() * 1000), int(datetime.now(UTC).timestamp() * 1000)
         for category, symbol in await self._history_contracts():
-            marks = await self._marks(category, symbol, since_ms - HOUR_MS, now_ms)
+            marks = await self._marks(category, symbol, since_ms - OI_HISTORY_MS, now_ms)
             cursor = ""
             found: list[OpenInterest] = []  # one write per symbol: a write per 200-row page costs more than the read
             while True:
-                params: dict[str, Any] = {"category": category, "symbol": symbol, "intervalTime": "1h",
+                params: dict[str, Any] = {"category": category, "symbol": symbol, "intervalTime": OI_HISTORY_INTERVAL,
                                           "startTime": since_ms, "endTime": now_ms, "limit": self.history_page}
                 if cursor:
                     params["cursor"] = cursor
                 payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketOpenInterest(params))
-                page = parse_open_interest_history(self.key, payload, marks=marks)
+                page = parse_open_interest_history(self.key, payload, marks=marks, bar_ms=OI_HISTORY_MS)
                 rows = [r for r in page if r.ts >= since]
                 found += rows
                 cursor = str(_result(payload, "open-interest").get("nextPageCursor") or "")

@@ -293,6 +293,7 @@ def test_backfill_open_interest_and_funding_history(sim_factory, tmp_path) -> No
 
     async def run() -> tuple[RunOutcome, RunOutcome]:
         collector = Collector.for_venues(settings)
+        collector.adapters["bybit"].history_page = 25  # type: ignore[attr-defined] # several cursor/endTime pages
         async with collector.running():
             return (await collector.backfill("bybit", "open_interest", since),
                     await collector.backfill("bybit", "funding", since))
@@ -303,13 +304,13 @@ def test_backfill_open_interest_and_funding_history(sim_factory, tmp_path) -> No
     oi = query_df(settings.db, "SELECT symbol, count(*) AS n, count(oi_usd) AS valued, min(ts) AS first "
                   "FROM open_interest WHERE venue='bybit' GROUP BY symbol")
     assert set(oi["symbol"]) == set(contracts)
-    assert set(oi["n"]) == {240} and set(oi["valued"]) == {240}  # hourly, two 200-row pages, every point valued
+    assert set(oi["n"]) == {60} and set(oi["valued"]) == {60}  # 4-hourly over 10 days, every point valued
     assert all(first.to_pydatetime() >= since for first in oi["first"])
     btc = query_df(settings.db, "SELECT ts, oi_raw, oi_usd, oi_base FROM open_interest WHERE symbol='BTCUSDT' "
                    "ORDER BY ts LIMIT 1").iloc[0]
     ts_ms = int(btc["ts"].timestamp() * 1000)
-    mark = sim.market.price_at("BTC", ts_ms - 1) * Decimal("1.0002")  # the close of the hour ending at ts
+    mark = sim.market.price_at("BTC", ts_ms - 1) * Decimal("1.0002")  # the close of the 4 h bar ending at ts
     assert btc["oi_usd"] == pytest.approx(float(btc["oi_raw"]) * float(mark), rel=1e-4)
     funding = query_df(settings.db, "SELECT symbol, count(*) AS n FROM funding_rates WHERE venue='bybit' GROUP BY symbol")
     assert set(funding["symbol"]) == set(contracts) and set(funding["n"]) == {30}  # 8-hourly over 10 days
-    assert oi_run.rows_written == 240 * len(contracts) and funding_run.rows_written == 30 * len(contracts)
+    assert oi_run.rows_written == 60 * len(contracts) and funding_run.rows_written == 30 * len(contracts)

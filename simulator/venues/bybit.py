@@ -41,6 +41,7 @@ POOL_ROWS = [  # coin, symbols (the venue's order), balance
 ]
 OI_INTERVALS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000, "1h": 3_600_000, "4h": 14_400_000,
                 "1d": 86_400_000}  # /v5/market/open-interest intervalTime -> ms
+KLINE_INTERVALS = {"60": HOUR_MS, "240": 4 * HOUR_MS, "D": DAY_MS}  # mark-price-kline interval -> ms
 ADL_TRIGGER_BALANCE = {"USDT": "10000", "USDC": "10000", "BTC": "0.2", "ETH": "5"}
 
 
@@ -234,22 +235,24 @@ def routes(market: Market) -> list[web.RouteDef]:
              "fundingRateTimestamp": str(ts)} for ts in stamps]}))
 
     async def mark_price_kline(request: web.Request) -> web.Response:
-        """GET /v5/market/mark-price-kline (interval 60 only): ``[start, open, high, low, close]`` newest first."""
+        """GET /v5/market/mark-price-kline (interval 60 / 240 / D): ``[start, open, high, low, close]`` newest
+        first; the close is the model's hourly close at the bar's end."""
         found = contract_for(request)
         if isinstance(found, web.Response):
             return found
-        if request.query.get("interval") != "60":
-            return error(10001, "Illegal interval (simulator: 60 only)")
+        bar_ms = KLINE_INTERVALS.get(request.query.get("interval", ""))
+        if bar_ms is None:
+            return error(10001, "Illegal interval")
         try:
             start, end, limit = window(request, "start", "end", 200, 1000)
         except ValueError:
             return error(10001, "Illegal parameter")
         first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
-        stamps = [t for t in range(end // HOUR_MS * HOUR_MS, first - 1, -HOUR_MS)][:limit]
+        stamps = [t for t in range(end // bar_ms * bar_ms, first - 1, -bar_ms)][:limit]
         basis = 1 + found.extra.get("basis", Decimal("0.0002"))
         rows = []
         for ts in stamps:
-            close = _text(market.price_at(found.base, ts + HOUR_MS - 1) * basis, 2)
+            close = _text(market.price_at(found.base, ts + bar_ms - 1) * basis, 2)
             rows.append([str(ts), close, close, close, close])
         return reply(envelope(market, {"category": found.extra["category"], "symbol": found.symbol, "list": rows}))
 

@@ -124,11 +124,12 @@ def routes(market: Market) -> list[web.RouteDef]:
             contracts = contracts[: int(limit)]
         return reply({"markets": {c.symbol: market_row(c) for c in contracts}})
 
-    def funding_points(contract: SimContract) -> list[tuple[int, Decimal]]:
-        """Hourly settled rates over the history window, newest last; deterministic per hour."""
+    def funding_stamps(before_ms: int | None, limit: int) -> list[int]:
+        """The newest ``limit`` hourly settlement times at/before ``before_ms`` within the history window."""
         last = market.now_ms() // HOUR_MS * HOUR_MS
         first = last - (market.history_days * 24 - 1) * HOUR_MS
-        return [(ts, funding_rate_at(market, contract, ts)) for ts in range(first, last + 1, HOUR_MS)]
+        newest = last if before_ms is None else min(last, before_ms // HOUR_MS * HOUR_MS)
+        return list(range(newest, max(first, newest - (limit - 1) * HOUR_MS) - 1, -HOUR_MS))
 
     async def historical_funding(request: web.Request) -> web.Response:
         """GET /v4/historicalFunding/{ticker}?limit=&effectiveBeforeOrAt= : newest first, at most
@@ -144,12 +145,11 @@ def routes(market: Market) -> list[web.RouteDef]:
             before_ms = int(datetime.fromisoformat(before.replace("Z", "+00:00")).timestamp() * 1000) if before else None
         except ValueError:
             return reply({"errors": [{"msg": "invalid limit or effectiveBeforeOrAt"}]}, status=400)
-        points = [p for p in funding_points(contract) if before_ms is None or p[0] <= before_ms]
-        page = list(reversed(points))[:max(1, limit)]
         return reply({"historicalFunding": [
-            {"ticker": ticker, "rate": format(rate, "f"), "price": format(market.price_at(contract.base, ts), "f"),
+            {"ticker": ticker, "rate": format(funding_rate_at(market, contract, ts), "f"),
+             "price": format(market.price_at(contract.base, ts), "f"),
              "effectiveAt": _iso(ts), "effectiveAtHeight": str(HEIGHT_AT_EPOCH + ts // BLOCK_MS)}
-            for ts, rate in page]})
+            for ts in funding_stamps(before_ms, max(1, limit))]})
 
     return [
         web.get("/cosmos/bank/v1beta1/balances/{address}", balances),

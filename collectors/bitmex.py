@@ -229,7 +229,7 @@ class BitmexAdapter(VenueAdapter):
         Capability(FUNDS, "/api/v1/insurance", 86_400, "full", "XBt (1e-8 BTC), USDt (1e-6 USDT)",
                    "one fund per settle currency; cadence UNCONFIRMED (historically daily)"),
         Capability(OPEN_INTEREST, "/api/v1/instrument/active", 60, "none", "contracts",
-                   "non-USD inverse (XBTEUR: 1 EUR/contract) -> USD via the XBTUSD/XBTEUR marks; "
+                   "non-USD inverse (XBTEUR: 1 EUR/contract) converted to USD with the XBTUSD/XBTEUR marks; "
                    "index baskets (ALTMEX, DEFIMEX) keep their own underlying"),
         Capability(FUNDING, "/api/v1/instrument/active + /api/v1/funding", 600, "full", "rate per interval"),
         Capability(PRICES, "/api/v1/instrument/active", 60, "none", "USD mark"),

@@ -69,7 +69,19 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
-from collectors.parsing import dec, norm_asset, num, opt_dec, opt_num, require, require_list, to_json, ts_ms
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import (
+    dec,
+    norm_asset,
+    num,
+    opt_dec,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    to_json,
+    ts_ms,
+)
 
 INST_TYPES = ("SWAP", "FUTURES")
 DEFAULT_FAMILIES = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BTC-USD", "ETH-USD")
@@ -167,7 +179,7 @@ def parse_fund_details(venue: str, pool_id: str, details: list[Any]) -> Batch:
         if kind == "regular_update":
             batch.funds.append(FundBalance(
                 venue=venue, pool_id=pool_id, asset=asset, ts=ts, balance=dec(raw_balance, f"{where}.balance"),
-                balance_raw=str(raw_balance), unit_raw=str(row["ccy"]), source="history",
+                balance_raw=raw_text(raw_balance), unit_raw=str(row["ccy"]), source="history",
             ))
             continue
         extras = {k: row[k] for k in ("adlType", "maxBal", "maxBalTs") if row.get(k) not in (None, "")}
@@ -211,7 +223,7 @@ def _oi_record(venue: str, inst_id: str, ts: datetime, raw_oi: Any, oi_ccy: Any,
         per = oi_usd if inverse else oi_base
         contract_size = per / float(oi_contracts) if per is not None and oi_contracts else None
     return OpenInterest(
-        venue=venue, symbol=inst_id, ts=ts, base_asset=base, settle_asset=settle, oi_raw=str(raw_oi),
+        venue=venue, symbol=inst_id, ts=ts, base_asset=base, settle_asset=settle, oi_raw=raw_text(raw_oi),
         oi_unit="contracts", contract_size=contract_size, inverse=inverse, oi_base=oi_base, oi_usd=oi_usd,
     )
 
@@ -292,7 +304,7 @@ def parse_funding_rate(venue: str, payload: Any, marks: dict[str, float] | None 
             interval_h = (int(next_time) - int(funding_time)) / 3_600_000 or None
         rows.append(FundingRate(
             venue=venue, symbol=inst_id, ts=ts_ms(require(row, "ts", inst_id), f"{inst_id}.ts"),
-            funding_rate=num(raw_rate, f"{inst_id}.fundingRate"), funding_rate_raw=str(raw_rate),
+            funding_rate=num(raw_rate, f"{inst_id}.fundingRate"), funding_rate_raw=raw_text(raw_rate),
             next_funding_ts=ts_ms(funding_time, f"{inst_id}.fundingTime") if funding_time else None,
             interval_h=interval_h, mark_price=(marks or {}).get(inst_id),
         ))
@@ -312,7 +324,7 @@ def parse_funding_history(venue: str, payload: Any) -> list[FundingRate]:
         raw_rate = row.get("realizedRate") or require(row, "fundingRate", inst_id)
         rows.append(FundingRate(
             venue=venue, symbol=inst_id, ts=ts_ms(require(row, "fundingTime", inst_id), f"{inst_id}.fundingTime"),
-            funding_rate=num(raw_rate, f"{inst_id}.realizedRate"), funding_rate_raw=str(raw_rate),
+            funding_rate=num(raw_rate, f"{inst_id}.realizedRate"), funding_rate_raw=raw_text(raw_rate),
         ))
     return rows
 
@@ -342,7 +354,7 @@ class OkxAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("okx", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("okx", self.config.base_url_str(), self.config.timeout_s))
         self._instrument_cache: dict[str, Instrument] = {}
         self._instruments_at = float("-inf")
         self._instrument_lock = asyncio.Lock()

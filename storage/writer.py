@@ -34,6 +34,8 @@ from storage.db import DatabaseBusy, scalar, write_connection
 
 log = logging.getLogger(__name__)
 
+DECIMAL_SCALE = 18  # fund_balances / fund_flows decimals (migration 008): full venue precision
+DECIMAL_QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
 PRICE_MAX_AGE = "INTERVAL 36 HOUR"  # the nearest price before/after within this; else NULL (flagged)
 
 
@@ -86,7 +88,8 @@ class RunRecord:
 
 
 def records_to_arrow(records: Sequence[Any], fetched_at: datetime, decimals: Sequence[str] = ()) -> pa.Table:
-    """Dataclass records -> Arrow table (+ fetched_at), decimals kept exact as DECIMAL(38,12)."""
+    """Dataclass records -> Arrow table (+ fetched_at), decimals kept exact as DECIMAL(38,18) (the venues
+    publish up to 10 decimals; migration 008)."""
     names = [f.name for f in dataclasses.fields(records[0])]
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for record in records:
@@ -96,8 +99,8 @@ def records_to_arrow(records: Sequence[Any], fetched_at: datetime, decimals: Seq
     for name, values in columns.items():
         if name in decimals:
             arrays[name] = pa.array(
-                [None if v is None else Decimal(v).quantize(Decimal("1e-12")) for v in values],
-                type=pa.decimal128(38, 12),
+                [None if v is None else Decimal(v).quantize(DECIMAL_QUANTUM) for v in values],
+                type=pa.decimal128(38, DECIMAL_SCALE),
             )
         else:
             arrays[name] = pa.array(values)
@@ -181,7 +184,7 @@ def revalue_funds(con: duckdb.DuckDBPyConnection, ts_from: datetime, ts_to: date
     con.execute(
         f"""
         UPDATE fund_balances AS f
-        SET usd_value = CAST(f.balance * CAST(m.price_usd AS DECIMAL(38, 12)) AS DECIMAL(38, 8)),
+        SET usd_value = CAST(f.balance AS DECIMAL(38, 10)) * CAST(m.price_usd AS DECIMAL(38, 8)),  -- scale 18, 20 integer digits
             usd_source = 'price'
         FROM (
             WITH todo AS (

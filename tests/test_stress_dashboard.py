@@ -79,6 +79,7 @@ def test_stress_page_renders_estimates_per_venue(app: AppTest, fx: Fixture) -> N
     stale = venue_info("htx").display_name  # the fixture's HTX stopped 5 days ago: no OI, consumption unknown
     assert any("consumption unknown" in str(c.value) and stale in str(c.value) for c in at.caption)
     assert pd.isna(table[table["venue"] == "htx"].iloc[0]["consumption % of fund (est.)"])
+    assert stale not in bars  # unknown, not 0 %
 
 
 def test_sliders_drive_the_table_and_the_url(app: AppTest, fx: Fixture) -> None:

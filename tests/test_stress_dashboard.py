@@ -95,6 +95,15 @@ def test_sliders_drive_the_table_and_the_url(app: AppTest, fx: Fixture) -> None:
         expected_gate_pct(fx, 10, 1.0), rel=1e-9)
 
 
+def test_family_toggle_moves_only_the_funds_asset(app: AppTest) -> None:
+    at = open_page(app)
+    at.toggle(key="stress_family").set_value(True).run()
+    assert not at.exception
+    assert at.query_params["scope"] in ("family", ["family"])
+    table = next(df.value for df in at.dataframe if "consumption % of fund (est.)" in df.value.columns)
+    assert set(table["assets moved"]) == {"family"}
+
+
 def test_bad_url_values_fall_back_with_a_notice(app: AppTest) -> None:
     at = open_page(app, move="abc", dir="sideways")
     assert at.slider(key="stress_move").value == 20 and at.radio(key="stress_dir").value == "down"

@@ -304,7 +304,9 @@ def adl_near(readings: Sequence[AdlReading], params: AdlParams, as_of: datetime,
     * Bybit ``bybit_adl_alert``: ``distance`` = pnlRatio − insurancePnlRatio <= ``max_distance``
       (<= 0 or level not ``normal``: the trigger condition holds -> critical);
     * Binance ``binance_adl_risk``: level ``high``;
-    * OKX ``okx_adl``: the latest event of a pool is an ``*_adl_start`` (not ``adl_end``) -> critical.
+    * OKX ``okx_adl``: the latest event of a pool is an ``*_adl_start`` (not ``adl_end``) -> critical;
+    * HTX ``htx_clawback``: ``estimated_clawback`` > 0 (HTX expects to claw back profits) -> critical;
+    * Gate ``gate_adl_risk``: level ``warning`` (near), ``adl_risk`` -> critical.
 
     One signal per venue x signal type, naming the affected symbols/pools."""
     if not params.enabled:
@@ -326,10 +328,16 @@ def adl_near(readings: Sequence[AdlReading], params: AdlParams, as_of: datetime,
         elif row.signal_type == "okx_adl":
             if age_h <= params.okx_lookback_h and level and level != OKX_ADL_END:
                 grouped.setdefault((row.venue, row.signal_type), []).append((2, row))
+        elif row.signal_type == "htx_clawback":
+            if age_h <= params.lookback_h and row.value is not None and row.value > 0:
+                grouped.setdefault((row.venue, row.signal_type), []).append((2, row))
+        elif row.signal_type == "gate_adl_risk":
+            if age_h <= params.lookback_h and level in ("warning", "adl_risk"):
+                grouped.setdefault((row.venue, row.signal_type), []).append((2 if level == "adl_risk" else 1, row))
     signals = []
     for (venue, kind), found in sorted(grouped.items()):
         found.sort(key=lambda item: (-item[0], item[1].distance if item[1].distance is not None else 0,
-                                     item[1].scope))
+                                     -(item[1].value or 0.0) if kind == "htx_clawback" else 0.0, item[1].scope))
         rank, worst = found[0]
         scopes = [r.scope for _, r in found]
         listed = ", ".join(scopes[:6]) + (f" and {len(scopes) - 6} more" if len(scopes) > 6 else "")
@@ -344,6 +352,11 @@ def adl_near(readings: Sequence[AdlReading], params: AdlParams, as_of: datetime,
             message = f"{name} {state}: {detail}" + (f"; also {listed}" if len(scopes) > 1 else "")
         elif kind == "binance_adl_risk":
             message = f"{name} ADL risk high: {listed}"
+        elif kind == "htx_clawback":
+            message = (f"{name} expects a clawback of {fmt_number((worst.value or 0.0) * 100)} % of profits "
+                       f"on {listed} (estimated_clawback)")
+        elif kind == "gate_adl_risk":
+            message = f"{name} ADL state {worst.level} on {listed}"
         else:
             message = f"{name} ADL started ({worst.level}) on {listed} at {fmt_time(worst.ts)}"
         signals.append(Signal(

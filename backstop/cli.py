@@ -205,7 +205,8 @@ def backfill(
             for outcome in outcomes:
                 if outcome.status != "ok":
                     failures += 1
-                    err_console.print(f"{outcome.venue} {outcome.dataset}: {outcome.error_class}: {outcome.error_message}")
+                    err_console.print(f"backfill failed: {outcome.venue} {outcome.dataset}: {outcome.error_class}: "
+                                      f"{outcome.error_message}", markup=False, soft_wrap=True)
         return 1 if failures else 0
 
     raise typer.Exit(asyncio.run(run()))
@@ -325,21 +326,12 @@ def _stress(settings: Settings, dataset: str, move: float | None, venues: list[s
             fill_degradation: float | None, direction: str, scope: str | None, out: Path | None,
             printed: bool = False) -> None:
     from backstop import stress_cli
-    from storage.db import DatabaseMissing
 
-    if dataset != "stress":
-        raise CliError("--move applies to the stress dataset only")
-    if venues:
-        _check_venues(settings, venues)
+    _check_venues(settings, venues)
     try:
-        frame = stress_cli.table(settings, 20.0 if move is None else move, fill_degradation, venues, direction, scope)
-    except (stress_cli.StressInputError, DatabaseMissing) as exc:
+        stress_cli.run(settings, dataset, move, venues, fill_degradation, direction, scope, out, printed)
+    except stress_cli.StressInputError as exc:
         raise CliError(str(exc)) from None
-    if printed:
-        return stress_cli.print_table(frame, 20.0 if move is None else move)
-    count = stress_cli.write_csv(frame, out)
-    if out is not None:
-        err_console.print(f"wrote {count} rows to {out}")
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """Composition root of the collector process: adapters + storage + scheduler.
 
 One ccxt client per venue for the process lifetime; venues are polled concurrently; the DuckDB writes
-go through one worker thread (``Store``) so the event loop never blocks on a lock held by a reader.
+go through the store's queue and writer thread (``Store``): a scheduled poll hands its batch over and
+returns, so a reader holding the file never makes polls late or skipped. Skipped or missed polls that
+happen anyway are recorded as ``skipped`` run rows (``backstop.skips``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from backstop.config import Settings
+from backstop.skips import SkipRecorder
 from collectors.base import Batch, VenueAdapter
 from collectors.registry import adapter_class
 from collectors.runner import RetryPolicy, RunOutcome, run_job
@@ -27,6 +30,9 @@ from storage import queries
 from storage.writer import RunRecord, Store
 
 log = logging.getLogger(__name__)
+
+SINCE_LOOKUP_S = 1.0  # a poll's newest-stored lookup gives up this soon while the database is busy
+SHUTDOWN_FLUSH_S = 30.0  # queued batches get this long to reach the database at shutdown
 
 CycleHook = Callable[[list[RunOutcome]], Awaitable[None]]
 
@@ -55,6 +61,10 @@ class Collector:
             self.settings.collector.backoff_base_s,
             self.settings.collector.backoff_max_s,
         )
+        for adapter in self.adapters.values():
+            adapter.retry_policy = self.policy  # each page of a backfill walk is retried in place
+        self._hook_outcomes: list[RunOutcome] = []
+        self._hook_task: asyncio.Task[None] | None = None
 
     @classmethod
     def for_venues(cls, settings: Settings, venues: list[str] | None = None) -> Collector:
@@ -70,40 +80,55 @@ class Collector:
         finally:
             await asyncio.gather(*(adapter.close() for adapter in self.adapters.values()),
                                  return_exceptions=True)
-            await asyncio.to_thread(self.store.flush)
+            left = await asyncio.to_thread(self.store.flush, SHUTDOWN_FLUSH_S)
+            if left:
+                log.error("%d batch(es) not written at shutdown: the database stayed busy for %.0f s",
+                          left, SHUTDOWN_FLUSH_S)
 
     # -- writing ---------------------------------------------------------------------------------
-    async def sink(self, outcome: RunOutcome) -> int | None:
-        """Write the batch with its run row; if the batch itself cannot be stored, record the run as
-        a storage error (no data row) so the failure is visible in the health table."""
+    async def sink(self, outcome: RunOutcome, wait: bool = True) -> int | None:
+        """Queue the batch with its run row for the store's writer thread. ``wait`` (one-off cycles, for
+        their summary): wait up to the store's budget for the rows inserted; scheduled polls do not wait.
+        A batch that cannot be stored has its run recorded as a storage error by the store itself."""
+        future = self.store.submit(outcome.batch, _run_record(outcome))
+        self._remember_newest(outcome)
+        if not wait:
+            return None
         try:
-            inserted = await asyncio.to_thread(self.store.write, outcome.batch, _run_record(outcome))
-        except Exception as exc:  # noqa: BLE001 - recorded below
-            log.exception("%s %s: batch could not be stored", outcome.venue, outcome.dataset)
+            inserted = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.store.lock_budget_s)
+        except TimeoutError:
+            return None  # still queued: written when the database is free
+        except Exception as exc:  # noqa: BLE001 - the store recorded the run as a storage error
             from collectors.errors import error_message
 
             outcome.status, outcome.error_class = "error", f"StorageError:{type(exc).__name__}"
             outcome.error_message = error_message(exc)
-            await asyncio.to_thread(self.store.write, Batch(), _run_record(outcome))
             return 0
-        self._remember_newest(outcome)
-        return None if inserted is None else sum(inserted.values())
+        return sum(inserted.values())
 
     async def since(self, venue: str, dataset: str) -> datetime | None:
         """Newest stored venue timestamp: read once through the store (this process is the writer and
-        must not open a second, read-only handle), then kept up to date from what we write."""
+        must not open a second, read-only handle), then kept up to date from what we write. While the
+        database is busy the poll goes ahead as a first poll (None; writes are idempotent) and the
+        lookup is tried again next time: a poll never waits on the database."""
         key = (venue, dataset)
         if key not in self._newest:
-            self._newest[key] = await asyncio.to_thread(
-                self.store.read, lambda con: queries.newest_ts_on(con, venue, dataset))
+            ok, newest = await asyncio.to_thread(
+                self.store.try_read, lambda con: queries.newest_ts_on(con, venue, dataset), SINCE_LOOKUP_S)
+            if not ok:
+                log.info("%s %s: database busy, polling without a stored cursor", venue, dataset)
+                return None
+            self._newest[key] = newest
         return self._newest[key]
 
     def _remember_newest(self, outcome: RunOutcome) -> None:
+        key = (outcome.venue, outcome.dataset)
+        if key not in self._newest:
+            return  # never looked up: what is stored may be newer than this batch's oldest row
         records = getattr(outcome.batch, outcome.dataset, None)
         stamps = [r.ts for r in records or [] if getattr(r, "venue", outcome.venue) == outcome.venue]
         if not stamps:
             return
-        key = (outcome.venue, outcome.dataset)
         known = self._newest.get(key)
         self._newest[key] = max(stamps) if known is None else max(known, max(stamps))
 
@@ -117,8 +142,11 @@ class Collector:
                     pairs.append((key, dataset))
         return pairs
 
-    async def run_one(self, venue: str, dataset: str) -> RunOutcome:
-        return await run_job(self.adapters[venue], dataset, self.sink, self.policy, self.since)
+    async def run_one(self, venue: str, dataset: str, wait: bool = True) -> RunOutcome:
+        async def sink(outcome: RunOutcome) -> int | None:
+            return await self.sink(outcome, wait)
+
+        return await run_job(self.adapters[venue], dataset, sink, self.policy, self.since)
 
     async def run_cycle(self) -> list[RunOutcome]:
         """Every venue x dataset once, concurrently; then the after-cycle hooks (alerts)."""
@@ -135,15 +163,30 @@ class Collector:
 
     async def _scheduled(self, venue: str, dataset: str) -> None:
         try:
-            outcome = await self.run_one(venue, dataset)
-            await self._after([outcome])
+            outcome = await self.run_one(venue, dataset, wait=False)
         except asyncio.CancelledError:
             # shutdown abandons an in-flight fetch; nothing was written for it (writes are atomic)
             log.info("%s %s abandoned at shutdown", venue, dataset)
+            return
+        self._after_soon(outcome)
+
+    def _after_soon(self, outcome: RunOutcome) -> None:
+        """Run the after-cycle hooks (alerts, cascades read the database) outside the poll's job, one
+        run at a time, with every outcome collected meanwhile: a busy database delays the hooks, never
+        the next poll."""
+        self._hook_outcomes.append(outcome)
+        if self._hook_task is None or self._hook_task.done():
+            self._hook_task = asyncio.create_task(self._drain_hooks())
+
+    async def _drain_hooks(self) -> None:
+        while self._hook_outcomes:
+            outcomes, self._hook_outcomes = self._hook_outcomes, []
+            await self._after(outcomes)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """The daemon: one APScheduler job per venue x dataset until ``stop`` is set."""
         scheduler = AsyncIOScheduler(timezone=UTC)
+        skips = SkipRecorder(self.store, scheduler)
         jitter = self.settings.collector.jitter_s
         for venue, dataset in self.jobs():
             interval = getattr(self.settings.venues[venue].intervals, dataset)
@@ -152,16 +195,15 @@ class Collector:
                 args=[venue, dataset], id=f"{venue}:{dataset}", max_instances=1, coalesce=True,
                 next_run_time=datetime.now(UTC), misfire_grace_time=max(30, int(interval)),
             )
-        async def flush_buffered() -> None:
-            await asyncio.to_thread(self.store.flush)
-
-        scheduler.add_job(flush_buffered, IntervalTrigger(seconds=15), id="flush", max_instances=1, coalesce=True)
         tasks = [asyncio.create_task(task(self)) for task in self.background]
         scheduler.start()
         try:
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
+            skips.close()
+            if self._hook_task is not None:
+                tasks.append(self._hook_task)  # alerts/cascades of the last polls: re-evaluated next start
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -171,48 +213,33 @@ class Collector:
                        progress: Callable[[int], None] | None = None) -> RunOutcome:
         """Walk a venue's history endpoint; each page is written as it arrives (one run row at the end).
 
-        A walk that fails cannot resume where it stopped (an async generator is finished once it raised), so a
-        transient error restarts the walk from the top, at most ``max_retries`` times (the writes are
-        idempotent); a permanent error, or one that outlasts the restarts, is the run's error. A failed walk
-        is never reported as a complete one."""
-        from collectors.errors import classify, error_message
-
+        Transient errors are retried inside the walk, page by page, at the walk's cursor
+        (``VenueAdapter.page``); an error that reaches here is final: the walk is over (a generator
+        that raised cannot be resumed) and the run is recorded as an error with what was stored so far."""
         adapter = self.adapters[venue]
         started = datetime.now(UTC)
         total_rows = 0
-        pages = adapter.backfill(dataset, since)
         error: BaseException | None = None
-        attempts = 0
-        restarts = 0
-        while True:
-            attempts += 1
-            try:
-                page = await anext(pages)
-            except StopAsyncIteration:
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - classified: restarted or recorded
-                kind = classify(exc)
-                if not kind.transient or restarts >= self.policy.max_retries:
-                    error = exc
-                    break
-                restarts += 1
-                delay = self.policy.delay(restarts, kind.retry_after_s)
-                log.info("%s %s backfill: transient %s, walking again in %.1fs", venue, dataset, kind.name, delay)
-                await asyncio.sleep(delay)
-                pages = adapter.backfill(dataset, since)
-                continue
-            inserted = await asyncio.to_thread(self.store.write, page, None)
-            total_rows += sum((inserted or {}).values())
-            if progress:
-                progress(page.row_count())
+        pages_read = 0
+        try:
+            async for page in adapter.backfill(dataset, since):
+                pages_read += 1
+                inserted = await asyncio.to_thread(self.store.write, page, None)
+                total_rows += sum((inserted or {}).values())
+                if progress:
+                    progress(page.row_count())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded as the run's error below
+            error = exc
+            log.warning("backfill %s %s failed after %d page(s): %s", venue, dataset, pages_read, exc)
+        from collectors.errors import classify, error_message
 
         outcome = RunOutcome(
             run_id=uuid.uuid4().hex, venue=venue, dataset=dataset, kind="backfill", started_at=started,
             finished_at=datetime.now(UTC), status="ok" if error is None else "error",
             error_class=None if error is None else classify(error).name,
-            error_message=None if error is None else error_message(error), attempts=max(attempts, 1),
+            error_message=None if error is None else error_message(error), attempts=pages_read + 1,
             batch=Batch(), rows_written=total_rows,
         )
         record = _run_record(outcome)

@@ -4,6 +4,7 @@ with the assumptions of the ``[stress]`` config section. Every figure is an esti
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ EXPORT_COLUMNS = ["venue", "pool_id", "direction", "move_pct", "scope", "oi_usd"
                   "consumption_native", "adl_likely", "calibration", "worst_day_loss_usd", "p99_day_loss_usd",
                   "days_covered_p99", "worst_day_liquidated_usd"]
 DIRECTIONS = ("down", "up", "both")
+DEFAULT_MOVE_PCT = 20.0
 
 
 class StressInputError(ValueError):
@@ -101,12 +103,30 @@ def print_table(frame: pd.DataFrame, move: float) -> None:
         console.print(f"{venue}: {label}", markup=False, highlight=False)
 
 
+def run(settings: Settings, dataset: str, move: float | None, venues: list[str] | None,
+        fill_degradation: float | None, direction: str, scope: str | None, out: Path | None, printed: bool) -> None:
+    """``backstop stress`` (printed) or ``backstop export stress`` (CSV to ``out`` or stdout)."""
+    from storage.db import DatabaseMissing
+
+    if dataset != "stress":
+        raise StressInputError("--move applies to the stress dataset only")
+    move = DEFAULT_MOVE_PCT if move is None else move
+    try:
+        frame = table(settings, move, fill_degradation, venues, direction, scope)
+    except DatabaseMissing as exc:
+        raise StressInputError(str(exc)) from None
+    if printed:
+        print_table(frame, move)
+        return
+    count = write_csv(frame, out)
+    if out is not None:
+        print(f"wrote {count} rows to {out}", file=sys.stderr)
+
+
 def write_csv(frame: pd.DataFrame, out: Path | None) -> int:
     """The export columns as CSV (formula-safe text, numbers intact) to ``out`` or stdout."""
     data = to_csv_bytes(frame[EXPORT_COLUMNS])
     if out is None:
-        import sys
-
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
+from collectors.retry import RetryPolicy, retry_call
 from records.batch import (  # the shared records, importable from here as before
     ADL,
     DATASETS,
@@ -21,6 +22,9 @@ from records.batch import (  # the shared records, importable from here as befor
     LIQUIDATIONS,
     OPEN_INTEREST,
     PRICES,
+    TS_FETCH,
+    TS_HTTP_DATE,
+    TS_VENUE,
     AdlSignal,
     Batch,
     Capability,
@@ -39,10 +43,12 @@ __all__ = [
     "FUNDS", "OPEN_INTEREST", "FUNDING", "PRICES", "ADL", "LIQUIDATIONS", "DATASETS", "FundBalance",
     "PoolMember", "FundFlow", "OpenInterest", "FundingRate", "Price", "AdlSignal", "LiquidationTotal",
     "LIQUIDATION_TOTALS", "Batch", "Capability", "VenueAdapter", "ProgressFn", "FETCH_HOOKS", "BACKFILL_HOOKS",
+    "TS_FETCH", "TS_HTTP_DATE", "TS_VENUE",
 ]
 
 
 ProgressFn = Callable[[int], None]
+T = TypeVar("T")
 FETCH_HOOKS = frozenset({f"fetch_{d}" for d in (FUNDS, OPEN_INTEREST, FUNDING, PRICES, ADL)})
 BACKFILL_HOOKS = frozenset({f"backfill_{d}" for d in (FUNDS, OPEN_INTEREST, FUNDING, PRICES)})
 
@@ -59,6 +65,15 @@ class VenueAdapter(abc.ABC):
 
     def __init__(self, config: VenueConfig) -> None:
         self.config = config
+        self.retry_policy = RetryPolicy()  # the collector sets the configured one
+
+    async def page(self, call: Callable[..., Awaitable[T]]) -> T:
+        """One request of a history walk (``backfill_<dataset>``), retried in place on a transient error.
+
+        The walk's cursor lives in its generator, so retrying here re-asks for the same page and the walk
+        carries on from it; an error that escapes the generator ends the walk, and the collector records
+        the backfill as failed. Every request a ``backfill_*`` generator makes goes through this."""
+        return await retry_call(call, self.retry_policy)
 
     @property
     def base_url(self) -> str:
@@ -126,7 +141,8 @@ class VenueAdapter(abc.ABC):
 
     async def backfill(self, dataset: str, since: datetime) -> AsyncIterator[Batch]:
         """Walk a history endpoint back to ``since`` (or the start of what the venue publishes), yielding
-        one batch per page so progress is visible and each page is written as it arrives."""
+        one batch per page so progress is visible and each page is written as it arrives. Each request
+        goes through ``page()``: a transient error is retried at its cursor; one that escapes is final."""
         if not self.has_backfill(dataset):
             return
         async for batch in self._backfill_hooks()[dataset](since):

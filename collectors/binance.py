@@ -27,7 +27,8 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
-from collectors.parsing import dec, num, require, require_list, to_json, ts_ms
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import dec, num, raw_text, require, require_list, to_json, ts_ms
 
 QUOTES = ("USDT", "USDC")
 PREFERRED_GROUP_IDS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
@@ -72,7 +73,7 @@ def parse_insurance_balance(venue: str, payload: Any) -> Batch:
             batch.funds.append(FundBalance(
                 venue=venue, pool_id=pool_id, asset=asset,
                 ts=ts_ms(require(asset_row, "updateTime", f"{where}.assets[{asset}]"), "updateTime"),
-                balance=dec(raw, "marginBalance"), balance_raw=str(raw), unit_raw=asset,
+                balance=dec(raw, "marginBalance"), balance_raw=raw_text(raw), unit_raw=asset,
             ))
             batch.pool_members.extend(PoolMember(venue, pool_id, symbol, asset) for symbol in symbols)
     return batch
@@ -99,7 +100,7 @@ def parse_premium_index(venue: str, payload: Any) -> Batch:
         next_ts = row.get("nextFundingTime")
         batch.funding.append(FundingRate(
             venue=venue, symbol=symbol, ts=ts, funding_rate=num(rate_raw, "lastFundingRate"),
-            funding_rate_raw=str(rate_raw), next_funding_ts=ts_ms(next_ts) if next_ts else None,
+            funding_rate_raw=raw_text(rate_raw), next_funding_ts=ts_ms(next_ts) if next_ts else None,
             interval_h=None, mark_price=mark,
         ))
         if symbol.endswith("USDT") and base not in priced:
@@ -122,7 +123,7 @@ def parse_open_interest(venue: str, payload: Any, mark_price: float | None) -> O
     settle = "USDC" if symbol.endswith("USDC") else "USDT"
     return OpenInterest(
         venue=venue, symbol=symbol, ts=ts_ms(require(payload, "time", symbol), "time"), base_asset=base,
-        settle_asset=settle, oi_raw=str(raw), oi_unit="base", contract_size=1.0, inverse=False,
+        settle_asset=settle, oi_raw=raw_text(raw), oi_unit="base", contract_size=1.0, inverse=False,
         oi_base=oi_base, oi_usd=oi_base * mark_price if mark_price else None,
     )
 
@@ -164,7 +165,7 @@ class BinanceAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("binanceusdm", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("binanceusdm", self.config.base_url_str(), self.config.timeout_s))
         self._marks: dict[str, float] = {}
 
     async def close(self) -> None:
@@ -206,7 +207,7 @@ class BinanceAdapter(VenueAdapter):
     async def backfill_prices(self, since: datetime) -> AsyncIterator[Batch]:
         """Daily candles of each base asset (for valuing other venues' fund history in USD)."""
         if not self._marks:
-            await self._premium()
+            await self.page(self._premium)
         assets = ["BTC", "ETH", "BNB", "SOL", "XRP", "DOGE"]
         start_ms = int(since.timestamp() * 1000)
         for asset in assets:
@@ -215,8 +216,9 @@ class BinanceAdapter(VenueAdapter):
                 continue
             cursor = start_ms
             while True:
-                payload = await ccxt_call(self.exchange, self.exchange.fapiPublicGetKlines(
-                    {"symbol": symbol, "interval": "1d", "startTime": cursor, "limit": 500}))
+                params = {"symbol": symbol, "interval": "1d", "startTime": cursor, "limit": 500}
+                payload = await self.page(
+                    lambda params=params: ccxt_call(self.exchange, self.exchange.fapiPublicGetKlines(params)))
                 prices = parse_klines(self.key, asset, payload)
                 if not prices:
                     break

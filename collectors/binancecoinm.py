@@ -14,6 +14,7 @@ from typing import Any
 
 from collectors.base import FUNDING, OPEN_INTEREST, Batch, Capability, FundingRate, OpenInterest, VenueAdapter
 from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, raw_text, require, require_list, ts_ms
 
 PREFERRED = ("BTCUSD_PERP", "ETHUSD_PERP", "SOLUSD_PERP", "BNBUSD_PERP", "XRPUSD_PERP", "DOGEUSD_PERP")
@@ -104,7 +105,7 @@ class BinanceCoinmAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("binancecoinm", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("binancecoinm", self.config.base_url_str(), self.config.timeout_s))
         self._contracts: dict[str, CoinmContract] = {}
         self._contracts_lock = asyncio.Lock()
 

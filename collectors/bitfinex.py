@@ -270,7 +270,8 @@ class BitfinexAdapter(VenueAdapter):
             params: dict[str, Any] = {"symbol": key, "start": start, "limit": HIST_LIMIT, "sort": -1}
             if end is not None:
                 params["end"] = end
-            payload = await ccxt_call(self.exchange, self.exchange.publicGetStatusDerivSymbolHist(params))
+            payload = await self.page(lambda p=params: ccxt_call(self.exchange,
+                                                                 self.exchange.publicGetStatusDerivSymbolHist(p)))
             rows = [r for r in parse_status_hist(key, payload) if r.ts >= since]
             yield rows
             if len(payload) < HIST_LIMIT or not rows:
@@ -280,7 +281,7 @@ class BitfinexAdapter(VenueAdapter):
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """The fund's history from the lead pair's rows (the fund is shared: one pair's rows suffice);
         a per-pair fund (never seen) would be walked pair by pair."""
-        current = await self.fetch_funds(None)
+        current = await self.page(lambda: self.fetch_funds(None))
         yield current
         leads: dict[str, str] = {}
         for member in sorted(current.pool_members, key=lambda m: _rank(m.symbol)):
@@ -291,7 +292,7 @@ class BitfinexAdapter(VenueAdapter):
 
     async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
         """Every pair's /hist rows (capped at ``max_symbols``): OI, funding and mark prices."""
-        keys = sorted((r.key for r in await self._status() if self._keep(r.key)), key=_rank)
+        keys = sorted((r.key for r in await self.page(self._status) if self._keep(r.key)), key=_rank)
         for key in keys[: self.config.max_symbols]:
             async for rows in self._walk(key, since):
                 yield market_batch(self.key, rows)

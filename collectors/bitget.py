@@ -29,6 +29,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
 
 PRODUCT_TYPE = "USDT-FUTURES"
@@ -216,7 +217,7 @@ class BitgetAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("bitget", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("bitget", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -259,12 +260,14 @@ class BitgetAdapter(VenueAdapter):
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Per pool (capped at ``max_symbols``): the hourly records, then the daily ones, each read with the
         pool's lead symbol; one page each (the endpoints take no time range: depth UNCONFIRMED)."""
-        current = await self.fetch_funds(None)
+        current = await self.page(lambda: self.fetch_funds(None))
         pools = sorted({f.pool_id for f in current.funds}, key=_lead_rank)
         yield current
         for pool_id in pools[: self.config.max_symbols]:
             params = {"category": RESERVE_CATEGORY, "symbol": pool_id}
-            hourly = await ccxt_call(self.exchange, self.exchange.publicUtaGetV3MarketRiskReserveHour(params))
+            hourly = await self.page(lambda p=params: ccxt_call(
+                self.exchange, self.exchange.publicUtaGetV3MarketRiskReserveHour(p)))
             yield Batch(funds=parse_risk_reserve(self.key, pool_id, hourly, since))
-            daily = await ccxt_call(self.exchange, self.exchange.publicUtaGetV3MarketRiskReserve(params))
+            daily = await self.page(lambda p=params: ccxt_call(
+                self.exchange, self.exchange.publicUtaGetV3MarketRiskReserve(p)))
             yield Batch(funds=parse_risk_reserve(self.key, pool_id, daily, since))

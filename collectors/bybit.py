@@ -1,6 +1,7 @@
 """Bybit v5: insurance pools (snapshot only), OI + funding + prices from tickers, ADL alerts.
 
-Bybit publishes no fund history: Backstop's history of it exists only because we record it.
+Bybit publishes no fund history: Backstop's history of it exists only because we record it. OI and funding
+history are backfilled (``/v5/market/open-interest`` 4-hourly, ``/v5/market/funding/history``).
 
 Pools. ``/v5/market/insurance`` lists pools, each with a comma-separated ``symbols``. One symbol = an
 isolated pool (updated every minute), several = a shared pool (updated daily). Pool ids:
@@ -28,7 +29,8 @@ zero or negative = the drawdown condition is met. ``adlTriggerThreshold`` (not a
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +52,25 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
-from collectors.parsing import dec, norm_asset, num, opt_dec, opt_num, require, require_list, to_json, ts_ms
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import (
+    dec,
+    norm_asset,
+    num,
+    opt_dec,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    to_json,
+    ts_ms,
+)
+
+HOUR_MS = 3_600_000
+KLINE_PAGE = 1000  # mark-price-kline bars per call (Bybit's maximum)
+# OI history resolution: 4-hourly (Bybit keeps 5min..1d; 4 h keeps 90 days to 3 calls per symbol and the
+# coverage history needs no finer step), valued with the 4-hour mark closes
+OI_HISTORY_INTERVAL, OI_HISTORY_MS, KLINE_INTERVAL = "4h", 4 * HOUR_MS, "240"
 
 PREFERRED_ANCHORS = ("BTCUSDT", "ETHUSDT", "BTCPERP", "ETHPERP", "BTCUSD", "ETHUSD", "SOLUSDT", "XRPUSDT")
 LINEAR_QUOTES = (("USDT", "USDT"), ("USDC", "USDC"), ("PERP", "USDC"))  # symbol suffix -> settle coin
@@ -111,7 +131,7 @@ def parse_insurance(venue: str, payload: Any) -> Batch:
         raw = require(row, "balance", where)
         batch.funds.append(FundBalance(
             venue=venue, pool_id=pool_id, asset=norm_asset(coin), ts=ts, balance=dec(raw, f"{where}.balance"),
-            balance_raw=str(raw), unit_raw=coin, usd_value=opt_dec(row.get("value"), f"{where}.value"),
+            balance_raw=raw_text(raw), unit_raw=coin, usd_value=opt_dec(row.get("value"), f"{where}.value"),
         ))
         batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
     return batch
@@ -135,7 +155,7 @@ def parse_insurance_ws(venue: str, message: Any) -> Batch:
         batch.funds.append(FundBalance(
             venue=venue, pool_id=pool_id, asset=norm_asset(coin),
             ts=ts_ms(require(row, "updateTime", where), f"{where}.updateTime"),
-            balance=dec(raw, f"{where}.balance"), balance_raw=str(raw), unit_raw=coin,
+            balance=dec(raw, f"{where}.balance"), balance_raw=raw_text(raw), unit_raw=coin,
         ))
         batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
     return batch
@@ -213,7 +233,7 @@ def parse_tickers(venue: str, payload: Any, symbols: set[str] | None = None) -> 
             next_ts = row.get("nextFundingTime")
             batch.funding.append(FundingRate(
                 venue=venue, symbol=symbol, ts=ts, funding_rate=num(rate_raw, f"{symbol}.fundingRate"),
-                funding_rate_raw=str(rate_raw),
+                funding_rate_raw=raw_text(rate_raw),
                 next_funding_ts=ts_ms(next_ts, f"{symbol}.nextFundingTime") if next_ts not in (None, "", "0") else None,
                 interval_h=opt_num(row.get("fundingIntervalHour"), f"{symbol}.fundingIntervalHour"),
                 mark_price=mark,
@@ -224,14 +244,39 @@ def parse_tickers(venue: str, payload: Any, symbols: set[str] | None = None) -> 
     return batch
 
 
-def parse_open_interest_history(venue: str, payload: Any, mark_price: float | None = None) -> list[OpenInterest]:
+def parse_mark_price_kline(payload: Any) -> dict[int, float]:
+    """GET /v5/market/mark-price-kline?category&symbol&interval=60&start&end&limit (newest first)::
+
+        {"retCode": 0, "result": {"symbol": "BTCUSDT", "category": "linear", "list": [
+          ["1670608800000", "17164.16", "17164.16", "17121.5", "17131.64"]]}}
+
+    Bar start (ms) -> close, to value the hourly OI history at its own time."""
+    result = _result(payload, "mark-price-kline")
+    closes: dict[int, float] = {}
+    for index, bar in enumerate(require_list(require(result, "list", "mark-price-kline"), "mark-price-kline.list")):
+        if not isinstance(bar, list) or len(bar) < 5:
+            raise PayloadError(f"mark-price-kline.list[{index}]: expected [start, open, high, low, close], got {bar!r}")
+        closes[int(dec(bar[0], "mark-price-kline.start"))] = num(bar[4], "mark-price-kline.close")
+    return closes
+
+
+def mark_at(closes: Mapping[int, float], ts: datetime, bar_ms: int = HOUR_MS) -> float | None:
+    """The mark at ``ts``: the close of the bar (``bar_ms`` long) ending there, else of the bar starting there."""
+    ms = int(ts.timestamp() * 1000) // bar_ms * bar_ms
+    return closes.get(ms - bar_ms, closes.get(ms))
+
+
+def parse_open_interest_history(venue: str, payload: Any, mark_price: float | None = None,
+                                marks: Mapping[int, float] | None = None, bar_ms: int = HOUR_MS) -> list[OpenInterest]:
     """GET /v5/market/open-interest?category&symbol&intervalTime::
 
         {"retCode": 0, "result": {"symbol": "BTCUSD", "category": "inverse", "list": [
           {"openInterest": "63910691.00000000", "singleOpenInterest": "31955346", "timestamp": "1780963200000"}],
           "nextPageCursor": "..."}, "time": 1780994051392}
 
-    One side per point (see module docstring); inverse USD -> base needs ``mark_price`` (else None)."""
+    One side per point (see module docstring); inverse USD -> base and linear base -> USD need the mark:
+    each point's own hour from ``marks`` (``parse_mark_price_kline``) when given, else ``mark_price``; a
+    point with no mark keeps the other side empty."""
     result = _result(payload, "open-interest")
     symbol = str(require(result, "symbol", "open-interest"))
     category = str(require(result, "category", "open-interest"))
@@ -244,12 +289,15 @@ def parse_open_interest_history(venue: str, payload: Any, mark_price: float | No
         if amount is None or raw is None:
             raise PayloadError(f"{where}: missing field 'openInterest'")
         inverse = category == "inverse"
+        ts = ts_ms(require(row, "timestamp", where), f"{where}.timestamp")
+        mark = mark_at(marks, ts, bar_ms) if marks is not None else mark_price
         rows.append(OpenInterest(
-            venue=venue, symbol=symbol, ts=ts_ms(require(row, "timestamp", where), f"{where}.timestamp"),
+            venue=venue, symbol=symbol, ts=ts,
             base_asset=base, settle_asset=settle, oi_raw=raw,
             oi_unit=f"{'usd' if inverse else 'base'}:{source}", contract_size=1.0, inverse=inverse,
-            oi_base=(amount / mark_price if mark_price else None) if inverse else amount,
-            oi_usd=amount if inverse else (amount * mark_price if mark_price else None),
+            oi_base=(amount / mark if mark else None) if inverse else amount,
+            oi_usd=amount if inverse else (amount * mark if mark else None),
+            oi_usd_note=None if inverse or mark else "no mark price for this hour in the kline",
         ))
     return rows
 
@@ -267,7 +315,7 @@ def parse_funding_history(venue: str, payload: Any) -> list[FundingRate]:
         rows.append(FundingRate(
             venue=venue, symbol=str(require(row, "symbol", where)),
             ts=ts_ms(require(row, "fundingRateTimestamp", where), f"{where}.fundingRateTimestamp"),
-            funding_rate=num(raw, f"{where}.fundingRate"), funding_rate_raw=str(raw),
+            funding_rate=num(raw, f"{where}.fundingRate"), funding_rate_raw=raw_text(raw),
         ))
     return rows
 
@@ -319,15 +367,18 @@ class BybitAdapter(VenueAdapter):
     capabilities = (
         Capability(FUNDS, "/v5/market/insurance", 60, "none (snapshot)", "pool coin (balance) + USD (value)",
                    "isolated pools update every minute, shared pools daily; one list-level timestamp"),
-        Capability(OPEN_INTEREST, "/v5/market/tickers (linear + inverse)", 60, "none", "base (linear), USD (inverse)",
-                   "one side: singleOpenInterest, else openInterest/2 (documented as both sides)"),
-        Capability(FUNDING, "/v5/market/tickers (linear + inverse)", 60, "none", "rate per interval"),
+        Capability(OPEN_INTEREST, "/v5/market/tickers (linear + inverse)", 60,
+                   "4-hourly backfill (/v5/market/open-interest, to listing)", "base (linear), USD (inverse)",
+                   "one side: singleOpenInterest, else openInterest/2 (documented as both sides); "
+                   "backfill valued with /v5/market/mark-price-kline 4-hour closes"),
+        Capability(FUNDING, "/v5/market/tickers (linear + inverse)", 60, "full (/v5/market/funding/history)",
+                   "rate per interval"),
         Capability(PRICES, "/v5/market/tickers (linear + inverse)", 60, "none", "USD(T) index"),
         Capability(ADL, "/v5/market/adlAlert", 60, "none", "pnlRatio vs insurancePnlRatio"),
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("bybit", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("bybit", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -361,6 +412,70 @@ class BybitAdapter(VenueAdapter):
     async def fetch_prices(self, since: datetime | None) -> Batch:
         tickers = await self._tickers()
         return Batch(prices=tickers.prices)
+
+    history_page = 200  # rows per open-interest / funding-history page (Bybit's maximum)
+
+    async def _history_contracts(self) -> list[tuple[str, str]]:
+        """(category, symbol) of the perpetuals the tickers list (symbols filter), capped at max_symbols."""
+        found = []
+        for category in ("linear", "inverse"):
+            payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketTickers({"category": category}))
+            found += [(category, oi.symbol) for oi in parse_tickers(self.key, payload, self._symbol_filter()).open_interest]
+        return found[: self.config.max_symbols]
+
+    async def _marks(self, category: str, symbol: str, start_ms: int, end_ms: int) -> dict[int, float]:
+        """4-hour mark closes over [start_ms, end_ms], 1000 bars per call (newest first, ``end`` paging)."""
+        closes: dict[int, float] = {}
+        while end_ms >= start_ms:
+            payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketMarkPriceKline({
+                "category": category, "symbol": symbol, "interval": KLINE_INTERVAL, "start": start_ms,
+                "end": end_ms, "limit": KLINE_PAGE}))
+            page = parse_mark_price_kline(payload)
+            closes.update(page)
+            if len(page) < KLINE_PAGE:
+                break
+            end_ms = min(page) - 1
+        return closes
+
+    async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
+        """4-hourly one-side OI per perpetual back to ``since`` (cursor paging), each point valued with the
+        mark close of its own 4 hours (read once per symbol)."""
+        since_ms, now_ms = int(since.timestamp() * 1000), int(datetime.now(UTC).timestamp() * 1000)
+        for category, symbol in await self._history_contracts():
+            marks = await self._marks(category, symbol, since_ms - OI_HISTORY_MS, now_ms)
+            cursor = ""
+            found: list[OpenInterest] = []  # one write per symbol: a write per 200-row page costs more than the read
+            while True:
+                params: dict[str, Any] = {"category": category, "symbol": symbol, "intervalTime": OI_HISTORY_INTERVAL,
+                                          "startTime": since_ms, "endTime": now_ms, "limit": self.history_page}
+                if cursor:
+                    params["cursor"] = cursor
+                payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketOpenInterest(params))
+                page = parse_open_interest_history(self.key, payload, marks=marks, bar_ms=OI_HISTORY_MS)
+                rows = [r for r in page if r.ts >= since]
+                found += rows
+                cursor = str(_result(payload, "open-interest").get("nextPageCursor") or "")
+                if not cursor or not page or len(rows) < len(page):
+                    break
+            if found:
+                yield Batch(open_interest=found)
+
+    async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
+        """Settled funding rates per perpetual back to ``since`` (newest first, ``endTime`` paging)."""
+        for category, symbol in await self._history_contracts():
+            end_ms = int(datetime.now(UTC).timestamp() * 1000)
+            found: list[FundingRate] = []  # one write per symbol
+            while True:
+                payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketFundingHistory({
+                    "category": category, "symbol": symbol, "endTime": end_ms, "limit": self.history_page}))
+                rows = parse_funding_history(self.key, payload)
+                kept = [r for r in rows if r.ts >= since]
+                found += kept
+                if len(rows) < self.history_page or not kept or len(kept) < len(rows):
+                    break
+                end_ms = int(min(r.ts for r in rows).timestamp() * 1000) - 1
+            if found:
+                yield Batch(funding=found)
 
     async def fetch_adl(self, since: datetime | None) -> Batch:
         payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketAdlAlert())

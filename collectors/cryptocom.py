@@ -28,6 +28,7 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
 
 FUND_INSTRUMENT = "USD"  # the insurance fund's instrument_name (one fund, in USD)
@@ -139,7 +140,7 @@ class CryptocomAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("cryptocom", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("cryptocom", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -163,7 +164,7 @@ class CryptocomAdapter(VenueAdapter):
         until a page is empty or reaches ``since``: correct whatever the venue's row order or page cap."""
         end: datetime | None = None
         while True:
-            rows = await self._insurance(since, end, "history")
+            rows = await self.page(lambda e=end: self._insurance(since, e, "history"))
             rows = [r for r in rows if r.ts >= since and (end is None or r.ts <= end)]
             if not rows:
                 return

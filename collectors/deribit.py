@@ -26,7 +26,20 @@ from collectors.base import (
     VenueAdapter,
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
-from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, to_json, ts_ms
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import (
+    dec,
+    no_usd_rate_note,
+    norm_asset,
+    num,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    to_json,
+    ts_ms,
+    usd_quote,
+)
 
 CURRENCIES = ("BTC", "ETH", "USDC")  # books with derivatives: inverse BTC/ETH, linear USDC
 # everything a bankruptcy row carries besides its timestamp (ccxt's comment spells session_bankrupcy)
@@ -78,7 +91,11 @@ def parse_book_summary(venue: str, payload: Any) -> Batch:
              "creation_timestamp": 1763674177068, "current_funding": 1.2966e-4, "funding_8h": -8.1069e-4, ...}]}
 
     ``open_interest`` is USD for perpetuals and inverse futures (quote USD), base coin for linear
-    (USDC-quoted) ones. Funding = ``funding_8h`` (perpetuals); ``estimated_delivery_price`` is the index."""
+    (USDC-quoted) ones; a linear book quoted in anything but USD/USDT/USDC gets no USD value (its mark is
+    not a USD price) and says so in ``oi_usd_note``. Funding (perpetuals): Deribit publishes two figures
+    that can differ in sign: ``current_funding`` (stored as ``funding_rate``, what every view shows) and
+    the trailing ``funding_8h`` (stored beside it, labelled); without ``current_funding`` the trailing one
+    is the only figure and fills both. ``estimated_delivery_price`` is the index."""
     batch = Batch()
     priced: set[str] = set()
     for row in require_list(require(payload, "result", "get_book_summary_by_currency"), "book summary"):
@@ -92,23 +109,29 @@ def parse_book_summary(venue: str, payload: Any) -> Batch:
         mark = opt_num(row.get("mark_price"), f"{name}.mark_price")
         oi = num(oi_raw, f"{name}.open_interest")
         inverse = quote == "USD"
+        note = None
         if inverse:
             oi_usd: float | None = oi
             oi_base = oi / mark if mark else None
         else:
             oi_base = oi
-            oi_usd = oi * mark if mark is not None else None
+            oi_usd = oi * mark if mark is not None and usd_quote(quote) else None
+            if not usd_quote(quote):
+                note = no_usd_rate_note(quote)
         batch.open_interest.append(OpenInterest(
             venue=venue, symbol=name, ts=ts, base_asset=base, settle_asset=base if inverse else quote,
             oi_raw=raw_text(oi_raw), oi_unit="usd" if inverse else "base", contract_size=None if inverse else 1.0,
-            inverse=inverse, oi_base=oi_base, oi_usd=oi_usd,
+            inverse=inverse, oi_base=oi_base, oi_usd=oi_usd, oi_usd_note=note,
         ))
         perpetual = name.endswith("-PERPETUAL")
-        rate = row.get("funding_8h")
-        if perpetual and rate is not None:
+        trailing = row.get("funding_8h")
+        current = row.get("current_funding", trailing)
+        if perpetual and current is not None:
             batch.funding.append(FundingRate(
-                venue=venue, symbol=name, ts=ts, funding_rate=num(rate, f"{name}.funding_8h"),
-                funding_rate_raw=raw_text(rate), next_funding_ts=None, interval_h=8.0, mark_price=mark,
+                venue=venue, symbol=name, ts=ts, funding_rate=num(current, f"{name}.current_funding"),
+                funding_rate_raw=raw_text(current), next_funding_ts=None, interval_h=8.0, mark_price=mark,
+                funding_8h=opt_num(trailing, f"{name}.funding_8h"),
+                funding_8h_raw=None if trailing is None else raw_text(trailing),
             ))
         index = row.get("estimated_delivery_price")
         if perpetual and index is not None and base not in priced:
@@ -129,15 +152,17 @@ class DeribitAdapter(VenueAdapter):
                    "events (continuation cursor)", "base currency of the book (BTC, ETH, USDC)",
                    "no balance API: bankruptcy events stored as fund flows (funded by the fund / socialized)"),
         Capability(OPEN_INTEREST, "public/get_book_summary_by_currency?kind=future", 60, "none",
-                   "USD (inverse) / base coin (linear USDC)"),
+                   "USD (inverse) / base coin (linear USDC)",
+                   "a linear book not quoted in USD/USDT/USDC: oi_usd empty, reason in oi_usd_note"),
         Capability(FUNDING, "public/get_book_summary_by_currency?kind=future", 600, "none",
-                   "funding_8h (trailing 8 h)", "perpetuals only"),
+                   "current_funding (shown) + funding_8h (trailing 8 h, stored beside it)",
+                   "perpetuals only; the two can differ in sign; current_funding's period UNCONFIRMED (taken as 8 h)"),
         Capability(PRICES, "public/get_book_summary_by_currency?kind=future", 60, "none",
                    "USD (estimated_delivery_price)"),
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("deribit", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("deribit", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -162,7 +187,8 @@ class DeribitAdapter(VenueAdapter):
         for currency in CURRENCIES:
             cursor: str | None = None
             while True:
-                payload = await self._settlements(currency, self.backfill_page_count, cursor)
+                payload = await self.page(lambda currency=currency, cursor=cursor: self._settlements(
+                    currency, self.backfill_page_count, cursor))
                 flows, cursor, oldest = parse_settlements(self.key, currency, payload)
                 page = [f for f in flows if f.ts >= since]
                 if page:

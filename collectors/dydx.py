@@ -13,6 +13,7 @@ node's answer carries no timestamp, so a balance is stamped with the fetch time 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from collectors.base import (
     FUNDS,
     OPEN_INTEREST,
     PRICES,
+    TS_FETCH,
     Batch,
     Capability,
     FundBalance,
@@ -33,7 +35,7 @@ from collectors.base import (
 )
 from collectors.errors import PayloadError
 from collectors.http import JsonHttpClient
-from collectors.parsing import dec, num, opt_num, raw_text, require, require_list
+from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_iso
 
 DEFAULT_NODE_REST = "https://dydx-rest.publicnode.com"
 DEFAULT_INDEXER = "https://indexer.dydx.trade"
@@ -124,7 +126,7 @@ def fund_balance(venue: str, pool_id: str, amount_raw: str | None, ts: datetime)
     if micro != micro.to_integral_value():
         raise PayloadError(f"{pool_id}.amount: expected integer micro-USDC, got {raw!r}")
     return FundBalance(venue=venue, pool_id=pool_id, asset="USDC", ts=ts, balance=micro * USDC_SCALE,
-                       balance_raw=raw, unit_raw=USDC_DENOM, kind="module_account")
+                       balance_raw=raw, unit_raw=USDC_DENOM, kind="module_account", ts_source=TS_FETCH)
 
 
 def base_of(ticker: str) -> str:
@@ -166,19 +168,44 @@ def parse_perpetual_markets(venue: str, payload: Any, ts: datetime, symbols: lis
         batch.open_interest.append(OpenInterest(
             venue=venue, symbol=ticker, ts=ts, base_asset=base, settle_asset="USDC", oi_raw=raw_text(oi_raw),
             oi_unit="base", contract_size=1.0, inverse=False, oi_base=oi_base,
-            oi_usd=oi_base * oracle if oracle is not None else None,
+            oi_usd=oi_base * oracle if oracle is not None else None, ts_source=TS_FETCH,
         ))
         rate_raw = row.get("nextFundingRate")
         if rate_raw not in (None, ""):
             batch.funding.append(FundingRate(
                 venue=venue, symbol=ticker, ts=ts, funding_rate=num(rate_raw, f"{ticker}.nextFundingRate"),
                 funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_hour(ts), interval_h=1.0,
-                mark_price=oracle,
+                mark_price=oracle, ts_source=TS_FETCH,
             ))
         if oracle is not None and base not in priced:
             priced.add(base)
             batch.prices.append(Price(venue, base, ts, oracle, "index"))
     return batch
+
+
+def parse_historical_funding(venue: str, payload: Any, since: datetime | None = None) -> tuple[list[FundingRate], datetime | None]:
+    """GET indexer /v4/historicalFunding/{ticker}?limit=&effectiveBeforeOrAt= (newest first)::
+
+        {"historicalFunding": [{"ticker": "BTC-USD", "rate": "0.0000081", "price": "65012.5",
+                                "effectiveAt": "2026-08-13T11:00:00.000Z", "effectiveAtHeight": "51234567"}]}
+
+    Settled hourly rates (``price`` = the oracle price at settlement) at/after ``since``, and the oldest
+    ``effectiveAt`` of the page (the next page's cursor), None for an empty page."""
+    rows = require_list(require(payload, "historicalFunding", "historicalFunding"), "historicalFunding")
+    rates: list[FundingRate] = []
+    oldest: datetime | None = None
+    for index, row in enumerate(rows):
+        where = f"historicalFunding[{index}]"
+        ts = ts_iso(require(row, "effectiveAt", where), f"{where}.effectiveAt")
+        oldest = ts if oldest is None or ts < oldest else oldest
+        if since is not None and ts < since:
+            continue
+        rate = require(row, "rate", where)
+        rates.append(FundingRate(
+            venue=venue, symbol=str(require(row, "ticker", where)), ts=ts, funding_rate=num(rate, f"{where}.rate"),
+            funding_rate_raw=raw_text(rate), interval_h=1.0, mark_price=opt_num(row.get("price"), f"{where}.price"),
+        ))
+    return rates, oldest
 
 
 def fund_plan(payload: Any, symbols: list[str] | None = None,
@@ -218,7 +245,9 @@ class DydxAdapter(VenueAdapter):
                    "on-chain module accounts, one per isolated market too (capped at max_symbols); "
                    "ts = fetch time (the node response has no timestamp)"),
         Capability(OPEN_INTEREST, "indexer /v4/perpetualMarkets", 60, "none", "base coin"),
-        Capability(FUNDING, "indexer /v4/perpetualMarkets", 3_600, "none", "hourly rate (nextFundingRate, predicted)"),
+        Capability(FUNDING, "indexer /v4/perpetualMarkets + /v4/historicalFunding/{ticker}", 3_600,
+                   "full (historicalFunding, 100 per page)", "hourly rate",
+                   "poll = nextFundingRate (predicted, ts = fetch); backfill = settled hourly rates"),
         Capability(PRICES, "indexer /v4/perpetualMarkets", 60, "none", "USD (oraclePrice)"),
     )
 
@@ -266,6 +295,32 @@ class DydxAdapter(VenueAdapter):
 
     async def fetch_funding(self, since: datetime | None) -> Batch:
         return Batch(funding=(await self._market_batch()).funding)
+
+    funding_page_size = 100
+
+    async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
+        """Per market (``symbols``, else every market, capped at ``max_symbols``), page back through the
+        settled hourly rates with ``effectiveBeforeOrAt`` until ``since`` or the start of the history; one
+        batch per market."""
+        tickers = [str(require(row, "ticker", "perpetualMarkets")) for row in market_rows(await self._markets())]
+        if self.config.symbols:
+            tickers = [t for t in tickers if t in self.config.symbols]
+        for ticker in sorted(tickers)[: self.config.max_symbols]:
+            before: datetime | None = None
+            found: list[FundingRate] = []  # one write per market: a write per 100-row page costs more than the read
+            while True:
+                params = {"limit": str(self.funding_page_size)}
+                if before is not None:
+                    params["effectiveBeforeOrAt"] = before.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                payload = await self.indexer.get(f"/v4/historicalFunding/{ticker}", params)
+                rates, oldest = parse_historical_funding(self.key, payload, since)
+                found += rates
+                page_len = len(require_list(payload["historicalFunding"], "historicalFunding"))
+                if oldest is None or oldest < since or page_len < self.funding_page_size:
+                    break
+                before = oldest - timedelta(milliseconds=1)
+            if found:
+                yield Batch(funding=found)
 
     async def fetch_prices(self, since: datetime | None) -> Batch:
         return Batch(prices=(await self._market_batch()).prices)

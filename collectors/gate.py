@@ -17,11 +17,15 @@ from decimal import Decimal
 from typing import Any
 
 from collectors.base import (
+    ADL,
     FUNDING,
     FUNDS,
     LIQUIDATION_TOTALS,
     OPEN_INTEREST,
     PRICES,
+    TS_FETCH,
+    TS_VENUE,
+    AdlSignal,
     Batch,
     Capability,
     FundBalance,
@@ -34,7 +38,8 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
-from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_s
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, to_json, ts_ms, ts_s
 
 SETTLES = ("usdt", "btc")
 INSURANCE_MAX_ROWS = 1000  # everything Gate keeps: the endpoint has no time filter
@@ -199,6 +204,7 @@ def parse_tickers(venue: str, settle: str, payload: Any, contracts: dict[str, Ga
         batch.funding.append(FundingRate(
             venue=venue, symbol=name, ts=ts, funding_rate=num(rate_raw, "funding_rate"),
             funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_ts, interval_h=interval_h, mark_price=mark,
+            ts_source=TS_FETCH,
         ))
         index_raw = row.get("index_price")
         if settle.lower() == "usdt" and name.endswith("_USDT") and index_raw not in (None, ""):
@@ -223,6 +229,42 @@ def _ordered(names: list[str]) -> list[str]:
     return sorted(names, key=rank)
 
 
+# Gate's market-level ADL states, in rising order of danger; ``value`` of the stored signal
+GATE_ADL_STATES = {"normal": 0.0, "warning": 1.0, "adl_risk": 2.0}
+
+
+def parse_adl_risk_states(venue: str, settle: str, payload: Any, fetched: datetime) -> list[AdlSignal]:
+    """GET /api/v4/futures/{settle}/adl_risk_states (UNCONFIRMED: no verbatim Gate example found; shape from
+    Gate's schema FuturesADLRiskStates as a published SDK fixture writes it)::
+
+        {"settle": "usdt", "states": {
+            "BTC_USDT": {"state": "normal", "calculated_at_ms": 1786695185345},
+            "GT_USDT": {"state": "warning", "calculated_at_ms": 1786695185345},
+            "HYPE_USDT": {"state": "adl_risk", "calculated_at_ms": 1786695185345}}}
+
+    One ``gate_adl_risk`` signal per contract: ``level`` = the state as served, ``value`` = 0/1/2 for
+    normal/warning/adl_risk (None for a state Gate adds later: kept, never read as normal). Defensive: a
+    list of ``{"contract", "state", ...}`` rows is accepted too, and a missing ``calculated_at_ms`` takes
+    the fetch time (``detail.ts_source`` = fetch); a missing ``state`` is an error."""
+    states = require(payload, "states", "adl_risk_states")
+    if isinstance(states, list):
+        states = {str(require(row, "contract", "adl_risk_states.states")): row for row in states}
+    if not isinstance(states, dict):
+        raise PayloadError(f"adl_risk_states.states: expected an object, got {type(states).__name__}")
+    signals = []
+    for contract, row in sorted(states.items()):
+        where = f"adl_risk_states.states.{contract}"
+        state = str(require(row, "state", where))
+        stamp = row.get("calculated_at_ms")
+        signals.append(AdlSignal(
+            venue=venue, scope=str(contract), ts=fetched if stamp is None else ts_ms(stamp, f"{where}.calculated_at_ms"),
+            signal_type="gate_adl_risk", level=state, value=GATE_ADL_STATES.get(state.lower()),
+            detail=to_json({"settle": payload.get("settle", settle),
+                            "ts_source": TS_FETCH if stamp is None else TS_VENUE}),
+        ))
+    return signals
+
+
 def _now() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -240,10 +282,12 @@ class GateAdapter(VenueAdapter):
                    "liquidation totals stored as liquidation_totals"),
         Capability(FUNDING, "/api/v4/futures/{settle}/tickers + contracts", 600, "none", "rate per interval"),
         Capability(PRICES, "/api/v4/futures/usdt/tickers", 300, "none", "USD(T) index"),
+        Capability(ADL, "/api/v4/futures/{settle}/adl_risk_states", 300, "none", "normal / warning / adl_risk",
+                   "market-level state per contract; response shape UNCONFIRMED (parsed defensively)"),
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("gate", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("gate", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -268,7 +312,7 @@ class GateAdapter(VenueAdapter):
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Everything Gate keeps (its latest 1000 rows per settle book), bounded by ``since``."""
         for settle in SETTLES:
-            yield await self._insurance(settle, INSURANCE_MAX_ROWS, since)
+            yield await self.page(lambda settle=settle: self._insurance(settle, INSURANCE_MAX_ROWS, since))
 
     def _wanted(self, contracts: dict[str, GateContract]) -> list[str]:
         names = [n for n in self.config.symbols if n in contracts] if self.config.symbols else list(contracts)
@@ -299,6 +343,14 @@ class GateAdapter(VenueAdapter):
             batch.merge(parse_tickers(self.key, settle, payload, contracts, fetched))
         if self.config.symbols:
             batch.funding = [f for f in batch.funding if f.symbol in self.config.symbols]
+        return batch
+
+    async def fetch_adl(self, since: datetime | None) -> Batch:
+        batch = Batch()
+        for settle in SETTLES:
+            payload = await ccxt_call(self.exchange, self.exchange.publicFuturesGetSettleAdlRiskStates({"settle": settle}))
+            signals = parse_adl_risk_states(self.key, settle, payload, _now())
+            batch.adl += [s for s in signals if not self.config.symbols or s.scope in self.config.symbols]
         return batch
 
     async def fetch_prices(self, since: datetime | None) -> Batch:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import ccxt
 
 from collectors.errors import PayloadError, RetryAfter
+from collectors.exact_json import loads_exact
 
 
 class JsonHttpClient:
@@ -65,7 +65,7 @@ class JsonHttpClient:
         if status >= 400:
             raise ccxt.BadRequest(f"{method} {path}: HTTP {status}: {text[:200]}")
         try:
-            return json.loads(text, parse_float=Decimal)
+            return loads_exact(text)
         except json.JSONDecodeError:
             raise PayloadError(f"{method} {path}: malformed JSON ({text[:80]!r})") from None
 

@@ -223,13 +223,13 @@ class HtxAdapter(VenueAdapter):
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Page each contract's daily history, newest first, until ``since`` or the last page."""
-        current = await self._risk_info()
+        current = await self.page(self._risk_info)
         codes = [f.pool_id for f in current.funds][: self.config.max_symbols]
         for code in codes:
             page = 1
             while True:
-                payload = await self._get(INSURANCE_HISTORY, {"contract_code": code, "page_index": page,
-                                                              "page_size": HISTORY_PAGE_SIZE})
+                params = {"contract_code": code, "page_index": page, "page_size": HISTORY_PAGE_SIZE}
+                payload = await self.page(lambda params=params: self._get(INSURANCE_HISTORY, params))
                 history = parse_insurance_history(self.key, payload, since)
                 yield Batch(funds=history.rows, pool_members=[PoolMember(self.key, code, code, MARGIN_ASSET)])
                 if history.last:

@@ -17,6 +17,8 @@ from collectors.base import (
     FUNDS,
     OPEN_INTEREST,
     PRICES,
+    TS_FETCH,
+    TS_VENUE,
     Batch,
     Capability,
     FundBalance,
@@ -27,8 +29,9 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.inventory import BACKSTOP_POSITIONS, BackstopPosition
-from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
+from collectors.parsing import dec, fallback_ts, num, opt_num, raw_text, require, require_list, ts_ms
 
 HLP_VAULT = "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"  # official docs' vaultDetails example
 HLP_LIQUIDATOR = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"  # child of HLP: UNCONFIRMED by official docs
@@ -43,23 +46,31 @@ ASSET = "USDC"
 KIND = "hlp_vault"
 
 
-def parse_clearinghouse_state(venue: str, pool_id: str, payload: Any) -> FundBalance:
+def parse_clearinghouse_state(venue: str, pool_id: str, payload: Any,
+                              fallback: tuple[datetime, str] | None = None) -> FundBalance:
     """POST /info {"type": "clearinghouseState", "user": X}::
 
         {"marginSummary": {"accountValue": "13109.482328", "totalMarginUsed": "4.967826", ...},
          "crossMarginSummary": {...}, "withdrawable": "13104.514502", "time": 1708622398623, ...}
 
-    ``marginSummary.accountValue`` (USDC, cross + isolated) at the venue's ``time``."""
+    ``marginSummary.accountValue`` (USDC, cross + isolated; up to 10 decimals, stored exactly) at the venue's
+    ``time``. Hyperliquid sometimes omits ``time``: the row then takes ``fallback`` (the response's Date
+    header or the fetch time, ``parsing.fallback_ts``) and says so in ``ts_source``. A missing
+    ``accountValue`` is still an error."""
     summary = require(payload, "marginSummary", "clearinghouseState")
     raw = require(summary, "accountValue", "clearinghouseState.marginSummary")
+    if payload.get("time") is not None or fallback is None:
+        ts, ts_source = ts_ms(require(payload, "time", "clearinghouseState"), "time"), TS_VENUE
+    else:
+        ts, ts_source = fallback
     return FundBalance(
-        venue=venue, pool_id=pool_id, asset=ASSET,
-        ts=ts_ms(require(payload, "time", "clearinghouseState"), "time"),
-        balance=dec(raw, "accountValue"), balance_raw=raw_text(raw), unit_raw=ASSET, kind=KIND,
+        venue=venue, pool_id=pool_id, asset=ASSET, ts=ts,
+        balance=dec(raw, "accountValue"), balance_raw=raw_text(raw), unit_raw=ASSET, kind=KIND, ts_source=ts_source,
     )
 
 
-def parse_asset_positions(venue: str, holder: str, payload: Any) -> list[BackstopPosition]:
+def parse_asset_positions(venue: str, holder: str, payload: Any,
+                          ts: datetime | None = None) -> list[BackstopPosition]:
     """POST /info {"type": "clearinghouseState", "user": X} -> ``assetPositions``::
 
         {"assetPositions": [{"position": {"coin": "ETH", "szi": "0.0335", "entryPx": "2986.3",
@@ -67,9 +78,10 @@ def parse_asset_positions(venue: str, holder: str, payload: Any) -> list[Backsto
          "time": 1708622398623}
 
     ``szi`` is the signed size in coins, ``positionValue`` the USD(C) value at the mark, so the mark is
-    ``positionValue / |szi|``. Flat entries (szi 0) are skipped. Timestamped with the payload's ``time``,
-    like the account value parsed from the same payload."""
-    ts = ts_ms(require(payload, "time", "clearinghouseState"), "time")
+    ``positionValue / |szi|``. Flat entries (szi 0) are skipped. Timestamped like the account value parsed
+    from the same payload: ``ts`` is that row's timestamp (the venue's ``time`` or its fallback)."""
+    if ts is None:
+        ts = ts_ms(require(payload, "time", "clearinghouseState"), "time")
     positions = []
     for index, entry in enumerate(require_list(payload.get("assetPositions", []), "assetPositions")):
         where = f"assetPositions[{index}]"
@@ -137,7 +149,7 @@ def parse_meta_and_asset_ctxs(venue: str, payload: Any, ts: datetime,
          [{"funding": "0.0000125", "openInterest": "688.11", "markPx": "14.3161", "oraclePx": "14.32", ...}]]
 
     ``openInterest`` is in base coin (one side), ``funding`` is the hourly rate, ``oraclePx`` the USD
-    oracle price. The payload has no timestamp: ``ts`` is the fetch time."""
+    oracle price. The payload has no timestamp: ``ts`` is the fetch time (``ts_source`` = fetch)."""
     pair = require_list(payload, "metaAndAssetCtxs")
     if len(pair) != 2:
         raise PayloadError(f"metaAndAssetCtxs: expected [meta, assetCtxs], got {len(pair)} elements")
@@ -157,12 +169,13 @@ def parse_meta_and_asset_ctxs(venue: str, payload: Any, ts: datetime,
         batch.open_interest.append(OpenInterest(
             venue=venue, symbol=coin, ts=ts, base_asset=coin, settle_asset=ASSET, oi_raw=raw_text(oi_raw),
             oi_unit="base", contract_size=1.0, inverse=False, oi_base=oi_base,
-            oi_usd=oi_base * mark if mark is not None else None,
+            oi_usd=oi_base * mark if mark is not None else None, ts_source=TS_FETCH,
         ))
         rate_raw = require(ctx, "funding", coin)
         batch.funding.append(FundingRate(
             venue=venue, symbol=coin, ts=ts, funding_rate=num(rate_raw, f"{coin}.funding"),
             funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_hour(ts), interval_h=1.0, mark_price=mark,
+            ts_source=TS_FETCH,
         ))
         if oracle is not None:
             batch.prices.append(Price(venue, coin, ts, oracle, "index"))
@@ -185,7 +198,7 @@ class HyperliquidAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("hyperliquid", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("hyperliquid", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -201,10 +214,13 @@ class HyperliquidAdapter(VenueAdapter):
         batch = Batch()
         for pool_id, address in VAULTS.items():
             payload = await self._info({"type": "clearinghouseState", "user": address})
-            batch.funds.append(parse_clearinghouse_state(self.key, pool_id, payload))
+            # taken right after the response (shared client: a concurrent call may have answered just before)
+            fallback = fallback_ts(getattr(self.exchange, "last_response_headers", None), datetime.now(UTC))
+            fund = parse_clearinghouse_state(self.key, pool_id, payload, fallback)
+            batch.funds.append(fund)
             if pool_id in INVENTORY_HOLDERS:  # the liquidator's taken-over positions, same snapshot
                 batch.extra.setdefault(BACKSTOP_POSITIONS, []).extend(
-                    parse_asset_positions(self.key, pool_id, payload))
+                    parse_asset_positions(self.key, pool_id, payload, fund.ts))
         return batch
 
     async def fetch_open_interest(self, since: datetime | None) -> Batch:
@@ -223,7 +239,8 @@ class HyperliquidAdapter(VenueAdapter):
         """Each vault's portfolio windows, one batch per vault x window (overlapping points dedupe on
         the natural key)."""
         for pool_id, address in VAULTS.items():
-            payload = await self._info({"type": "vaultDetails", "vaultAddress": address})
+            body = {"type": "vaultDetails", "vaultAddress": address}
+            payload = await self.page(lambda body=body: self._info(body))
             for rows in parse_vault_history(self.key, pool_id, payload, since).values():
                 if rows:
                     yield Batch(funds=rows)

@@ -30,8 +30,10 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import (
     dec,
+    no_usd_rate_note,
     norm_asset,
     num,
     opt_dec,
@@ -41,6 +43,7 @@ from collectors.parsing import (
     ts_iso,
     ts_ms,
     ts_s,
+    usd_quote,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ POLL_LOOKBACK = timedelta(days=2)
 MAX_PAGES = 200
 LINEAR_PREFIXES = ("PF", "FF")  # multi-collateral perpetuals / fixed-maturity futures: 1 contract = 1 base
 INVERSE_PREFIXES = ("PI", "FI")  # inverse perpetuals / futures: 1 contract = 1 USD
+MAX_HOURLY_RATE = Decimal("0.25")  # ccxt clamps Kraken's relative rate here: beyond it the unit is wrong
 
 
 def _bucket_ts(value: Any, field: str) -> datetime:
@@ -109,10 +113,13 @@ def parse_tickers(venue: str, payload: Any) -> Batch:
              "openInterest": 72513.0, "fundingRate": -0.000000756414717067, "indexPrice": 0.043391, ...},
             {"symbol": "in_xbtusd", "last": "40411", "lastTime": "2022-02-18T14:16:28.000Z"}]}
 
-    OI is in contracts: 1 base coin for PF_/FF_, 1 USD for PI_/FI_. ``fundingRate`` is absolute (USD per
-    base coin per hour): the relative rate is fundingRate / markPrice, as ccxt computes it. The inverse
-    (PI_) absolute unit is UNCONFIRMED, so inverse funding is not stored. Index tickers are skipped.
-    All rows are stamped with ``serverTime``."""
+    OI is in contracts: 1 base coin for PF_/FF_, 1 USD for PI_/FI_. ``fundingRate`` is absolute per contract
+    per hour, in the contract's margin currency: USD per base coin for PF_ (relative = fundingRate / markPrice,
+    as ccxt computes it), base coin per 1 USD contract for PI_ (relative = fundingRate x markPrice; the
+    inverse unit is UNCONFIRMED by a verbatim example, so a PI_ relative rate beyond +-25 %/h, ccxt's
+    clamp, is refused as a unit error). ``funding_rate_raw`` is the absolute value exactly as served.
+    Contracts not quoted in USD get no USD notional (see ``usd_quote``). Index tickers are skipped. All
+    rows are stamped with ``serverTime``."""
     ts = ts_iso(require(payload, "serverTime", "tickers"), "serverTime")
     batch = Batch()
     priced: set[str] = set()
@@ -123,6 +130,8 @@ def parse_tickers(venue: str, payload: Any) -> Batch:
             continue
         pair = str(require(row, "pair", symbol))
         base = norm_asset(pair.split(":")[0])
+        quote = norm_asset(pair.split(":")[-1]) if ":" in pair else "USD"
+        usd_quoted = usd_quote(quote)
         inverse = prefix in INVERSE_PREFIXES
         mark = opt_dec(row.get("markPrice"), f"{symbol}.markPrice")
         oi_raw = row["openInterest"]
@@ -134,20 +143,26 @@ def parse_tickers(venue: str, payload: Any) -> Batch:
             oi_base = oi
             oi_usd = oi * float(mark) if mark is not None else None
         batch.open_interest.append(OpenInterest(
-            venue=venue, symbol=symbol, ts=ts, base_asset=base, settle_asset=base if inverse else "USD",
+            venue=venue, symbol=symbol, ts=ts, base_asset=base, settle_asset=base if inverse else quote,
             oi_raw=raw_text(oi_raw), oi_unit="contracts", contract_size=1.0, inverse=inverse,
-            oi_base=oi_base, oi_usd=oi_usd,
+            oi_base=oi_base, oi_usd=oi_usd if usd_quoted else None,  # quote / quote mark = base either way
+            oi_usd_note=None if usd_quoted else no_usd_rate_note(quote),
         ))
         perpetual = str(row.get("tag", "")).lower() == "perpetual"
         rate_raw = row.get("fundingRate")
-        if perpetual and not inverse and rate_raw is not None and mark:
+        if perpetual and rate_raw is not None and mark:
+            absolute = dec(rate_raw, f"{symbol}.fundingRate")
+            relative = absolute * mark if inverse else absolute / mark
+            if abs(relative) > MAX_HOURLY_RATE:
+                raise PayloadError(f"{symbol}.fundingRate: {raw_text(rate_raw)} gives {relative} per hour "
+                                   f"({'inverse' if inverse else 'linear'}): unit changed?")
             batch.funding.append(FundingRate(
-                venue=venue, symbol=symbol, ts=ts, funding_rate=float(dec(rate_raw, f"{symbol}.fundingRate") / mark),
+                venue=venue, symbol=symbol, ts=ts, funding_rate=float(relative),
                 funding_rate_raw=raw_text(rate_raw), next_funding_ts=next_hour(ts), interval_h=1.0,
                 mark_price=float(mark),
             ))
         index = row.get("indexPrice")
-        if perpetual and not inverse and index not in (None, "") and base not in priced:
+        if perpetual and not inverse and usd_quoted and index not in (None, "") and base not in priced:
             priced.add(base)
             batch.prices.append(Price(venue, base, ts, num(index, f"{symbol}.indexPrice"), "index"))
     return batch
@@ -161,24 +176,30 @@ class KrakenFuturesAdapter(VenueAdapter):
     capabilities = (
         Capability(FUNDS, "/api/charts/v1/analytics/liquidity-pool", 3_600, "full (since/interval, more)", "USD",
                    "Kraken's liquidity pool (insurance-fund equivalent); naming and data key UNCONFIRMED"),
-        Capability(OPEN_INTEREST, "/derivatives/api/v3/tickers", 60, "none", "contracts (1 base PF_, 1 USD PI_)"),
+        Capability(OPEN_INTEREST, "/derivatives/api/v3/tickers", 60, "none", "contracts (1 base PF_, 1 USD PI_)",
+                   "non-USD pairs (pair X:EUR, ...): oi_usd empty, reason in oi_usd_note"),
         Capability(FUNDING, "/derivatives/api/v3/tickers", 3_600, "none",
-                   "hourly, relative = fundingRate / markPrice", "linear perpetuals only"),
+                   "hourly, relative = fundingRate / markPrice (PF_), x markPrice (PI_)",
+                   "PI_ absolute unit (coin per USD contract) UNCONFIRMED; raw = absolute as served"),
         Capability(PRICES, "/derivatives/api/v3/tickers", 60, "none", "USD (indexPrice)"),
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("krakenfutures", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("krakenfutures", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()
 
-    async def _pool_pages(self, start: datetime) -> AsyncIterator[list[FundBalance]]:
+    async def _pool_pages(self, start: datetime, in_walk: bool = False) -> AsyncIterator[list[FundBalance]]:
         """Walk the series forward from ``start``: while ``more``, continue after the last bucket."""
         since_s = int(start.timestamp())
         for _ in range(MAX_PAGES):
-            payload = await ccxt_call(self.exchange, self.exchange.chartsGetAnalyticsLiquidityPool(
-                {"since": since_s, "interval": POLL_INTERVAL_S}))
+            params = {"since": since_s, "interval": POLL_INTERVAL_S}
+
+            async def request(params: dict[str, int] = params) -> Any:
+                return await ccxt_call(self.exchange, self.exchange.chartsGetAnalyticsLiquidityPool(params))
+
+            payload = await (self.page(request) if in_walk else request())
             rows, more = parse_liquidity_pool(self.key, payload)
             if rows:
                 yield rows
@@ -196,7 +217,7 @@ class KrakenFuturesAdapter(VenueAdapter):
         return batch
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
-        async for rows in self._pool_pages(since):
+        async for rows in self._pool_pages(since, in_walk=True):
             yield Batch(funds=rows)
 
     async def _tickers(self) -> Batch:

@@ -11,10 +11,31 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from collectors.base import FUNDING, OPEN_INTEREST, Batch, Capability, FundingRate, OpenInterest, VenueAdapter
+from collectors.base import (
+    FUNDING,
+    OPEN_INTEREST,
+    TS_FETCH,
+    Batch,
+    Capability,
+    FundingRate,
+    OpenInterest,
+    VenueAdapter,
+)
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
-from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import (
+    dec,
+    no_usd_rate_note,
+    norm_asset,
+    num,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    ts_ms,
+    usd_quote,
+)
 
 
 def _ok_data(payload: Any, where: str) -> Any:
@@ -48,15 +69,19 @@ def parse_contracts_active(venue: str, payload: Any, ts: datetime) -> Batch:
         if oi_raw not in (None, ""):
             lots = dec(oi_raw, "openInterest")
             if inverse:  # lots of 1 USD
-                usd = float(lots * multiplier)
-                oi_usd: float | None = usd
-                oi_base = usd / mark if mark else None
+                usd_lots = float(lots * multiplier)
+                oi_usd: float | None = usd_lots
+                oi_base = usd_lots / mark if mark else None
             else:
                 oi_base = float(lots * multiplier)
                 oi_usd = oi_base * mark if mark else None
+            quote = str(row.get("quoteCurrency") or ("USD" if inverse else settle))
+            usd_quoted = usd_quote(quote)  # lots of 1 quote unit / a quote-currency mark: USD only if USD
             batch.open_interest.append(OpenInterest(
                 venue=venue, symbol=symbol, ts=ts, base_asset=base, settle_asset=settle, oi_raw=raw_text(oi_raw),
-                oi_unit="contracts", contract_size=float(multiplier), inverse=inverse, oi_base=oi_base, oi_usd=oi_usd,
+                oi_unit="contracts", contract_size=float(multiplier), inverse=inverse, oi_base=oi_base,
+                oi_usd=oi_usd if usd_quoted else None, ts_source=TS_FETCH,
+                oi_usd_note=None if usd_quoted else no_usd_rate_note(quote),
             ))
         rate = row.get("fundingFeeRate")
         if rate is not None:
@@ -70,7 +95,7 @@ def parse_contracts_active(venue: str, payload: Any, ts: datetime) -> Batch:
             batch.funding.append(FundingRate(
                 venue=venue, symbol=symbol, ts=ts, funding_rate=num(rate, "fundingFeeRate"),
                 funding_rate_raw=raw_text(rate), next_funding_ts=next_ts,
-                interval_h=granularity / 3_600_000 if granularity else None, mark_price=mark,
+                interval_h=granularity / 3_600_000 if granularity else None, mark_price=mark, ts_source=TS_FETCH,
             ))
     return batch
 
@@ -87,12 +112,13 @@ class KucoinFuturesAdapter(VenueAdapter):
     fund_label = "no published fund"
     capabilities = (
         Capability(OPEN_INTEREST, "/api/v1/contracts/active", 300, "none", "lots x multiplier",
-                   "linear: base = lots x multiplier; inverse: 1 USD per lot"),
+                   "linear: base = lots x multiplier; inverse: 1 USD per lot; a contract not quoted in "
+                   "USD/USDT/USDC gets no USD value (reason in oi_usd_note)"),
         Capability(FUNDING, "/api/v1/contracts/active", 600, "none", "rate per interval"),
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("kucoinfutures", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("kucoinfutures", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -32,7 +32,18 @@ from collectors.base import (
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
-from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
+from collectors.parsing import (
+    dec,
+    no_usd_rate_note,
+    norm_asset,
+    num,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    ts_ms,
+    usd_quote,
+)
 
 HISTORY_PAGE_SIZE = 100  # MEXC's maximum
 DETAIL_REFRESH_S = 3_600
@@ -169,17 +180,19 @@ def parse_ticker(venue: str, payload: Any, contracts: dict[str, MexcContract]) -
         hold = row.get("holdVol")
         if contract is not None and hold is not None:
             held = dec(hold, "holdVol")
-            if contract.inverse:
-                usd = float(held * contract.contract_size)
-                oi_usd: float | None = usd
-                oi_base = usd / mark if mark else None
+            if contract.inverse:  # contracts x contractSize = quote units; / quote mark = base
+                oi_quote = float(held * contract.contract_size)
+                oi_base = oi_quote / mark if mark else None
+                oi_usd: float | None = oi_quote
             else:
                 oi_base = float(held * contract.contract_size)
                 oi_usd = oi_base * mark if mark else None
+            usd_quoted = usd_quote(contract.quote)  # a EUR/BTC-quoted mark is not a USD price
             batch.open_interest.append(OpenInterest(
                 venue=venue, symbol=symbol, ts=ts, base_asset=contract.base, settle_asset=contract.settle,
                 oi_raw=raw_text(hold), oi_unit="contracts", contract_size=float(contract.contract_size),
-                inverse=contract.inverse, oi_base=oi_base, oi_usd=oi_usd,
+                inverse=contract.inverse, oi_base=oi_base, oi_usd=oi_usd if usd_quoted else None,
+                oi_usd_note=None if usd_quoted else no_usd_rate_note(contract.quote),
             ))
         index = row.get("indexPrice")
         base = symbol.split("_")[0]
@@ -198,7 +211,8 @@ class MexcAdapter(VenueAdapter):
         Capability(FUNDS, "/api/v1/contract/risk_reverse (+ /history)", 14_400, "full (paged snapshots)",
                    "per contract: USDT, or the coin for inverse", "history snapshots 4-hourly (UNCONFIRMED cadence)"),
         Capability(OPEN_INTEREST, "/api/v1/contract/ticker holdVol x detail contractSize", 300, "none", "contracts",
-                   "one side or both sides UNCONFIRMED: stored as served"),
+                   "one side or both sides UNCONFIRMED: stored as served; a contract not quoted in "
+                   "USD/USDT/USDC gets no USD value (reason in oi_usd_note)"),
         Capability(FUNDING, "/api/v1/contract/ticker", 600, "none", "rate per interval"),
         Capability(PRICES, "/api/v1/contract/ticker", 300, "none", "USD(T) index"),
     )
@@ -249,14 +263,15 @@ class MexcAdapter(VenueAdapter):
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Walk each contract's history pages (newest first) back to ``since`` or the last page."""
-        current = await self.fetch_funds(None)
+        current = await self.page(lambda: self.fetch_funds(None))
         members = {m.pool_id: m for m in current.pool_members}
         symbols = sorted(members, key=lambda s: (s not in PREFERRED, PREFERRED.index(s) if s in PREFERRED else 0, s))
         for symbol in symbols[: self.config.max_symbols]:
             page = 1
             while True:
-                payload = await ccxt_call(self.exchange, self.exchange.contractPublicGetRiskReverseHistory(
-                    {"symbol": symbol, "page_num": page, "page_size": HISTORY_PAGE_SIZE}))
+                params = {"symbol": symbol, "page_num": page, "page_size": HISTORY_PAGE_SIZE}
+                payload = await self.page(lambda params=params: ccxt_call(
+                    self.exchange, self.exchange.contractPublicGetRiskReverseHistory(params)))
                 history = parse_risk_reverse_history(self.key, payload, since)
                 yield Batch(funds=history.rows, pool_members=[members[symbol]])
                 if history.last:

@@ -69,7 +69,19 @@ from collectors.base import (
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
-from collectors.parsing import dec, norm_asset, num, opt_dec, opt_num, require, require_list, to_json, ts_ms
+from collectors.exact_json import use_exact_numbers
+from collectors.parsing import (
+    dec,
+    norm_asset,
+    num,
+    opt_dec,
+    opt_num,
+    raw_text,
+    require,
+    require_list,
+    to_json,
+    ts_ms,
+)
 
 INST_TYPES = ("SWAP", "FUTURES")
 DEFAULT_FAMILIES = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BTC-USD", "ETH-USD")
@@ -167,7 +179,7 @@ def parse_fund_details(venue: str, pool_id: str, details: list[Any]) -> Batch:
         if kind == "regular_update":
             batch.funds.append(FundBalance(
                 venue=venue, pool_id=pool_id, asset=asset, ts=ts, balance=dec(raw_balance, f"{where}.balance"),
-                balance_raw=str(raw_balance), unit_raw=str(row["ccy"]), source="history",
+                balance_raw=raw_text(raw_balance), unit_raw=str(row["ccy"]), source="history",
             ))
             continue
         extras = {k: row[k] for k in ("adlType", "maxBal", "maxBalTs") if row.get(k) not in (None, "")}
@@ -211,7 +223,7 @@ def _oi_record(venue: str, inst_id: str, ts: datetime, raw_oi: Any, oi_ccy: Any,
         per = oi_usd if inverse else oi_base
         contract_size = per / float(oi_contracts) if per is not None and oi_contracts else None
     return OpenInterest(
-        venue=venue, symbol=inst_id, ts=ts, base_asset=base, settle_asset=settle, oi_raw=str(raw_oi),
+        venue=venue, symbol=inst_id, ts=ts, base_asset=base, settle_asset=settle, oi_raw=raw_text(raw_oi),
         oi_unit="contracts", contract_size=contract_size, inverse=inverse, oi_base=oi_base, oi_usd=oi_usd,
     )
 
@@ -292,7 +304,7 @@ def parse_funding_rate(venue: str, payload: Any, marks: dict[str, float] | None 
             interval_h = (int(next_time) - int(funding_time)) / 3_600_000 or None
         rows.append(FundingRate(
             venue=venue, symbol=inst_id, ts=ts_ms(require(row, "ts", inst_id), f"{inst_id}.ts"),
-            funding_rate=num(raw_rate, f"{inst_id}.fundingRate"), funding_rate_raw=str(raw_rate),
+            funding_rate=num(raw_rate, f"{inst_id}.fundingRate"), funding_rate_raw=raw_text(raw_rate),
             next_funding_ts=ts_ms(funding_time, f"{inst_id}.fundingTime") if funding_time else None,
             interval_h=interval_h, mark_price=(marks or {}).get(inst_id),
         ))
@@ -312,7 +324,7 @@ def parse_funding_history(venue: str, payload: Any) -> list[FundingRate]:
         raw_rate = row.get("realizedRate") or require(row, "fundingRate", inst_id)
         rows.append(FundingRate(
             venue=venue, symbol=inst_id, ts=ts_ms(require(row, "fundingTime", inst_id), f"{inst_id}.fundingTime"),
-            funding_rate=num(raw_rate, f"{inst_id}.realizedRate"), funding_rate_raw=str(raw_rate),
+            funding_rate=num(raw_rate, f"{inst_id}.realizedRate"), funding_rate_raw=raw_text(raw_rate),
         ))
     return rows
 
@@ -342,7 +354,7 @@ class OkxAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("okx", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("okx", self.config.base_url_str(), self.config.timeout_s))
         self._instrument_cache: dict[str, Instrument] = {}
         self._instruments_at = float("-inf")
         self._instrument_lock = asyncio.Lock()
@@ -390,8 +402,10 @@ class OkxAdapter(VenueAdapter):
 
     # -- insurance fund -----------------------------------------------------------------------------
     async def _fund_pages(self, pool_id: str, newer_than_ms: int | None, older_limit_ms: int | None,
-                          one_page: bool = False) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
-        """Walk one pool newest -> oldest; yields the rows not seen on earlier pages, as (pool_id, row)."""
+                          one_page: bool = False, in_walk: bool = False,
+                          ) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+        """Walk one pool newest -> oldest; yields the rows not seen on earlier pages, as (pool_id, row).
+        A backfill (``in_walk``) retries each page at its cursor; a poll is retried whole by the runner."""
         inst_type, family = pool_id.split(":", 1)
         seen: set[tuple[str, ...]] = set()
         cursor: int | None = None
@@ -401,7 +415,10 @@ class OkxAdapter(VenueAdapter):
                 params["before"] = str(newer_than_ms)
             if cursor is not None:
                 params["after"] = str(cursor)
-            payload = await ccxt_call(self.exchange, self.exchange.publicGetPublicInsuranceFund(params))
+            async def request(params: dict[str, str] = params) -> Any:
+                return await ccxt_call(self.exchange, self.exchange.publicGetPublicInsuranceFund(params))
+
+            payload = await (self.page(request) if in_walk else request())
             rows = [(pool_id_of(entry), row) for entry in insurance_entries(payload) for row in entry["details"]]
             fresh = [(pid, row) for pid, row in rows if _detail_key(pid, row) not in seen]
             if not fresh:
@@ -439,9 +456,9 @@ class OkxAdapter(VenueAdapter):
 
     async def backfill_funds(self, since: datetime) -> AsyncIterator[Batch]:
         """Every pool's history back to ``since`` through the ``after`` cursor, one batch per page."""
-        pools = await self._pools()
+        pools = await self.page(self._pools)
         for pool_id in pools:
-            async for rows in self._fund_pages(pool_id, None, _ms(since)):
+            async for rows in self._fund_pages(pool_id, None, _ms(since), in_walk=True):
                 yield self._fund_batch(rows, pools)
 
     # -- open interest, prices, funding ---------------------------------------------------------------
@@ -474,12 +491,13 @@ class OkxAdapter(VenueAdapter):
 
     async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
         """Settled funding of each configured swap back to ``since`` (OKX keeps about 3 months)."""
-        for inst_id in await self._swaps():
+        for inst_id in await self.page(self._swaps):
             async def page(cursor: int | None, inst_id: str = inst_id) -> list[FundingRate]:
                 params = {"instId": inst_id, "limit": str(FUNDING_PAGE_LIMIT)}
                 if cursor is not None:
                     params["after"] = str(cursor)
-                payload = await ccxt_call(self.exchange, self.exchange.publicGetPublicFundingRateHistory(params))
+                payload = await self.page(lambda: ccxt_call(
+                    self.exchange, self.exchange.publicGetPublicFundingRateHistory(params)))
                 return parse_funding_history(self.key, payload)
 
             async for rows in _walk_back(page, _ms(since), FUNDING_PAGE_LIMIT):
@@ -487,14 +505,14 @@ class OkxAdapter(VenueAdapter):
 
     async def backfill_open_interest(self, since: datetime) -> AsyncIterator[Batch]:
         """Daily OI of each configured swap back to ``since`` (rubik statistics, ``end`` cursor)."""
-        instruments = await self._instruments()
-        for inst_id in await self._swaps():
+        instruments = await self.page(self._instruments)
+        for inst_id in await self.page(self._swaps):
             async def page(cursor: int | None, inst_id: str = inst_id) -> list[OpenInterest]:
                 params = {"instId": inst_id, "period": OI_HISTORY_PERIOD, "limit": str(OI_HISTORY_LIMIT)}
                 if cursor is not None:
                     params["end"] = str(cursor)
-                payload = await ccxt_call(
-                    self.exchange, self.exchange.publicGetRubikStatContractsOpenInterestHistory(params))
+                payload = await self.page(lambda: ccxt_call(
+                    self.exchange, self.exchange.publicGetRubikStatContractsOpenInterestHistory(params)))
                 return parse_open_interest_history(self.key, inst_id, payload, instruments)
 
             async for rows in _walk_back(page, _ms(since), OI_HISTORY_LIMIT):

@@ -23,6 +23,7 @@ from collectors.base import (
     VenueAdapter,
 )
 from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
 
 FUND_POOL = "insurance fund"
@@ -103,7 +104,7 @@ class ParadexAdapter(VenueAdapter):
     )
 
     async def open(self) -> None:
-        self.exchange = make_exchange("paradex", self.config.base_url_str(), self.config.timeout_s)
+        self.exchange = use_exact_numbers(make_exchange("paradex", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:
         await self.exchange.close()

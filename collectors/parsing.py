@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+from collectors.base import TS_FETCH, TS_HTTP_DATE
 from collectors.errors import PayloadError
+
+MAX_DATE_SKEW_S = 300  # a Date header further than this from the fetch time is ignored (a cache, a bad clock)
 
 # minimum-unit scales: BitMEX XBt = satoshi, USDt = 1e-6 USDT
 UNIT_SCALES: dict[str, tuple[str, Decimal]] = {
@@ -21,6 +26,21 @@ UNIT_SCALES: dict[str, tuple[str, Decimal]] = {
 }
 
 ASSET_ALIASES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
+
+# Quote/settle currencies whose amounts Backstop counts as USD one-for-one (as for OI notional everywhere).
+# A contract quoted in anything else (EUR, JPY, BTC, an index basket) needs a rate from the same response,
+# else its ``oi_usd`` stays empty with the reason in ``oi_usd_note``.
+USD_QUOTES = frozenset({"USD", "USDT", "USDC"})
+
+
+def usd_quote(code: str) -> bool:
+    """True when ``code`` (a quote or settle currency, any venue spelling) is counted as USD."""
+    return norm_asset(code) in USD_QUOTES
+
+
+def no_usd_rate_note(quote: str) -> str:
+    """``oi_usd_note`` of a contract whose USD notional is left empty: the response has no rate for it."""
+    return f"quoted in {norm_asset(quote)}: no {norm_asset(quote)}/USD rate in the response, USD value not guessed"
 
 
 def dec(value: Any, field: str = "value") -> Decimal:
@@ -49,7 +69,18 @@ def opt_num(value: Any, field: str = "value") -> float | None:
 
 
 def raw_text(value: Any) -> str:
-    return value if isinstance(value, str) else (repr(value) if isinstance(value, float) else str(value))
+    """The number's text as the venue served it. Strings are verbatim; JSON numbers decoded by
+    ``exact_json.loads_exact`` (every adapter's client) keep their served text; a plain ``Decimal`` is
+    written without exponent. A float (a client that decoded with float semantics) can only give its
+    shortest repr, which is not always the served text: adapters must not decode that way."""
+    if isinstance(value, str):
+        return value
+    served = getattr(value, "served", None)
+    if isinstance(served, str):
+        return served
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def ts_ms(value: Any, field: str = "ts") -> datetime:
@@ -82,6 +113,23 @@ def ts_iso(value: Any, field: str = "timestamp") -> datetime:
     except ValueError:
         raise PayloadError(f"{field}: not ISO-8601: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def fallback_ts(headers: Mapping[str, Any] | None, fetched_at: datetime) -> tuple[datetime, str]:
+    """(timestamp, ts_source) for a response that omitted its own timestamp: the HTTP ``Date`` header
+    (the venue's clock, whole seconds) when present and sane, else Backstop's fetch time. Only for a
+    *timestamp*: a missing required value is still a PayloadError."""
+    for key, value in (headers or {}).items():
+        if key.lower() != "date" or not isinstance(value, str):
+            continue
+        try:
+            stamped = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            break
+        if stamped.tzinfo is not None and abs((stamped - fetched_at).total_seconds()) <= MAX_DATE_SKEW_S:
+            return stamped.astimezone(UTC), TS_HTTP_DATE
+        break
+    return fetched_at, TS_FETCH
 
 
 def scale_unit(raw_amount: Any, unit: str, field: str = "amount") -> tuple[str, Decimal]:

@@ -4,9 +4,7 @@ so one failing venue never stops the others."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,8 +13,11 @@ from datetime import UTC, datetime
 
 from collectors.base import Batch, VenueAdapter
 from collectors.errors import classify, error_message
+from collectors.retry import RetryPolicy, fetch_with_retry
 
 log = logging.getLogger(__name__)
+
+__all__ = ["RetryPolicy", "RunOutcome", "Sink", "fetch_with_retry", "run_job"]
 
 
 @dataclass
@@ -41,39 +42,6 @@ class RunOutcome:
 # the sink writes a batch + run row and returns rows inserted (None = buffered, written later)
 Sink = Callable[[RunOutcome], Awaitable[int | None]]
 SinceLookup = Callable[[str, str], Awaitable[datetime | None]]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 3
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-
-    def delay(self, attempt: int, retry_after_s: float | None) -> float:
-        if retry_after_s is not None:
-            return min(retry_after_s, self.backoff_max_s)
-        base = min(self.backoff_base_s * (2 ** (attempt - 1)), self.backoff_max_s)
-        return float(base * (0.5 + random.random() / 2))
-
-
-async def fetch_with_retry(
-    call: Callable[[], Awaitable[Batch]], policy: RetryPolicy
-) -> tuple[Batch | None, BaseException | None, int]:
-    """(batch, last error, attempts). Transient errors retry with backoff; permanent ones stop at once."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call(), None, attempt
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every error is classified and recorded
-            kind = classify(exc)
-            if not kind.transient or attempt > policy.max_retries:
-                return None, exc, attempt
-            delay = policy.delay(attempt, kind.retry_after_s)
-            log.info("transient %s, retry %d in %.1fs", kind.name, attempt, delay)
-            await asyncio.sleep(delay)
 
 
 async def run_job(

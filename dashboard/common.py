@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from alerts.incidents import chart_annotations
 from dashboard.context import AppContext
 from dashboard.params import RANGES, Controls
 from metrics.csv_safe import to_csv_bytes
@@ -124,12 +125,20 @@ def style(fig: go.Figure, height: int = 420, y_title: str | None = None, log: bo
 
 
 def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
-    """Curated stress events overlapping [start, end] (dashboard/stress_events.csv)."""
+    """Curated stress events (dashboard/stress_events.csv) and the replay's incident library
+    (alerts/incidents.toml: incidents the CSV does not already hold for that day and venue), overlapping
+    [start, end], each with its source."""
     frame = pd.read_csv(STRESS_EVENTS, dtype=str, keep_default_na=False)
+    known = set(zip(frame["date"], frame["venue"], strict=True))
+    extra = [{"date": a.day.isoformat(), "end_date": a.day.isoformat(), "venue": venue,
+              "what_happened": f"{a.title}: {a.figures}", "source": a.source}
+             for a in chart_annotations() for venue in a.venues if (a.day.isoformat(), venue) not in known]
+    if extra:
+        frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
     frame["date"] = pd.to_datetime(frame["date"], utc=True)
     frame["end_date"] = pd.to_datetime(frame["end_date"], utc=True) + pd.Timedelta(days=1)
     mask = (frame["end_date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))
-    return frame[mask].reset_index(drop=True)
+    return frame[mask].sort_values(["date", "venue"]).reset_index(drop=True)
 
 
 def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str], str]) -> None:

@@ -61,6 +61,13 @@ def assessment_keys(info: Mapping[str, VenueInfo], intervals: Mapping[str, Mappi
             tuple((v, expected_age_s(info[v], "funds", intervals)) for v in venues))
 
 
+def change_note(row: Mapping[str, object], label: str) -> str:
+    """What a change leaves out: pools without a USD value at one end (history before the first price)."""
+    left_out = int(_num(row.get(f"change_{label}_excluded")) or 0)
+    base = "Change of the USD total, pools valued at both ends only."
+    return base if not left_out else f"{base} {left_out} pool(s) without a USD value at one end left out."
+
+
 def venue_summary(venues: Sequence[str], info: Mapping[str, VenueInfo], asof: pd.DataFrame,
                   native: pd.DataFrame, series_30d: pd.DataFrame, series_8h: pd.DataFrame,
                   oi: pd.DataFrame, liquidations: pd.DataFrame | None, now: datetime,
@@ -79,9 +86,13 @@ def venue_summary(venues: Sequence[str], info: Mapping[str, VenueInfo], asof: pd
         row: dict[str, object] = {"venue": venue, "name": vi.display_name, "fund_usd": fund,
                                   "native": native_text(native, venue)}
         for label, offset in CHANGE_OFFSETS_S.items():
+            # like for like (storage.analytics.fund_asof): pools without a USD value at either end are left
+            # out of the change and counted, so a venue's total does not jump when valuation starts
             past = a[a["offset_s"] == offset]
-            old = _num(past["fund_usd"].iloc[0]) if not past.empty else None
-            row[f"change_{label}_pct"] = pct_change(fund, old) if cadence <= offset else None
+            then = _num(past["change_then_usd"].iloc[0]) if not past.empty else None
+            now_like = _num(past["change_now_usd"].iloc[0]) if not past.empty else None
+            row[f"change_{label}_pct"] = pct_change(now_like, then) if cadence <= offset else None
+            row[f"change_{label}_excluded"] = int(_num(past["change_excluded"].iloc[0]) or 0) if not past.empty else 0
         s30 = series_30d[series_30d["venue"] == venue]["fund_usd"].tolist()
         s8 = series_8h[series_8h["venue"] == venue]["fund_usd"].tolist()
         row["drawdown_30d_pct"] = drawdown_pct(fund, s30) if s30 else None

@@ -22,6 +22,12 @@ ADL = "adl"
 LIQUIDATIONS = "liquidations"
 DATASETS: tuple[str, ...] = (FUNDS, OPEN_INTEREST, FUNDING, PRICES, ADL, LIQUIDATIONS)
 
+# Where a record's ``ts`` came from (column ``ts_source``): the venue's own timestamp, the response's HTTP
+# ``Date`` header, or Backstop's fetch time (the venue omitted the timestamp or never publishes one).
+TS_VENUE = "venue"
+TS_HTTP_DATE = "http_date"
+TS_FETCH = "fetch"
+
 
 @dataclass(frozen=True, slots=True)
 class FundBalance:
@@ -37,6 +43,7 @@ class FundBalance:
     usd_value: Decimal | None = None  # only when the venue itself states a USD value
     kind: str = "insurance"  # insurance | hlp_vault | liquidity_pool | module_account
     source: str = "snapshot"  # snapshot | history
+    ts_source: str = TS_VENUE  # where ``ts`` came from: venue | http_date | fetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,9 @@ class OpenInterest:
     inverse: bool
     oi_base: float | None  # base-asset quantity (one side)
     oi_usd: float | None  # USD notional
+    ts_source: str = TS_VENUE
+    # contracts not quoted in USD/USDT/USDC: how oi_usd was converted, or why it is empty (never guessed)
+    oi_usd_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,10 @@ class FundingRate:
     next_funding_ts: datetime | None = None
     interval_h: float | None = None
     mark_price: float | None = None
+    ts_source: str = TS_VENUE
+    # Deribit: ``funding_rate`` is the current rate, this the trailing 8 h rate (may differ in sign)
+    funding_8h: float | None = None
+    funding_8h_raw: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-KINDS = ("429", "500", "502", "503", "latency", "timeout", "malformed", "rename", "stringify",
+KINDS = ("429", "410", "500", "502", "503", "latency", "timeout", "malformed", "rename", "stringify",
          "drop", "error_rate", "dark", "disconnect", "duplicate")
 
 

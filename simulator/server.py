@@ -57,6 +57,8 @@ def _fault_middleware(venue: str, faults: FaultBook, market: Market) -> Callable
             elif rule.kind == "429":
                 return web.Response(status=429, text='{"code":-1003,"msg":"Too many requests"}',
                                     headers={"Retry-After": rule.arg or "1"}, content_type="application/json")
+            elif rule.kind == "410":  # the venue retired this path
+                return web.Response(status=410, text="Gone", content_type="text/plain")
             elif rule.kind in ("500", "502", "503") or rule.kind == "error_rate":
                 code = int(rule.kind) if rule.kind.isdigit() else 500
                 return web.Response(status=code, text="upstream error", content_type="text/plain")

@@ -14,7 +14,8 @@ Paths (under the simulator root; the venue prefix is the venue's base_url):
   /gate/v4/ws/usdt, /gate/v4/ws/btc             ``futures.public_liquidates`` (linear / inverse)
   /htx/linear-swap-notification                 ``public.*.liquidation_orders``
   /bitfinex/ws/2                                ``status`` channel, key ``liq:global`` (every liquidation)
-  GET /gate/api/v4/futures/{settle}/liq_orders, GET /htx/linear-swap-api/v3/swap_liquidation_orders
+  GET /gate/api/v4/futures/{settle}/liq_orders, GET /htx/linear-swap-api/v3/swap_liquidation_orders,
+  GET /htx/v5/market/liquidation_orders (v3 retired with the fault ``htx:/linear-swap-api/v3/*:410``)
   GET /bitfinex/v2/liquidations/hist
   GET /_control/liquidation-streams             what was emitted per feed (tests, bench)
 
@@ -475,6 +476,42 @@ def htx_row(contract: SimContract, liq: SimLiquidation) -> dict[str, Any]:
             "business_type": "swap"}
 
 
+def htx_liquidation_orders_v5(hub: StreamHub) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """GET /v5/market/liquidation_orders (ccxt's shape): ``contract_code``, ``start_time``, ``end_time``,
+    ``limit``; newest first; texts for numbers."""
+    async def handler(request: web.Request) -> web.Response:
+        venue = hub.venue("htx")
+        now = hub.market.now_ms()
+        if venue is None:
+            return reply({"code": 1010, "message": "no such venue", "data": None, "ts": now})
+        try:
+            start = int(request.query.get("start_time", str(now - 7_200_000)))
+            end = int(request.query.get("end_time", str(now)))
+            limit = min(int(request.query.get("limit", str(HTX_PAGE))), HTX_PAGE)
+        except ValueError:
+            return reply({"code": 1067, "message": "invalid parameter", "data": None, "ts": now})
+        hub.market.advance()
+        wanted = request.query.get("contract_code")
+        rows = []
+        for liq in sorted(venue.liquidations, key=lambda item: (item.ts_ms, item.liq_id), reverse=True):
+            contract = venue.contracts.get(liq.symbol)
+            if contract is None or contract.inverse or (wanted and liq.symbol != wanted):
+                continue
+            if not start <= liq.ts_ms <= end:
+                continue
+            row = htx_row(contract, liq)
+            rows.append({"id": liq.liq_id, "contract_code": liq.symbol,
+                         "liquidation_time": str(liq.ts_ms), "side": row["direction"],
+                         "position_side": liq.position_side, "volume": str(row["volume"]),
+                         "amount": str(row["volume"]), "bankrupt_price": str(row["price"]),
+                         "trade_turnover": str(row["trade_turnover"])})
+            if len(rows) >= limit:
+                break
+        return reply({"code": 200, "message": "Success", "data": rows, "ts": now})
+
+    return handler
+
+
 def htx_handlers() -> tuple[Callable[[Connection, Any], Awaitable[None]], Callable[[Connection], Awaitable[None]]]:
     async def on_text(conn: Connection, payload: Any) -> None:
         if not isinstance(payload, dict) or payload.get("op") != "sub":
@@ -606,6 +643,8 @@ def htx_liquidation_orders(hub: StreamHub) -> Callable[[web.Request], Awaitable[
     async def handler(request: web.Request) -> web.Response:
         venue = hub.venue("htx")
         now = hub.market.now_ms()
+        if hub.take_fault("htx", "/linear-swap-api/v3/swap_liquidation_orders", ("410",)):
+            return web.Response(status=410, text="Gone", content_type="text/plain")  # v3 retired
         if venue is None:
             return reply({"code": 1010, "msg": "no such venue", "data": None, "ts": now})
         try:
@@ -705,6 +744,7 @@ def mount_streams(app: web.Application, market: Market, faults: FaultBook) -> St
         web.get("/bitfinex/ws/2", ws_route("bitfinex", "/ws/2", "bitfinex", 0.2, False, bitfinex_handlers(),
                                            server_ping=bitfinex_heartbeat, greeting=bitfinex_greeting)),
         web.get("/bitfinex/v2/liquidations/hist", bitfinex_liquidations_hist(hub)),
+        web.get("/htx/v5/market/liquidation_orders", htx_liquidation_orders_v5(hub)),
     ]
     for category in ("linear", "inverse"):
         path = f"/v5/public/{category}"

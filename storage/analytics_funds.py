@@ -101,13 +101,18 @@ def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
     series' value as of that instant (``storage.fund_asof``: the one definition, with the venues'
     ``expected_s`` publishing intervals, default daily).
 
-    Columns: venue, offset_s (0 = latest), ref_ts, latest_ts, fund_usd, series, unvalued."""
+    Columns: venue, offset_s (0 = latest), ref_ts, latest_ts, fund_usd, series, unvalued, and for the
+    change from t0 − offset to t0 (offset rows only): change_now_usd, change_then_usd and change_excluded.
+    A change compares like with like: a series with a USD value at one point and none at the other (fund
+    history from before the first collected price) is left out of both sides and counted in
+    change_excluded; otherwise a venue's total would jump when valuation starts. Compute the change
+    as ``pct_change(change_now_usd, change_then_usd)``, not from the two fund_usd totals."""
     expected = dict(expected_s or {})
     with read_connection(db) as con:
         latest = _fund_latest(con, venues)
         if not latest:
             return pd.DataFrame(columns=["venue", "offset_s", "ref_ts", "latest_ts", "fund_usd", "series",
-                                         "unvalued"])
+                                         "unvalued", "change_now_usd", "change_then_usd", "change_excluded"])
         ref_venue, ref_offset, ref_ts, ref_t0 = [], [], [], []
         for venue, t0 in latest:
             for offset in [timedelta(0), *offsets]:
@@ -138,11 +143,33 @@ def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
                 JOIN cadence AS c ON c.venue = f.venue AND c.pool_id = f.pool_id AND c.asset = f.asset
                 WHERE {current}
                 GROUP BY ALL
+            ), totals AS (
+                SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, sum(p.usd) AS fund_usd,
+                       count(p.pool_id) AS series, count(p.pool_id) FILTER (WHERE p.usd IS NULL) AS unvalued
+                FROM refs AS r LEFT JOIN per_series AS p USING (venue, offset_s)
+                GROUP BY ALL
+            ), pairs AS (  -- every series of the venue at t0 (n) and at t0 - offset (t)
+                SELECT r.venue, r.offset_s, n.usd AS now_usd, t.usd AS then_usd,
+                       (n.pool_id IS NOT NULL AND n.usd IS NULL) OR (t.pool_id IS NOT NULL AND t.usd IS NULL)
+                           AS unvalued_side
+                FROM refs AS r
+                JOIN (SELECT DISTINCT venue, pool_id, asset FROM per_series) AS k ON k.venue = r.venue
+                LEFT JOIN per_series AS n
+                  ON n.venue = k.venue AND n.pool_id = k.pool_id AND n.asset = k.asset AND n.offset_s = 0
+                LEFT JOIN per_series AS t
+                  ON t.venue = k.venue AND t.pool_id = k.pool_id AND t.asset = k.asset AND t.offset_s = r.offset_s
+                WHERE r.offset_s > 0
+            ), changes AS (
+                SELECT venue, offset_s,
+                       sum(now_usd) FILTER (WHERE NOT unvalued_side) AS change_now_usd,
+                       sum(then_usd) FILTER (WHERE NOT unvalued_side) AS change_then_usd,
+                       count(*) FILTER (WHERE unvalued_side AND (now_usd IS NOT NULL OR then_usd IS NOT NULL))
+                           AS change_excluded
+                FROM pairs GROUP BY ALL
             )
-            SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, sum(p.usd) AS fund_usd,
-                   count(p.pool_id) AS series, count(p.pool_id) FILTER (WHERE p.usd IS NULL) AS unvalued
-            FROM refs AS r LEFT JOIN per_series AS p USING (venue, offset_s)
-            GROUP BY ALL ORDER BY r.venue, r.offset_s
+            SELECT t.*, c.change_now_usd, c.change_then_usd, c.change_excluded
+            FROM totals AS t LEFT JOIN changes AS c USING (venue, offset_s)
+            ORDER BY t.venue, t.offset_s
             """.format(  # noqa: S608 - constant fragments (storage.fund_asof)
                 cadence=series_cadence_sql("coalesce(any_value(c.expected_s), $default_s)",
                                            "epoch(max(p.ts, 2)[1]) - epoch(max(p.ts, 2)[2])"),

@@ -36,6 +36,7 @@ from metrics.cascades import (
     pct_move,
     value_across,
 )
+from storage import coverage
 from storage.db import read_connection, scalar
 from storage.export import ExportSpec, register_export
 from storage.queries import register_newest
@@ -58,7 +59,8 @@ PRICE_TOLERANCE = timedelta(minutes=30)
 FUND_TOLERANCE = timedelta(minutes=15)
 CHUNK_ROWS = 2_000  # rows per write transaction
 
-register_export("liquidations", ExportSpec("liquidations", "ts", "venue, feed, ts, event_key"))
+# rows plus ``incomplete`` (their minute overlaps a gap of the venue), from migration 006's view
+register_export("liquidations", ExportSpec("liquidations_export", "ts", "venue, feed, ts, event_key"))
 register_export("liquidation-gaps", ExportSpec("liquidation_gaps", "start_ts", "venue, feed, start_ts"))
 register_export("cascades", ExportSpec("cascades", "start_ts", "venue, start_ts"))
 register_newest("liquidations", "liquidations", "ts")
@@ -171,6 +173,8 @@ def _apply_gap(con: duckdb.DuckDBPyConnection, op: tuple[Any, ...], now: datetim
             "WHERE venue = ? AND feed = ? AND end_ts IS NULL",
             [end, venue, feed],
         )
+    elif op[0] in coverage.COVERAGE_OPS:
+        coverage.apply(con, op, now)
     else:
         raise ValueError(f"unknown gap operation {op[0]!r}")
 

@@ -396,18 +396,20 @@ def stress_table(db: DbPath, move_pct: float = 20.0, direction: str = "down", fi
 
 
 def venue_consumption(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per venue × direction: pools summed (deficit over the fund left after the move; pools without a
-    published fund count in liquidated and deficit only), largest consumption first. Columns: venue,
+    """Per venue × direction: pools summed (deficit over the fund left after the move, over the pools whose
+    consumption is known; the others count in liquidated and deficit only), largest consumption first. Columns: venue,
     direction, move_pct, liquidated_usd, deficit_usd, fund_after_move_usd, consumption_pct, adl_likely."""
     columns = ["venue", "direction", "move_pct", "liquidated_usd", "deficit_usd", "fund_after_move_usd",
                "consumption_pct", "adl_likely"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    funded = frame.assign(funded_deficit=frame["deficit_usd"].where(frame["fund_after_move_usd"].notna()))
+    known = frame["consumption_pct"].notna()  # a fund and recent OI: pools without either are left out
+    funded = frame.assign(funded_deficit=frame["deficit_usd"].where(known),
+                          funded_fund=frame["fund_after_move_usd"].where(known))
     out = funded.groupby(["venue", "direction", "move_pct"], as_index=False).agg(
         liquidated_usd=("liquidated_usd", "sum"), deficit_usd=("deficit_usd", "sum"),
-        funded_deficit=("funded_deficit", "sum"), fund_after_move_usd=("fund_after_move_usd", "sum"),
-        funds=("fund_after_move_usd", "count"), adl_likely=("adl_likely", lambda s: bool(s.eq(True).any())))
+        funded_deficit=("funded_deficit", "sum"), fund_after_move_usd=("funded_fund", "sum"),
+        funds=("funded_fund", "count"), adl_likely=("adl_likely", lambda s: bool(s.eq(True).any())))
     fund = out["fund_after_move_usd"].where(out["funds"] > 0)
     out["fund_after_move_usd"] = fund
     out["consumption_pct"] = (out["funded_deficit"] / fund * 100).where(fund > 0)

@@ -248,3 +248,16 @@ def test_exports_and_status_on_an_empty_database(tmp_path: Path) -> None:
         assert result.stdout.startswith("venue,") and len(result.stdout.splitlines()) == 1
     status = backstop("--db", str(db), "status", cwd=tmp_path)
     assert status.returncode == 0 and "assessments: nothing collected yet" in status.stdout
+
+
+def test_charts_annotate_the_incident_library_with_sources() -> None:
+    """The Funds chart's event bands: the curated stress events plus the replay's incidents (once per day
+    and venue), each with its source."""
+    from dashboard.common import stress_events
+
+    events = stress_events(datetime(2017, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
+    assert not events.duplicated(["date", "venue"]).any() and (events["source"] != "").all()
+    dydx = events[events["venue"] == "dydx"]
+    assert dydx["what_happened"].iloc[0].startswith("dYdX v3 insurance fund, YFI, 17 Nov 2023")
+    assert "runfi.com" in dydx["source"].iloc[0]
+    assert len(events[(events["venue"] == "bitmex") & (events["date"] == "2020-03-12")]) == 1  # CSV row kept

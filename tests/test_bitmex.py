@@ -21,6 +21,7 @@ from collectors.errors import PayloadError
 from collectors.runner import RunOutcome
 from simulator.market import DAY_MS
 from simulator.server import SimulatorThread
+from simulator.venues.bitmex import CONTRACT_ROWS
 from storage.queries import query_df
 from tests.conftest import example, settings_for
 
@@ -71,11 +72,11 @@ def _inverse_and_quanto() -> list[dict[str, Any]]:
     """The documented item re-shaped as XBTUSD (inverse, 1 USD contracts) and ETHUSD (quanto, XBt)."""
     item = example(DIR, "instrument_oi_funding_rest_api_v1_instrument_item_ccxt_comment.json")
     xbt = copy.deepcopy(item)
-    xbt.update(symbol="XBTUSD", rootSymbol="XBT", quoteCurrency="USD", settlCurrency="XBt", isInverse=True,
+    xbt.update(symbol="XBTUSD", rootSymbol="XBT", underlying="XBT", quoteCurrency="USD", settlCurrency="XBt", isInverse=True,
                multiplier=-100000000, underlyingToPositionMultiplier=None, openInterest=400000000,
                openValue=1000000000000, markPrice=Decimal("40000"))
     eth = copy.deepcopy(item)
-    eth.update(symbol="ETHUSD", rootSymbol="ETH", quoteCurrency="USD", settlCurrency="XBt", isQuanto=True,
+    eth.update(symbol="ETHUSD", rootSymbol="ETH", underlying="ETH", quoteCurrency="USD", settlCurrency="XBt", isQuanto=True,
                multiplier=100, underlyingToPositionMultiplier=None, openInterest=1000000,
                openValue=300000000000, markPrice=Decimal("3000"))
     return [eth, xbt]
@@ -91,6 +92,52 @@ def test_inverse_and_quanto_open_interest() -> None:
     assert eth.oi_usd == pytest.approx(3000 * 40000) and eth.oi_base == pytest.approx(3000 * 40000 / 3000)
     assert eth.contract_size is None and not eth.inverse
     assert {p.asset: p.price_usd for p in batch.prices} == {"BTC": 40000, "ETH": 3000}
+
+
+def _instrument(**fields: Any) -> dict[str, Any]:
+    item = copy.deepcopy(example(DIR, "instrument_oi_funding_rest_api_v1_instrument_item_ccxt_comment.json"))
+    item.update(fields)
+    return item
+
+
+def test_eur_quoted_inverse_is_converted_with_the_marks_of_the_same_response() -> None:
+    """XBTEUR: 1 EUR per contract, marked in EUR. USD = contracts x XBTUSD mark / XBTEUR mark (issue 17:
+    the contracts were stored as USD, ~15 % low)."""
+    common = {"rootSymbol": "XBT", "underlying": "XBT", "settlCurrency": "XBt", "isInverse": True,
+              "isQuanto": False, "multiplier": -100000000, "underlyingToPositionMultiplier": None}
+    xbtusd = _instrument(symbol="XBTUSD", quoteCurrency="USD", openInterest=400000000,
+                         openValue=1000000000000, markPrice=Decimal("40000"), **common)
+    xbteur = _instrument(symbol="XBTEUR", quoteCurrency="EUR", openInterest=18250000,
+                         openValue=49324324324, markPrice=Decimal("37000"), **common)
+    oi = {r.symbol: r for r in parse_instruments("bitmex", [xbteur, xbtusd]).open_interest}
+    eur = oi["XBTEUR"]
+    assert eur.oi_usd == pytest.approx(18250000 * 40000 / 37000)  # not 18,250,000 "USD"
+    assert eur.oi_base == pytest.approx(18250000 / 37000) and eur.base_asset == "BTC"
+    assert eur.oi_raw == "18250000" and eur.contract_size == 1.0
+    assert "EUR->USD" in (eur.oi_usd_note or "") and "XBTUSD" in (eur.oi_usd_note or "")
+    assert oi["XBTUSD"].oi_usd == 400000000 and oi["XBTUSD"].oi_usd_note is None
+    # no USD-quoted twin in the response: no USD value, and the row says why
+    (alone,) = parse_instruments("bitmex", [xbteur]).open_interest
+    assert alone.oi_usd is None and "EUR" in (alone.oi_usd_note or "")
+    assert alone.oi_base == pytest.approx(18250000 / 37000)
+
+
+def test_index_baskets_keep_their_own_underlying() -> None:
+    """ALTMEXUSD and DEFIMEXUSD share a root: each keeps its own asset and price (issue 17)."""
+    common = {"rootSymbol": "BASKET", "quoteCurrency": "USD", "settlCurrency": "XBt", "isQuanto": True,
+              "isInverse": False, "multiplier": 100, "underlyingToPositionMultiplier": None}
+    rows = [_instrument(symbol="XBTUSD", rootSymbol="XBT", underlying="XBT", quoteCurrency="USD",
+                        settlCurrency="XBt", isInverse=True, multiplier=-100000000, openInterest=1,
+                        openValue=2500, markPrice=Decimal("40000")),
+            _instrument(symbol="ALTMEXUSD", underlying="ALTMEX", openInterest=20000, openValue=900000000,
+                        markPrice=Decimal("450"), **common),
+            _instrument(symbol="DEFIMEXUSD", underlying="DEFIMEX", openInterest=15000, openValue=330000000,
+                        markPrice=Decimal("220"), **common)]
+    batch = parse_instruments("bitmex", rows)
+    assert {p.asset: p.price_usd for p in batch.prices} == {"BTC": 40000, "ALTMEX": 450, "DEFIMEX": 220}
+    oi = {r.symbol: r for r in batch.open_interest}
+    assert (oi["ALTMEXUSD"].base_asset, oi["DEFIMEXUSD"].base_asset) == ("ALTMEX", "DEFIMEX")
+    assert oi["DEFIMEXUSD"].oi_usd == pytest.approx(3.3 * 40000)  # openValue XBt -> BTC x BTC mark
 
 
 def test_non_perpetuals_are_skipped() -> None:
@@ -200,9 +247,14 @@ def test_poll_stores_served_values_and_polls_incrementally(sim_factory, tmp_path
     prices = query_df(settings.db, "SELECT asset, price_usd FROM prices")
     assert dict(zip(prices["asset"], prices["price_usd"], strict=True)) == {
         "BTC": float(served["XBTUSD"]["markPrice"]), "ETH": float(served["ETHUSD"]["markPrice"]),
-        "SOL": float(served["SOLUSDT"]["markPrice"])}
+        "SOL": float(served["SOLUSDT"]["markPrice"]), "ALTMEX": float(served["ALTMEXUSD"]["markPrice"]),
+        "DEFIMEX": float(served["DEFIMEXUSD"]["markPrice"])}
+    eur = oi["XBTEUR"]  # 1 EUR contracts converted with the two BTC marks of the same response
+    rate = float(served["XBTUSD"]["markPrice"]) / float(served["XBTEUR"]["markPrice"])
+    assert eur.oi_usd == pytest.approx(served["XBTEUR"]["openInterest"] * rate) and 1.0 < rate < 1.2
+    assert eur.oi_usd_note.startswith("EUR->USD")
     members = query_df(settings.db, "SELECT pool_id, symbol FROM fund_pool_members")
-    assert set(members[members["pool_id"] == "XBt"]["symbol"]) == {"XBTUSD", "ETHUSD"}
+    assert set(members[members["pool_id"] == "XBt"]["symbol"]) == {"XBTUSD", "XBTEUR", "ETHUSD", "ALTMEXUSD", "DEFIMEXUSD"}
     btc = query_df(settings.db, "SELECT usd_source, CAST(usd_value AS VARCHAR) AS usd FROM fund_balances "
                    "WHERE asset = 'BTC' AND epoch_ms(ts) = ?", [published_at_start])
     assert btc["usd_source"][0] == "price"  # valued with the collected XBTUSD mark (within 36 h)
@@ -228,7 +280,7 @@ def test_backfill_funding_history(sim_factory, tmp_path) -> None:
     settings = settings_for(sim, tmp_path / "m.duckdb", ["bitmex"])
     outcome = _backfill(settings, "funding", page_size=250)
     served = sum(len(_get(sim, f"/api/v1/funding?symbol={s}&count=500")) for s in sim.market.venue("bitmex").contracts)
-    assert outcome.status == "ok" and outcome.rows_written == served == 5 * 90 * 3
+    assert outcome.status == "ok" and outcome.rows_written == served == len(CONTRACT_ROWS) * 90 * 3
     newest = _get(sim, "/api/v1/funding?symbol=XBTUSD&reverse=true&count=1")[0]
     stored = query_df(settings.db, "SELECT funding_rate_raw, interval_h FROM funding_rates "
                       "WHERE symbol = 'XBTUSD' ORDER BY ts DESC LIMIT 1")

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from collectors.bybit import (
     parse_funding_history,
     parse_insurance,
     parse_insurance_ws,
+    parse_mark_price_kline,
     parse_open_interest_history,
     parse_tickers,
     pool_id_for,
@@ -265,3 +267,50 @@ def test_malformed_insurance_is_recorded_and_other_datasets_land(sim_factory, tm
     assert list(runs["error_class"]) == ["PayloadError"]
     assert query_df(settings.db, "SELECT count(*) AS n FROM fund_balances")["n"][0] == 0
     assert query_df(settings.db, "SELECT count(*) AS n FROM adl_signals")["n"][0] == 9
+
+
+def test_open_interest_history_valued_at_each_hour() -> None:
+    """Each OI point takes the mark of its own hour (the bar ending at it), not today's mark."""
+    payload = example_raw(DIR, "open_interest_rest_v5_market_open-interest.json")
+    # /v5/market/mark-price-kline shape (Bybit docs: [startTime, open, high, low, close], newest first)
+    kline = {"retCode": 0, "retMsg": "OK", "result": {"symbol": "BTCUSD", "category": "inverse", "list": [
+        ["1780959600000", "101000", "101500", "100500", "100000"],   # bar ending at 1780963200000
+        ["1780873200000", "99000", "99500", "98500", "98000"]]}}
+    marks = parse_mark_price_kline(kline)
+    assert marks == {1780959600000: 100000.0, 1780873200000: 98000.0}
+    rows = parse_open_interest_history("bybit", payload, marks=marks)
+    assert rows[0].oi_base == pytest.approx(31955346 / 100000) and rows[1].oi_base == pytest.approx(31955346 / 98000)
+    assert rows[2].oi_base is None and rows[2].oi_usd == 31955346  # inverse: USD known, base needs a mark
+    with pytest.raises(PayloadError, match="expected \\[start"):
+        parse_mark_price_kline({"retCode": 0, "result": {"list": [["1780959600000", "1"]]}})
+
+
+def test_backfill_open_interest_and_funding_history(sim_factory, tmp_path) -> None:
+    sim = sim_factory(["bybit"])
+    settings = settings_for(sim, tmp_path / "h.duckdb", ["bybit"])
+    now = datetime.fromtimestamp(sim.market.now_ms() / 1000, tz=UTC)
+    since = now - timedelta(days=10)
+
+    async def run() -> tuple[RunOutcome, RunOutcome]:
+        collector = Collector.for_venues(settings)
+        collector.adapters["bybit"].history_page = 25  # type: ignore[attr-defined] # several cursor/endTime pages
+        async with collector.running():
+            return (await collector.backfill("bybit", "open_interest", since),
+                    await collector.backfill("bybit", "funding", since))
+
+    oi_run, funding_run = asyncio.run(run())
+    assert oi_run.status == "ok" and funding_run.status == "ok", (oi_run.error_message, funding_run.error_message)
+    contracts = sim.market.venue("bybit").contracts
+    oi = query_df(settings.db, "SELECT symbol, count(*) AS n, count(oi_usd) AS valued, min(ts) AS first "
+                  "FROM open_interest WHERE venue='bybit' GROUP BY symbol")
+    assert set(oi["symbol"]) == set(contracts)
+    assert set(oi["n"]) == {60} and set(oi["valued"]) == {60}  # 4-hourly over 10 days, every point valued
+    assert all(first.to_pydatetime() >= since for first in oi["first"])
+    btc = query_df(settings.db, "SELECT ts, oi_raw, oi_usd, oi_base FROM open_interest WHERE symbol='BTCUSDT' "
+                   "ORDER BY ts LIMIT 1").iloc[0]
+    ts_ms = int(btc["ts"].timestamp() * 1000)
+    mark = sim.market.price_at("BTC", ts_ms - 1) * Decimal("1.0002")  # the close of the 4 h bar ending at ts
+    assert btc["oi_usd"] == pytest.approx(float(btc["oi_raw"]) * float(mark), rel=1e-4)
+    funding = query_df(settings.db, "SELECT symbol, count(*) AS n FROM funding_rates WHERE venue='bybit' GROUP BY symbol")
+    assert set(funding["symbol"]) == set(contracts) and set(funding["n"]) == {30}  # 8-hourly over 10 days
+    assert oi_run.rows_written == 60 * len(contracts) and funding_run.rows_written == 30 * len(contracts)

@@ -16,6 +16,7 @@ import pytest
 from backstop.service import Collector
 from collectors.deribit import DeribitAdapter, parse_book_summary, parse_settlements
 from collectors.errors import PayloadError
+from simulator.venues.deribit import current_funding
 from storage.queries import query_df
 from tests.conftest import settings_for
 
@@ -77,10 +78,26 @@ def test_book_summary_oi_units() -> None:
     assert perp.inverse and perp.oi_unit == "usd" and perp.oi_usd == 9978911260.0 and perp.oi_raw == "9978911260"
     assert perp.oi_base == pytest.approx(9978911260 / 87102.01) and perp.settle_asset == "BTC"
     assert not linear.inverse and linear.oi_unit == "base" and linear.oi_base == 1520.5 and linear.settle_asset == "USDC"
-    assert linear.oi_usd == pytest.approx(1520.5 * 150.25)
+    assert linear.oi_usd == pytest.approx(1520.5 * 150.25) and linear.oi_usd_note is None
     assert [(f.symbol, f.funding_rate, f.interval_h) for f in batch.funding] == [
-        ("BTC-PERPETUAL", -8.1069e-4, 8.0), ("SOL_USDC-PERPETUAL", 0.0001, 8.0)]
+        ("BTC-PERPETUAL", 1.2966e-4, 8.0), ("SOL_USDC-PERPETUAL", 0.0001, 8.0)]  # current_funding shown
     assert [(p.asset, p.price_usd) for p in batch.prices] == [("BTC", 87047.2), ("SOL", 150.2)]
+
+
+def test_current_and_trailing_funding_are_both_stored_and_labelled() -> None:
+    """Deribit's own example: current_funding 1.2966e-4 and funding_8h -8.1069e-4 have opposite signs."""
+    perp, linear = parse_book_summary("deribit", BOOK).funding
+    assert perp.funding_rate == 1.2966e-4 and perp.funding_8h == -8.1069e-4
+    assert (perp.funding_rate_raw, perp.funding_8h_raw) == ("0.00012966", "-0.00081069")
+    # a row without current_funding: the trailing figure is the only one and fills both, labelled
+    assert linear.funding_rate == linear.funding_8h == 0.0001
+
+
+def test_non_usd_linear_book_has_no_usd_value() -> None:
+    row = {"instrument_name": "ETH_BTC-PERPETUAL", "base_currency": "ETH", "quote_currency": "BTC",
+           "open_interest": 12.5, "mark_price": 0.0375, "creation_timestamp": 1763674177068}
+    (oi,) = parse_book_summary("deribit", {"result": [row]}).open_interest
+    assert oi.oi_base == 12.5 and oi.oi_usd is None and "BTC" in (oi.oi_usd_note or "")
 
 
 def _served_events(sim, currency: str) -> list:
@@ -122,9 +139,12 @@ def test_poll_backfill_along_cursor_and_values_served(sim_factory, tmp_path, mon
     contract = venue.contracts["BTC-PERPETUAL"]
     assert perp["oi_unit"] == "usd" and Decimal(perp["oi_raw"]) == contract.oi_contracts * contract.contract_size
     assert len(oi) == len(venue.contracts)
-    rates = query_df(settings.db, "SELECT symbol, funding_rate FROM funding_rates WHERE venue='deribit'")
+    rates = query_df(settings.db, "SELECT symbol, funding_rate, funding_8h FROM funding_rates WHERE venue='deribit'")
+    perpetuals = [c for c in venue.contracts.values() if c.symbol.endswith("PERPETUAL")]
     assert dict(zip(rates["symbol"], rates["funding_rate"], strict=True)) == {
-        c.symbol: float(c.funding_rate) for c in venue.contracts.values() if c.symbol.endswith("PERPETUAL")}
+        c.symbol: float(current_funding(c)) for c in perpetuals}  # current shown
+    assert dict(zip(rates["symbol"], rates["funding_8h"], strict=True)) == {
+        c.symbol: float(c.funding_rate) for c in perpetuals}  # trailing 8 h beside it
 
 
 def test_new_event_is_picked_up_by_the_next_poll(sim_factory, tmp_path) -> None:

@@ -18,6 +18,7 @@ from collectors.hyperliquid import (
     parse_meta_and_asset_ctxs,
     parse_vault_history,
 )
+from collectors.parsing import fallback_ts
 from storage.queries import query_df
 from tests.conftest import example_raw, settings_for
 
@@ -149,3 +150,51 @@ def test_renamed_field_fails_as_payload_error_and_429_is_retried(sim_factory, tm
     asyncio.run(run())
     assert len(query_df(settings.db, "SELECT * FROM fund_balances WHERE venue='hyperliquid'")) == 0
     assert sorted(VAULTS) == ["HLP", "HLP Liquidator"]
+
+
+def test_missing_time_falls_back_and_says_so_but_a_missing_value_is_an_error() -> None:
+    """Issue 17: a clearinghouseState without ``time`` used to fail the whole job."""
+    payload = example_raw(DIR, "clearinghouse_state_info_clearinghouseState.json")
+    del payload["time"]
+    fund = parse_clearinghouse_state("hyperliquid", "HLP", payload, (FETCHED, "http_date"))
+    assert (fund.ts, fund.ts_source) == (FETCHED, "http_date") and fund.balance == Decimal("13109.482328")
+    with pytest.raises(PayloadError, match="missing field 'time'"):
+        parse_clearinghouse_state("hyperliquid", "HLP", payload)  # no fallback offered: still an error
+    del payload["marginSummary"]["accountValue"]
+    with pytest.raises(PayloadError, match="accountValue"):
+        parse_clearinghouse_state("hyperliquid", "HLP", payload, (FETCHED, "fetch"))
+    served = example_raw(DIR, "clearinghouse_state_info_clearinghouseState.json")
+    assert parse_clearinghouse_state("hyperliquid", "HLP", served, (FETCHED, "fetch")).ts_source == "venue"
+
+
+def test_fallback_timestamp_prefers_a_sane_date_header() -> None:
+    assert fallback_ts({"Date": "Thu, 22 Feb 2024 17:19:58 GMT"}, FETCHED) == (
+        datetime(2024, 2, 22, 17, 19, 58, tzinfo=UTC), "http_date")
+    assert fallback_ts({"date": "Thu, 22 Feb 2024 09:00:00 GMT"}, FETCHED) == (FETCHED, "fetch")  # 8 h off
+    assert fallback_ts({"Date": "garbage"}, FETCHED) == (FETCHED, "fetch")
+    assert fallback_ts(None, FETCHED) == (FETCHED, "fetch")
+
+
+def test_ten_decimal_account_value_is_stored_exactly(sim_factory, tmp_path) -> None:
+    """Hyperliquid publishes up to 10 decimals; fund rows keep them (DECIMAL(38,18), migration 008), and a
+    response without ``time`` is stored with the Date header's time, marked ``ts_source = http_date``."""
+    sim = sim_factory(["hyperliquid"])
+    settings = settings_for(sim, tmp_path / "h.duckdb", ["hyperliquid"])
+    pool = sim.market.venue("hyperliquid").pools["HLP"]
+    pool.history.append((pool.published()[0] + 1, Decimal("329265410.9079009912")))
+    sim.faults.add("hyperliquid:/info:drop:time x2")
+
+    async def run() -> None:
+        collector = Collector.for_venues(settings)
+        async with collector.running():
+            outcome = await collector.run_one("hyperliquid", "funds")
+            assert outcome.status == "ok", outcome.error_message
+
+    asyncio.run(run())
+    stored = query_df(settings.db, "SELECT pool_id, balance::VARCHAR AS balance, usd_value::VARCHAR AS usd, "
+                      "balance_raw, ts_source, ts FROM fund_balances WHERE venue='hyperliquid'")
+    hlp = stored[stored["pool_id"] == "HLP"].iloc[0]
+    assert hlp["balance_raw"] == "329265410.9079009912"
+    assert hlp["balance"] == hlp["usd"] == "329265410.907900991200000000"
+    assert set(stored["ts_source"]) == {"http_date"}
+    assert abs(hlp["ts"].timestamp() - datetime.now(UTC).timestamp()) < 120

@@ -8,18 +8,23 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from backstop.config import VenueConfig
 from backstop.service import Collector
 from collectors.errors import PayloadError
-from collectors.krakenfutures import parse_liquidity_pool, parse_tickers
+from collectors.exact_json import loads_exact
+from collectors.krakenfutures import KrakenFuturesAdapter, parse_liquidity_pool, parse_tickers
 from storage.queries import query_df
 from tests.conftest import settings_for
 
 POOL = {"result": {"timestamp": [1676556478, 1676560078], "more": True,
                    "data": {"usdValue": ["95402118.37", "95410000.5"]}}}
-TICKERS = {
+# the body as Kraken serves it (text): JSON numbers, e.g. fundingRate -0.000000756414717067, which a float
+# decoder would re-write as -7.56414717067e-07 (issue 17); the adapter's client decodes with loads_exact
+TICKERS_BODY = """{
     "result": "success",
     "serverTime": "2025-10-22T11:02:26.000Z",
     "tickers": [
@@ -27,15 +32,16 @@ TICKERS = {
          "pair": "ENJ:USD", "markPrice": 0.0434, "bid": 0.0433, "bidSize": 4609, "ask": 0.0435, "askSize": 4609,
          "vol24h": 1696, "volumeQuote": 73.5216, "openInterest": 72513.00000000000, "open24h": 0.0435,
          "high24h": 0.0435, "low24h": 0.0433, "lastSize": 1272, "fundingRate": -0.000000756414717067,
-         "fundingRatePrediction": 0.000000195218676, "suspended": False, "indexPrice": 0.043391,
-         "postOnly": False, "change24h": -0.46},
+         "fundingRatePrediction": 0.000000195218676, "suspended": false, "indexPrice": 0.043391,
+         "postOnly": false, "change24h": -0.46},
         {"tag": "semiannual", "pair": "ETH:USD", "symbol": "fi_ethusd_220624", "markPrice": "2925.72",
          "bid": "2923.8", "bidSize": "16804", "ask": "2928.65", "askSize": "1339", "vol24h": "860493",
          "openInterest": "3023363.00000000", "open24h": "3021.25", "indexPrice": "2893.71", "last": "2942.25",
-         "lastTime": "2022-02-18T14:08:15.578Z", "lastSize": "151", "suspended": False},
-        {"symbol": "in_xbtusd", "last": "40411", "lastTime": "2022-02-18T14:16:28.000Z"},
-    ],
-}
+         "lastTime": "2022-02-18T14:08:15.578Z", "lastSize": "151", "suspended": false},
+        {"symbol": "in_xbtusd", "last": "40411", "lastTime": "2022-02-18T14:16:28.000Z"}
+    ]
+}"""
+TICKERS = loads_exact(TICKERS_BODY)
 
 
 def test_liquidity_pool_series() -> None:
@@ -67,12 +73,12 @@ def test_tickers_oi_units_and_relative_funding() -> None:
     assert [oi.symbol for oi in batch.open_interest] == ["PF_ENJUSD", "fi_ethusd_220624"]
     linear, inverse = batch.open_interest
     assert linear.base_asset == "ENJ" and not linear.inverse and linear.oi_base == 72513.0
-    assert linear.oi_usd == pytest.approx(72513.0 * 0.0434)
+    assert linear.oi_usd == pytest.approx(72513.0 * 0.0434) and linear.oi_raw == "72513.00000000000"
     assert inverse.inverse and inverse.oi_usd == 3023363.0 and inverse.settle_asset == "ETH"
     assert inverse.oi_base == pytest.approx(3023363.0 / 2925.72)
     (rate,) = batch.funding
     assert rate.funding_rate == pytest.approx(-0.000000756414717067 / 0.0434)  # ccxt: fundingRate / markPrice
-    assert rate.funding_rate_raw == "-7.56414717067e-07" and rate.interval_h == 1.0
+    assert rate.funding_rate_raw == "-0.000000756414717067" and rate.interval_h == 1.0  # as served
     assert rate.ts == datetime(2025, 10, 22, 11, 2, 26, tzinfo=UTC)
     assert [(p.asset, p.price_usd) for p in batch.prices] == [("ENJ", 0.043391)]
 
@@ -107,8 +113,10 @@ def test_poll_backfill_and_values_served(sim_factory, tmp_path) -> None:
     assert Decimal(pi["oi_raw"]) == venue.contracts["PI_XBTUSD"].oi_contracts and pi["oi_usd"] == float(pi["oi_raw"])
     rates = query_df(settings.db, "SELECT symbol, funding_rate FROM funding_rates WHERE venue='krakenfutures'")
     by_symbol = dict(zip(rates["symbol"], rates["funding_rate"], strict=True))
-    assert set(by_symbol) == {"PF_XBTUSD", "PF_ETHUSD", "PF_SOLUSD", "PF_XRPUSD"}
+    assert set(by_symbol) == {"PF_XBTUSD", "PF_ETHUSD", "PF_SOLUSD", "PF_XRPUSD", "PI_XBTUSD", "PI_ETHUSD"}
     assert by_symbol["PF_SOLUSD"] == pytest.approx(float(venue.contracts["PF_SOLUSD"].funding_rate), rel=1e-9)
+    # inverse: absolute coin per USD contract x mark = the relative hourly rate the simulator set
+    assert by_symbol["PI_XBTUSD"] == pytest.approx(float(venue.contracts["PI_XBTUSD"].funding_rate), rel=1e-6)
     prices = query_df(settings.db, "SELECT asset, price_usd FROM prices WHERE venue='krakenfutures'")
     assert dict(zip(prices["asset"], prices["price_usd"], strict=True))["BTC"] == float(sim.market.price("BTC"))
 
@@ -130,3 +138,41 @@ def test_renamed_series_is_a_payload_error_and_5xx_is_retried(sim_factory, tmp_p
 
     asyncio.run(run())
     assert len(query_df(settings.db, "SELECT * FROM fund_balances WHERE venue='krakenfutures'")) == 0
+
+
+def test_inverse_funding_is_relative_and_a_unit_change_is_refused() -> None:
+    """PI_: fundingRate is coin per 1 USD contract per hour; relative = fundingRate x markPrice."""
+    body = ('{"result": "success", "serverTime": "2025-10-22T11:02:26.000Z", "tickers": ['
+            '{"symbol": "PI_XBTUSD", "tag": "perpetual", "pair": "XBT:USD", "markPrice": 108000.5,'
+            ' "openInterest": 48211990, "fundingRate": 0.000000000076851851, "indexPrice": 107990.1}]}')
+    (rate,) = parse_tickers("krakenfutures", loads_exact(body)).funding
+    assert rate.symbol == "PI_XBTUSD" and rate.funding_rate_raw == "0.000000000076851851"
+    assert rate.funding_rate == pytest.approx(0.000000000076851851 * 108000.5)
+    relative_served = body.replace("0.000000000076851851", "0.0000083")  # a relative rate served as absolute
+    with pytest.raises(PayloadError, match="unit changed"):
+        parse_tickers("krakenfutures", loads_exact(relative_served))
+
+
+def test_non_usd_pair_gets_no_usd_notional() -> None:
+    body = ('{"result": "success", "serverTime": "2025-10-22T11:02:26.000Z", "tickers": ['
+            '{"symbol": "PI_XBTEUR", "tag": "perpetual", "pair": "XBT:EUR", "markPrice": 93000,'
+            ' "openInterest": 1200, "indexPrice": 92990}]}')
+    (oi,) = parse_tickers("krakenfutures", loads_exact(body)).open_interest
+    assert oi.oi_usd is None and "EUR" in (oi.oi_usd_note or "")
+    assert oi.oi_base == pytest.approx(1200 / 93000)  # EUR contracts / EUR mark: base is still known
+
+
+def test_adapter_client_keeps_the_served_text() -> None:
+    """The adapter's own ccxt client decodes the body (ccxt ``parse_json``, as in every fetch) keeping each
+    number's served text: issue 17's Kraken case stored -7.56414717067e-07."""
+    async def decode() -> Any:
+        adapter = KrakenFuturesAdapter(VenueConfig())
+        await adapter.open()
+        try:
+            return adapter.exchange.parse_json(TICKERS_BODY)
+        finally:
+            await adapter.close()
+
+    (rate,) = parse_tickers("krakenfutures", asyncio.run(decode())).funding
+    assert rate.funding_rate_raw == "-0.000000756414717067"
+    assert rate.funding_rate == pytest.approx(-0.000000756414717067 / 0.0434)

@@ -103,7 +103,7 @@ def test_collect_cycle_stores_what_the_simulator_served(sim_factory, tmp_path) -
     stored = {r[0]: r[1:] for r in rows(db, "SELECT pool_id, asset, epoch_ms(ts), balance_raw FROM fund_balances")}
     assert stored == {s: (p.asset, now, str(p.published()[1])) for s, p in venue.pools.items()}
     assert rows(db, "SELECT balance FROM fund_balances WHERE pool_id='BTC_USDT'") == [
-        (Decimal("425018.329683251525"),)]  # DECIMAL(38, 12) of the exact value
+        (Decimal("425018.329683251524738120"),)]  # DECIMAL(38, 18): the exact value (migration 008)
     assert rows(db, "SELECT usd_source FROM fund_balances WHERE pool_id='BTC_USD'") == [("price",)]
     stored_oi = {r[0]: r[1:] for r in rows(db, "SELECT symbol, oi_raw, oi_base, oi_usd, inverse FROM open_interest")}
     for contract in venue.contracts.values():

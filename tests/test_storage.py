@@ -107,7 +107,7 @@ def test_export_neutralises_formulas_and_keeps_numbers(tmp_path: Path) -> None:
     header, line = out.read_text().splitlines()
     assert header.startswith("venue,pool_id,asset,ts,balance")
     assert "'=HYPERLINK" in line and ",'@XBt," in line
-    assert ",-1.500000000000," in line  # a negative number is a number, not a formula
+    assert ",-1.500000000000000000," in line  # full precision (migration 008); a negative number is a number, not a formula
     assert ",2025-03-01T00:00:00.000000Z," in line
 
 

@@ -79,6 +79,7 @@ def test_stress_page_renders_estimates_per_venue(app: AppTest, fx: Fixture) -> N
     stale = venue_info("htx").display_name  # the fixture's HTX stopped 5 days ago: no OI, consumption unknown
     assert any("consumption unknown" in str(c.value) and stale in str(c.value) for c in at.caption)
     assert pd.isna(table[table["venue"] == "htx"].iloc[0]["consumption % of fund (est.)"])
+    assert stale not in bars  # unknown, not 0 %
 
 
 def test_sliders_drive_the_table_and_the_url(app: AppTest, fx: Fixture) -> None:
@@ -92,6 +93,15 @@ def test_sliders_drive_the_table_and_the_url(app: AppTest, fx: Fixture) -> None:
     table = next(df.value for df in at.dataframe if "consumption % of fund (est.)" in df.value.columns)
     assert table[table["venue"] == "gate"].iloc[0]["consumption % of fund (est.)"] == pytest.approx(
         expected_gate_pct(fx, 10, 1.0), rel=1e-9)
+
+
+def test_family_toggle_moves_only_the_funds_asset(app: AppTest) -> None:
+    at = open_page(app)
+    at.toggle(key="stress_family").set_value(True).run()
+    assert not at.exception
+    assert at.query_params["scope"] in ("family", ["family"])
+    table = next(df.value for df in at.dataframe if "consumption % of fund (est.)" in df.value.columns)
+    assert set(table["assets moved"]) == {"family"}
 
 
 def test_bad_url_values_fall_back_with_a_notice(app: AppTest) -> None:

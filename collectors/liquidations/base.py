@@ -195,6 +195,18 @@ class LiquidationSink(Protocol):
 
     def gap_closed(self, venue: str, feed: str, end: datetime) -> None: ...
 
+    def coverage(self, op: tuple[Any, ...]) -> None:
+        """A coverage event of a stream feed (``CoverageOp``): boot, start, beat, stop."""
+
+
+# Coverage of a stream by this collector run, persisted so downtime becomes a gap (storage.coverage):
+# ("boot", venue, feed, ts)              the runner starts: downtime since the last heartbeat is a gap
+# ("start", venue, feed, ts)             first subscription: this run's coverage interval opens
+# ("beat", venue, feed, start, alive)    the stream was alive at ``alive`` (every HEARTBEAT_S at most)
+# ("stop", venue, feed, start, end)      clean stop: the interval closes at ``end``
+CoverageOp = tuple[Any, ...]
+HEARTBEAT_S = 5.0
+
 
 @dataclass
 class FeedStats:
@@ -204,6 +216,7 @@ class FeedStats:
     parse_errors: int = 0
     sessions: int = 0
     gaps: int = 0
+    oversize_frames: int = 0  # dropped frames over the decoded-size cap (each also a gap row)
     last_frame_monotonic: float | None = None
 
 
@@ -253,6 +266,8 @@ class FeedSession(Protocol):
 
     def records(self, records: Iterable[LiquidationRecord]) -> None: ...
 
+    def frame_dropped(self, gap: LiquidationGap) -> None: ...
+
     def parse_failed(self, exc: BaseException, frame: Any) -> None: ...
 
     @property
@@ -290,6 +305,7 @@ class FeedRunner:
         self._last_alive: datetime | None = None
         self._gap_open = False
         self._up = False
+        self._coverage_start: datetime | None = None  # this run's coverage interval (stream feeds)
         self.started = asyncio.Event()  # set at the first subscription (tests and the bench wait on it)
 
     @property
@@ -319,12 +335,20 @@ class FeedRunner:
             self._gap_open = False
             self.sink.gap_closed(self.info.venue, self.info.feed, now)
             log.info("%s %s subscribed", self.info.venue, self.info.feed)
+        if self._coverage_start is None and self.feed.gap_on_failure:
+            self._coverage_start = now
+            self.sink.coverage(("start", self.info.venue, self.info.feed, now))
         self.started.set()
 
     def report_gap(self, gap: LiquidationGap) -> None:
         """A window the feed knows it cannot cover (e.g. older than a REST history limit)."""
         self.stats.gaps += 1
         self.sink.gap_opened(gap)
+
+    def frame_dropped(self, gap: LiquidationGap) -> None:
+        """A frame over the size cap was dropped: counted, and its moment stored as a (closed) gap."""
+        self.stats.oversize_frames += 1
+        self.report_gap(gap)
 
     def records(self, records: Iterable[LiquidationRecord]) -> None:
         fresh = []
@@ -355,9 +379,21 @@ class FeedRunner:
         self.stats.gaps += 1
         self.sink.gap_opened(LiquidationGap(self.info.venue, self.info.feed, start, None, reason[:300]))
 
+    async def _heartbeats(self) -> None:
+        """While subscribed (frames or not: a quiet, connected stream is still watched), persist that
+        the stream is covered, every HEARTBEAT_S: after a crash the gap starts at the last beat."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            if self._up and self._coverage_start is not None:
+                self.sink.coverage(("beat", self.info.venue, self.info.feed, self._coverage_start, utcnow()))
+
     async def run(self) -> None:
         first_start = utcnow()
         attempt = 0
+        beats: asyncio.Task[None] | None = None
+        if self.feed.gap_on_failure:  # REST pollers re-read what they missed; streams cannot
+            self.sink.coverage(("boot", self.info.venue, self.info.feed, first_start))
+            beats = asyncio.create_task(self._heartbeats())
         try:
             while True:
                 began = time.monotonic()
@@ -381,4 +417,9 @@ class FeedRunner:
                 self._down(reason, first_start)
                 await asyncio.sleep(self.backoff.delay(attempt))
         finally:
+            if beats is not None:
+                beats.cancel()
+            if self._coverage_start is not None:  # a clean stop closes this run's coverage interval
+                end = utcnow() if self._up else (self._last_alive or utcnow())
+                self.sink.coverage(("stop", self.info.venue, self.info.feed, self._coverage_start, end))
             await self.feed.close()

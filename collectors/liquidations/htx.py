@@ -5,6 +5,10 @@ WebSocket, gzip-compressed frames, app-level ``ping``/``pong``: not in ccxt) and
 ``direction`` is the liquidation ORDER side: sell closes a long => long liquidated. ``volume`` is contracts,
 ``amount`` base units and ``trade_turnover`` the quote (USDT) value, so no contract spec is needed.
 Completeness is not documented: treated as a lower bound.
+
+The v5 endpoint ``/v5/market/liquidation_orders`` (what ccxt 4.5.90 calls) has another shape
+(``parse_rest_v5``). The REST feed reads v3; when v3 answers 404/410 (retired) it switches to v5 for
+good and logs it, so Backstop does not go blind when HTX retires v3.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+import ccxt
 
 from collectors.errors import PayloadError
 from collectors.http import JsonHttpClient
@@ -43,6 +49,8 @@ REST_FEED = FeedInfo(VENUE, "swap_liquidation_orders:linear", "rest", UNCONFIRME
 DEFAULT_WS = "wss://api.hbdm.com"
 DEFAULT_REST = "https://api.hbdm.com"
 REST_PATH = "/linear-swap-api/v3/swap_liquidation_orders"
+REST_V5_PATH = "/v5/market/liquidation_orders"
+RETIRED = ("HTTP 404", "HTTP 410")  # how JsonHttpClient reports a path the venue no longer serves
 REST_WINDOW_S = 2 * 3600
 REST_HISTORY_S = 90 * 86_400
 REST_PAGE = 100
@@ -117,6 +125,54 @@ def parse_rest(payload: Any, feed: FeedInfo, received_at: datetime) -> list[Liqu
     return [parse_row(row, feed, row, received_at) for row in require_list(rows, "swap_liquidation_orders.data")]
 
 
+def parse_v5_row(row: Any, feed: FeedInfo, received_at: datetime) -> LiquidationRecord:
+    """One v5 row. ``position_side`` names the liquidated side (``side`` is the order side, its opposite);
+    the price is the bankruptcy price; ``trade_turnover`` is the USDT value. ``amount`` equals ``volume``
+    in the only example (2 and 2 at 125.957 USDT / 62978.5 = 0.002 BTC), so it is not read as base units
+    (UNCONFIRMED): base = trade_turnover / bankrupt_price."""
+    contract = str(require(row, "contract_code", "v5 liquidation_orders"))
+    where = f"v5 liquidation_orders[{contract}]"
+    position = str(row.get("position_side") or "").lower()
+    order_side = str(require(row, "side", where)).lower()
+    if position not in ("long", "short"):
+        if order_side not in ("buy", "sell"):
+            raise PayloadError(f"{where}: unknown side {order_side!r}")
+        position = "long" if order_side == "sell" else "short"
+    base, quote = _pair(row)
+    volume = dec(require(row, "volume", where), "volume")
+    price = dec(require(row, "bankrupt_price", where), "bankrupt_price")
+    stamp = require(row, "liquidation_time", where)
+    turnover = row.get("trade_turnover")
+    usd = dec(turnover, "trade_turnover") if turnover not in (None, "") and quote.upper() in STABLES else None
+    qty_base = usd / price if usd is not None and price else None
+    return LiquidationRecord(
+        venue=feed.venue, feed=feed.feed, source=feed.source,
+        event_key=event_key(contract, stamp, order_side, "close", volume, price),
+        ts=ts_ms(stamp, "liquidation_time"), symbol=contract, base_asset=base, quote_asset=quote,
+        side=LONG if position == "long" else SHORT, price=float(price), price_kind="bankruptcy",
+        qty_base=float(qty_base) if qty_base is not None else None, qty_contracts=float(volume),
+        contract_size=float(qty_base / volume) if qty_base is not None and volume else None, inverse=False,
+        notional_usd=float(usd) if usd is not None else None,
+        notional_source="quote_turnover" if usd is not None else ("non_usd_quote" if quote.upper() not in STABLES
+                                                                  else "no_spec"),
+        coverage=feed.coverage, lower_bound=feed.lower_bound, raw=raw_json(row), received_at=received_at,
+    )
+
+
+def parse_rest_v5(payload: Any, feed: FeedInfo, received_at: datetime) -> list[LiquidationRecord]:
+    """GET /v5/market/liquidation_orders?contract_code&start_time&end_time&limit (ccxt's source comment)::
+
+        {"code": 200, "message": "Success", "data": [
+            {"id": "150153038758", "contract_code": "BTC-USDT", "liquidation_time": "1781849094165",
+             "side": "buy", "position_side": "short", "volume": "2", "amount": "2",
+             "bankrupt_price": "62978.5", "trade_turnover": "125.957"}], "ts": 1781854869221}"""
+    code = payload.get("code") if isinstance(payload, dict) else None
+    if code not in (200, "200"):
+        raise PayloadError(f"v5 liquidation_orders: code {code}: {payload.get('message') if isinstance(payload, dict) else payload!r}")
+    rows = require(payload, "data", "v5 liquidation_orders") or []
+    return [parse_v5_row(row, feed, received_at) for row in require_list(rows, "v5 liquidation_orders.data")]
+
+
 class HtxLiquidationFeed(RawWsFeed):
     """``public.*.liquidation_orders`` (every USDT-M contract) on the notification WebSocket."""
 
@@ -154,7 +210,38 @@ class HtxLiquidationOrdersFeed(RestPollFeed):
                          window_s=REST_WINDOW_S, max_history_s=REST_HISTORY_S, **kwargs)
         self.contracts: list[str | None] = list(contracts or []) or [None]  # None: every contract (UNCONFIRMED)
 
+    v3_retired = False  # set for good once v3 answers 404/410: v5 from then on
+
     async def fetch_window(self, client: JsonHttpClient, start: datetime, end: datetime) -> list[LiquidationRecord]:
+        if not self.v3_retired:
+            try:
+                return await self._fetch_v3(client, start, end)
+            except ccxt.BadRequest as exc:
+                if not any(mark in str(exc) for mark in RETIRED):
+                    raise
+                self.v3_retired = True
+                log.warning("htx: %s is gone (%s); reading %s from now on", REST_PATH, exc, REST_V5_PATH)
+        return await self._fetch_v5(client, start, end)
+
+    async def _fetch_v5(self, client: JsonHttpClient, start: datetime, end: datetime) -> list[LiquidationRecord]:
+        """Newest first; pages back with ``end_time`` = the oldest row's time - 1 ms until a short page."""
+        records: list[LiquidationRecord] = []
+        for contract in self.contracts:
+            end_ms = int(end.timestamp() * 1000)
+            for _ in range(MAX_PAGES):
+                params = {"start_time": str(int(start.timestamp() * 1000)), "end_time": str(end_ms),
+                          "limit": str(REST_PAGE)}
+                if contract:
+                    params["contract_code"] = contract
+                payload = await client.get(REST_V5_PATH, params)
+                page = parse_rest_v5(payload, self.info, utcnow())
+                records.extend(page)
+                if len(page) < REST_PAGE:
+                    break
+                end_ms = int(min(r.ts for r in page).timestamp() * 1000) - 1
+        return records
+
+    async def _fetch_v3(self, client: JsonHttpClient, start: datetime, end: datetime) -> list[LiquidationRecord]:
         records: list[LiquidationRecord] = []
         for contract in self.contracts:
             from_id: Any = None

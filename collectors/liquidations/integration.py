@@ -83,6 +83,11 @@ class StoreSink:
         self._gap_ops.append(("close", venue, feed, end))
         self._wake.set()
 
+    def coverage(self, op: tuple[Any, ...]) -> None:
+        self._gap_ops.append(op)
+        if op[0] != "beat":
+            self._wake.set()
+
     @property
     def pending(self) -> int:
         return len(self._records) + len(self._gap_ops)
@@ -119,10 +124,17 @@ class StoreSink:
                     log.exception("liquidations: write failed; %d pending, retrying", self.pending)
                     await asyncio.sleep(self.retry_s)
         finally:
-            try:
-                await asyncio.shield(self.flush())
-            except Exception:  # noqa: BLE001 - shutting down: report what could not be written
-                log.exception("liquidations: %d rows/gap changes not written at shutdown", self.pending)
+            # the feeds' runners are cancelled with this task and queue their "stop" while this flush
+            # runs: flush again for what arrived meanwhile
+            for _ in range(3):
+                try:
+                    await asyncio.shield(self.flush())
+                except Exception:  # noqa: BLE001 - shutting down: report what could not be written
+                    log.exception("liquidations: %d rows/gap changes not written at shutdown", self.pending)
+                    break
+                await asyncio.sleep(0.05)
+                if not self.pending:
+                    break
             self._thread.shutdown(wait=False)
 
 

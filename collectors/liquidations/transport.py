@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import gzip
 import json
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,19 +27,60 @@ from collectors.liquidations.base import (
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # a frame on the wire (aiohttp refuses larger: the session ends, a gap)
+MAX_DECODED_BYTES = 8 * 1024 * 1024  # a frame after inflating: a real liquidation frame is a few KB
+INLINE_PARSE_CHARS = 256 * 1024  # larger frames are parsed off the event loop (JSON -> Decimal is slow)
 
 
-def decode_frame(message: aiohttp.WSMessage) -> Any:
-    """Text or (gzip-compressed, as HTX sends) binary frame -> JSON with exact decimals."""
+class FrameTooLarge(PayloadError):
+    """A frame that inflates (or is) past ``MAX_DECODED_BYTES``: dropped, recorded as a gap of its feed."""
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """gzip -> bytes, streaming, stopping as soon as the output passes ``limit``: a 200 KB bomb costs at
+    most ``limit`` bytes and a few ms, never the hundreds of MB it would inflate to."""
+    inflater = zlib.decompressobj(wbits=31)
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise FrameTooLarge(f"gzip frame of {len(data):,} B inflates past {limit:,} B")
+    if not inflater.eof:
+        raise PayloadError("truncated gzip frame")
+    return out
+
+
+def frame_text(message: aiohttp.WSMessage, limit: int = MAX_DECODED_BYTES) -> str:
+    """The frame's text: binary frames inflated when gzip-compressed (HTX), every frame capped at ``limit``."""
     data = message.data
     if message.type == aiohttp.WSMsgType.BINARY:
-        data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        data = data.decode("utf-8")
+        raw = _inflate(data, limit) if data[:2] == b"\x1f\x8b" else data
+        if len(raw) > limit:
+            raise FrameTooLarge(f"binary frame of {len(raw):,} B is over {limit:,} B")
+        return str(raw.decode("utf-8"))
+    if len(data) > limit:
+        raise FrameTooLarge(f"text frame of {len(data):,} chars is over {limit:,}")
+    return str(data)
+
+
+def parse_text(text: str) -> Any:
+    """JSON with exact decimals; a frame that is not JSON is returned as its text."""
     try:
-        return json.loads(data, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError:
-        return data
+        return text
+
+
+def decode_frame(message: aiohttp.WSMessage, limit: int = MAX_DECODED_BYTES) -> Any:
+    """Text or (gzip-compressed, as HTX sends) binary frame -> JSON with exact decimals, size-capped."""
+    return parse_text(frame_text(message, limit))
+
+
+async def decode_frame_async(message: aiohttp.WSMessage, limit: int = MAX_DECODED_BYTES) -> Any:
+    """``decode_frame`` that parses large frames in a worker thread: inflating is capped (a few ms at
+    most), parsing megabytes of JSON into Decimals is not, and must not hold the event loop."""
+    text = frame_text(message, limit)
+    if len(text) > INLINE_PARSE_CHARS:
+        return await asyncio.to_thread(parse_text, text)
+    return parse_text(text)
 
 
 class RawWsFeed(Feed):
@@ -97,8 +138,11 @@ class RawWsFeed(Feed):
                         continue
                     ctx.alive()
                     try:
-                        frame = decode_frame(message)
+                        frame = await decode_frame_async(message)
                         reply = self.handle(frame, ctx)
+                    except FrameTooLarge as exc:
+                        self._dropped(exc, ctx)
+                        continue
                     except PayloadError as exc:
                         if isinstance(exc, SubscriptionRefused):
                             raise
@@ -113,6 +157,12 @@ class RawWsFeed(Feed):
                 if pinger is not None:
                     pinger.cancel()
                     await asyncio.gather(pinger, return_exceptions=True)
+
+    def _dropped(self, exc: FrameTooLarge, ctx: FeedSession) -> None:
+        """An oversize frame is dropped: whatever it carried is missing, so its moment is a gap."""
+        now = datetime.now(UTC)
+        log.warning("%s %s: frame dropped: %s", self.info.venue, self.info.feed, exc)
+        ctx.frame_dropped(LiquidationGap(self.info.venue, self.info.feed, now, now, f"oversize frame dropped: {exc}"))
 
     async def close(self) -> None:
         if self._http is not None and not self._http.closed:

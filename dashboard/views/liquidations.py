@@ -111,7 +111,8 @@ def render(db_path: Path | str | None = None) -> None:
     st.header("Liquidations")
     st.caption("Liquidated positions per venue, from each venue's public liquidation feed. Most feeds are "
                "sampled by the venue, so their sums are lower bounds (shown as ≥). Hatched bars overlap a "
-               "gap in a feed; orange bands are detected cascades.")
+               "gap in a feed (a disconnect, or Backstop's collector not running); orange bands are detected "
+               "cascades.")
     db = str(db_path or default_db())
     left, middle, right = st.columns([1, 1, 2])
     range_name = left.selectbox("Range", list(RANGES), index=1, key="liq_range")

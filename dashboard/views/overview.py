@@ -48,7 +48,8 @@ def _card(row: pd.Series, health: model.HealthResult, has_liq: bool) -> None:
                       icon=common.HEALTH_ICONS[health.state])
         st.caption(f"Native: {row['native']}")
         with st.container(horizontal=True, gap="medium"):
-            st.metric("Change 7 d", fmt_pct(row["change_7d_pct"], signed=True), width="content")
+            st.metric("Change 7 d", fmt_pct(row["change_7d_pct"], signed=True), width="content",
+                      help=model.change_note(row, "7d"))
             st.metric("From 8 h max", fmt_pct(row["drawdown_8h_pct"]), width="content",
                       help="Drawdown from the highest total in the last 8 h (— when the venue publishes less "
                            "often than that).")

@@ -29,7 +29,7 @@ from storage.stress_inputs import StressInputs, load_inputs, stress_frame, venue
 ESTIMATE = ("Estimates, not forecasts: open interest × the share of positions a leverage distribution puts "
             "within the move, times a deficit rate that grows with liquidated size (README: Stress test).")
 TABLE_COLUMNS = {
-    "venue": "venue", "pool_id": "pool", "direction": "direction", "move_pct": "move %",
+    "venue": "venue", "pool_id": "pool", "direction": "direction", "move_pct": "move %", "scope": "assets moved",
     "liquidated_usd": "liquidated USD (est.)", "deficit_rate_pct": "deficit rate % (est.)",
     "deficit_usd": "deficit USD (est.)", "fund_usd": "fund USD", "fund_after_move_usd": "fund after move USD (est.)",
     "consumption_pct": "consumption % of fund (est.)", "fund_asset": "fund asset",
@@ -79,7 +79,8 @@ def _controls(cfg: StressConfig) -> StressControls:
                   help="Deficit rate added per unit of liquidated notional ÷ usual daily volume "
                        f"(config default {cfg.fill_degradation:g}).")
     right.radio("Direction", ["down", "up"], key="stress_dir", horizontal=True, on_change=_sync_url)
-    right.toggle("Only the fund's asset family", key="stress_family", on_change=_sync_url)
+    right.toggle("Fund's asset only", key="stress_family", on_change=_sync_url,
+                 help="Move only the fund's own asset family (a stablecoin fund: its largest-OI base asset).")
     _sync_url()
     return StressControls(int(st.session_state["stress_move"]), float(st.session_state["stress_fill"]),
                           str(st.session_state["stress_dir"]),

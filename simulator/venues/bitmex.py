@@ -23,27 +23,35 @@ MAX_COUNT = 500  # BitMEX's documented cap is UNCONFIRMED (commonly 500 or 1000)
 FUNDING_OFFSET_MS = 4 * HOUR_MS  # funding at 04:00, 12:00, 20:00 UTC
 UNIT_SCALE = {"XBt": Decimal(100_000_000), "USDt": Decimal(1_000_000)}  # minimum units per whole coin
 POOLS = {"XBt": ("BTC", "33491"), "USDt": ("USDT", "2512345.678901")}  # currency -> (asset, latest balance)
-# symbol, root, quote, settle, kind, one-side OI (contracts), multiplier, underlyingToPositionMultiplier
+# symbol, root, underlying, quote, settle, kind, one-side OI (contracts), multiplier, underlyingToPositionMultiplier
 CONTRACT_ROWS = [
-    ("XBTUSD", "XBT", "USD", "XBt", "inverse", "412345600", -100_000_000, None),
-    ("ETHUSD", "ETH", "USD", "XBt", "quanto", "1850000", 100, None),
-    ("XBTUSDT", "XBT", "USDT", "USDt", "linear", "9120000000", 1, 1_000_000),
-    ("ETHUSDT", "ETH", "USDT", "USDt", "linear", "210000000", 100, 10_000),
-    ("SOLUSDT", "SOL", "USDT", "USDt", "linear", "512340000", 100, 10_000),
+    ("XBTUSD", "XBT", "XBT", "USD", "XBt", "inverse", "412345600", -100_000_000, None),
+    ("XBTEUR", "XBT", "XBT", "EUR", "XBt", "inverse", "18250000", -100_000_000, None),  # 1 EUR per contract
+    ("ETHUSD", "ETH", "ETH", "USD", "XBt", "quanto", "1850000", 100, None),
+    # index perpetuals: both baskets share one root; each has its own underlying index (issue 17)
+    ("ALTMEXUSD", "BASKET", "ALTMEX", "USD", "XBt", "quanto", "20000", 100, None),
+    ("DEFIMEXUSD", "BASKET", "DEFIMEX", "USD", "XBt", "quanto", "15000", 100, None),
+    ("XBTUSDT", "XBT", "XBT", "USDT", "USDt", "linear", "9120000000", 1, 1_000_000),
+    ("ETHUSDT", "ETH", "ETH", "USDT", "USDt", "linear", "210000000", 100, 10_000),
+    ("SOLUSDT", "SOL", "SOL", "USDT", "USDt", "linear", "512340000", 100, 10_000),
 ]
+# USD per unit of a non-USD quote currency (held constant: the model has no FX path). ECB reference rate
+# order of magnitude, 2024-2025 (EUR/USD 1.03-1.18).
+QUOTE_USD = {"EUR": Decimal("1.08")}
 ASSET_OF_ROOT = {"XBT": "BTC"}
 TICK = {"XBT": Decimal("0.1"), "ETH": Decimal("0.01"), "SOL": Decimal("0.001")}
 
 
 def build(market: Market) -> SimVenue:
     venue = SimVenue(KEY)
-    for symbol, root, quote, settle, kind, oi, multiplier, position_mult in CONTRACT_ROWS:
-        base = ASSET_OF_ROOT.get(root, root)
-        size = Decimal(1) if kind == "inverse" else (
+    for symbol, root, underlying, quote, settle, kind, oi, multiplier, position_mult in CONTRACT_ROWS:
+        base = ASSET_OF_ROOT.get(underlying, underlying)
+        size = QUOTE_USD.get(quote, Decimal(1)) if kind == "inverse" else (  # model size: USD per contract
             Decimal(1) / Decimal(position_mult) if position_mult else Decimal(multiplier))
         venue.contracts[symbol] = SimContract(
             symbol, base, quote, settle, size, kind == "inverse", Decimal(oi),
-            extra={"root": root, "kind": kind, "multiplier": multiplier, "position_mult": position_mult},
+            extra={"root": root, "underlying": underlying, "kind": kind, "multiplier": multiplier,
+                   "position_mult": position_mult},
         )
     for currency, (asset, balance) in POOLS.items():
         pool = SimPool(currency, asset, [c.symbol for c in venue.contracts.values() if c.settle == currency],
@@ -99,6 +107,7 @@ def select(rows: list[dict[str, Any]], query: Any, key_field: str) -> list[dict[
 def _mark(market: Market, contract: SimContract) -> Decimal:
     tick = TICK.get(contract.extra["root"], Decimal("0.01"))
     raw = market.price(contract.base) * (1 + contract.extra.get("basis", Decimal("0.0001")))
+    raw /= QUOTE_USD.get(contract.quote, Decimal(1))  # XBTEUR is marked in EUR
     return (raw / tick).to_integral_value() * tick
 
 
@@ -139,8 +148,9 @@ def routes(market: Market) -> list[web.RouteDef]:
     def instrument(contract: SimContract) -> dict[str, Any]:
         now = market.now_ms()
         mark = _mark(market, contract)
-        index = market.price(contract.base)
+        index = market.price(contract.base) / QUOTE_USD.get(contract.quote, Decimal(1))
         root = contract.extra["root"]
+        underlying = contract.extra["underlying"]
         interval = contract.funding_interval_h * HOUR_MS
         next_funding = ((now - FUNDING_OFFSET_MS) // interval + 1) * interval + FUNDING_OFFSET_MS
         kind = contract.extra["kind"]
@@ -149,10 +159,11 @@ def routes(market: Market) -> list[web.RouteDef]:
         return {
             "symbol": contract.symbol, "rootSymbol": root, "state": "Open", "typ": "FFWCSX",
             "listing": "2016-05-13T12:00:00.000Z", "front": "2016-05-13T12:00:00.000Z", "expiry": None,
-            "settle": None, "listedSettle": None, "positionCurrency": "USD" if kind != "linear" else root,
-            "underlying": root, "quoteCurrency": contract.quote,
-            "underlyingSymbol": f"{root}=" if contract.quote == "USD" else f"{root}T=",
-            "reference": "BMEX", "referenceSymbol": f".B{root}" if contract.quote == "USD" else f".B{root}T",
+            "settle": None, "listedSettle": None, "positionCurrency": root if kind == "linear" else ("USD" if kind == "quanto" else contract.quote),
+            "underlying": underlying, "quoteCurrency": contract.quote,
+            "underlyingSymbol": f"{underlying}=" if contract.quote == "USD" else f"{underlying}T=",
+            "reference": "BMEX",
+            "referenceSymbol": f".B{underlying}" if contract.quote == "USD" else f".B{underlying}{contract.quote[0]}",
             "maxOrderQty": 10_000_000, "maxPrice": 1_000_000, "lotSize": 100,
             "tickSize": TICK.get(root, Decimal("0.01")), "multiplier": contract.extra["multiplier"],
             "settlCurrency": contract.settle, "underlyingToPositionMultiplier": position_mult,

@@ -1,5 +1,6 @@
 """Simulated Bybit v5: /v5/market/insurance (shared pools published daily, isolated pools every minute),
-/v5/market/tickers (linear + inverse), /v5/market/adlAlert, in the v5 envelope
+/v5/market/tickers (linear + inverse), /v5/market/adlAlert, and the history paths /v5/market/open-interest
+(cursor paging), /v5/market/funding/history (endTime paging) and /v5/market/mark-price-kline, in the v5 envelope
 ``{retCode, retMsg, result, retExtInfo, time}``.
 
 Only public implicit ccxt calls are used by the collector, so no ``load_markets`` endpoint is needed.
@@ -7,12 +8,14 @@ Only public implicit ccxt calls are used by the collector, so no ``load_markets`
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
-from simulator.market import HOUR_MS, MINUTE_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import DAY_MS, HOUR_MS, MINUTE_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 
 KEY = "bybit"
@@ -36,6 +39,9 @@ POOL_ROWS = [  # coin, symbols (the venue's order), balance
     ("BTC", "BTCUSD", "1231.55829104"),
     ("ETH", "ETHUSD", "8410.01938211"),
 ]
+OI_INTERVALS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000, "1h": 3_600_000, "4h": 14_400_000,
+                "1d": 86_400_000}  # /v5/market/open-interest intervalTime -> ms
+KLINE_INTERVALS = {"60": HOUR_MS, "240": 4 * HOUR_MS, "D": DAY_MS}  # mark-price-kline interval -> ms
 ADL_TRIGGER_BALANCE = {"USDT": "10000", "USDC": "10000", "BTC": "0.2", "ETH": "5"}
 
 
@@ -164,8 +170,110 @@ def routes(market: Market) -> list[web.RouteDef]:
         now = market.now_ms()
         return reply(envelope(market, {"updatedTime": str(now - now % MINUTE_MS), "list": rows}))
 
+    def contract_for(request: web.Request) -> SimContract | web.Response:
+        category = request.query.get("category", "")
+        contract = venue.contracts.get(request.query.get("symbol", ""))
+        if category not in ("linear", "inverse"):
+            return error(10001, "Illegal category")
+        if contract is None or contract.extra["category"] != category:
+            return error(10001, "Not supported symbols")
+        return contract
+
+    def window(request: web.Request, start_key: str, end_key: str, default_limit: int,
+               max_limit: int) -> tuple[int | None, int, int]:
+        start = request.query.get(start_key)
+        end = request.query.get(end_key)
+        limit = int(request.query.get("limit", str(default_limit)))
+        if not 1 <= limit <= max_limit:
+            raise ValueError(f"limit must be in [1, {max_limit}]")
+        return (int(start) if start else None), (int(end) if end else market.now_ms()), limit
+
+    async def open_interest(request: web.Request) -> web.Response:
+        """GET /v5/market/open-interest: both-sides ``openInterest`` (+ ``singleOpenInterest`` where the
+        contract serves single fields) per ``intervalTime`` bucket, newest first, ``cursor`` paging."""
+        found = contract_for(request)
+        if isinstance(found, web.Response):
+            return found
+        step = OI_INTERVALS.get(request.query.get("intervalTime", ""))
+        if step is None:
+            return error(10001, "Illegal intervalTime")
+        try:
+            start, end, limit = window(request, "startTime", "endTime", 50, 200)
+            cursor = unquote(request.query.get("cursor", "") or "lastid=0")  # served encoded; clients may decode
+            offset = int(cursor.split("lastid=")[1].split("&")[0])
+        except (ValueError, IndexError):
+            return error(10001, "Illegal parameter")
+        first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
+        points = [t for t in range(end // step * step, first - 1, -step)]
+        page = points[offset:offset + limit]
+        rows = []
+        for ts in page:
+            single = oi_at(market, found, ts)
+            row = {"openInterest": _text(single * 2, 8), "timestamp": str(ts)}
+            if found.extra.get("single_fields", True):
+                row["singleOpenInterest"] = str(single)
+            rows.append(row)
+        more = offset + limit < len(points)
+        cursor = f"lastid%3D{offset + limit}%26lasttime%3D{page[-1] // 1000}" if more and page else ""
+        return reply(envelope(market, {"symbol": found.symbol, "category": found.extra["category"], "list": rows,
+                                       "nextPageCursor": cursor}))
+
+    async def funding_history(request: web.Request) -> web.Response:
+        """GET /v5/market/funding/history: settled rates at each funding time, newest first (endTime paging)."""
+        found = contract_for(request)
+        if isinstance(found, web.Response):
+            return found
+        try:
+            start, end, limit = window(request, "startTime", "endTime", 200, 200)
+        except ValueError:
+            return error(10001, "Illegal parameter")
+        interval = found.funding_interval_h * HOUR_MS
+        first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
+        stamps = [t for t in range(min(end, market.now_ms()) // interval * interval, first - 1, -interval)][:limit]
+        return reply(envelope(market, {"category": found.extra["category"], "list": [
+            {"symbol": found.symbol, "fundingRate": str(funding_at(market, found, ts)),
+             "fundingRateTimestamp": str(ts)} for ts in stamps]}))
+
+    async def mark_price_kline(request: web.Request) -> web.Response:
+        """GET /v5/market/mark-price-kline (interval 60 / 240 / D): ``[start, open, high, low, close]`` newest
+        first; the close is the model's hourly close at the bar's end."""
+        found = contract_for(request)
+        if isinstance(found, web.Response):
+            return found
+        bar_ms = KLINE_INTERVALS.get(request.query.get("interval", ""))
+        if bar_ms is None:
+            return error(10001, "Illegal interval")
+        try:
+            start, end, limit = window(request, "start", "end", 200, 1000)
+        except ValueError:
+            return error(10001, "Illegal parameter")
+        first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
+        stamps = [t for t in range(end // bar_ms * bar_ms, first - 1, -bar_ms)][:limit]
+        basis = 1 + found.extra.get("basis", Decimal("0.0002"))
+        rows = []
+        for ts in stamps:
+            close = _text(market.price_at(found.base, ts + bar_ms - 1) * basis, 2)
+            rows.append([str(ts), close, close, close, close])
+        return reply(envelope(market, {"category": found.extra["category"], "symbol": found.symbol, "list": rows}))
+
     return [
         web.get("/v5/market/insurance", insurance),
         web.get("/v5/market/tickers", tickers),
         web.get("/v5/market/adlAlert", adl_alert),
+        web.get("/v5/market/open-interest", open_interest),
+        web.get("/v5/market/funding/history", funding_history),
+        web.get("/v5/market/mark-price-kline", mark_price_kline),
     ]
+
+
+def oi_at(market: Market, contract: SimContract, ts: int) -> Decimal:
+    """One-side OI of ``contract`` in the bucket at ``ts``: today's level with a seeded +-5 % wander."""
+    local = random.Random(f"{market.seed}:oi:{contract.symbol}:{ts // HOUR_MS}")
+    return (contract.oi_contracts * Decimal(repr(round(1 + local.uniform(-0.05, 0.05), 6)))).quantize(
+        Decimal("0.001") if not contract.inverse else Decimal(1))
+
+
+def funding_at(market: Market, contract: SimContract, ts: int) -> Decimal:
+    """The settled rate at funding time ``ts``: the contract's rate plus seeded noise."""
+    local = random.Random(f"{market.seed}:funding:{contract.symbol}:{ts}")
+    return (contract.funding_rate + Decimal(repr(round(local.gauss(0, 0.00004), 6)))).quantize(Decimal("1e-6"))

@@ -71,6 +71,11 @@ def _untoken(token: str) -> tuple[int, int]:
     return int(ts), int(seq)
 
 
+def current_funding(contract: SimContract) -> Decimal:
+    """The current rate: 1.5 x the trailing one less 0.5 bp, so a small positive trailing rate turns negative."""
+    return (contract.funding_rate * Decimal("1.5") - Decimal("0.00005")).quantize(Decimal("1e-8"))
+
+
 def routes(market: Market) -> list[web.RouteDef]:
     venue = market.venue(KEY)
 
@@ -132,8 +137,10 @@ def routes(market: Market) -> list[web.RouteDef]:
             "volume_usd": Decimal("661040250.0"), "volume_notional": Decimal("661040250.0"),
         }
         if not contract.extra.get("dated"):
-            row["current_funding"] = contract.funding_rate / 8
+            # two figures on the same 8 h basis: the trailing one, and the current one which leads it and
+            # can have the opposite sign (as in Deribit's own example: 1.2966e-4 vs -8.1069e-4)
             row["funding_8h"] = contract.funding_rate
+            row["current_funding"] = current_funding(contract)
         return row
 
     async def book_summary(request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
 """Simulated dYdX v4, both path families under one mount: the node's Cosmos bank REST
 (``/cosmos/bank/v1beta1/balances/{address}``, Cosmos pagination) and the indexer's
-``/v4/perpetualMarkets``.
+``/v4/perpetualMarkets`` and ``/v4/historicalFunding/{ticker}`` (hourly settled rates, newest first).
 
 Module-account addresses are the two pairs published in the reference (not derived here), so a
 collector that derives a wrong address reads an empty account. Isolated market 52 has no funded
@@ -10,12 +10,14 @@ account: the node answers an empty balance list, as it does for any unknown acco
 from __future__ import annotations
 
 import base64
+import random
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from aiohttp import web
 
-from simulator.market import Market, SimContract, SimPool, SimVenue
+from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 
 KEY = "dydx"
@@ -36,6 +38,9 @@ OTHER_DENOMS = {  # what else the module accounts hold (sorted before/after USDC
     "ibc/0EB98A7C4F3F1A1B5E2E2A8DDB1B3F1C7E1F5D2E0E5E2A1B3C4D5E6F7A8B9C0D": "15",
 }
 MICRO = Decimal("0.000001")
+FUNDING_PAGE_MAX = 100  # rows per historicalFunding answer (the indexer's default limit; its max UNCONFIRMED)
+BLOCK_MS = 1_000  # ~1 block per second: effectiveAtHeight is illustrative only
+HEIGHT_AT_EPOCH = -1_700_000_000  # so heights near 2026 are in the tens of millions
 
 
 def build(market: Market) -> SimVenue:
@@ -119,7 +124,45 @@ def routes(market: Market) -> list[web.RouteDef]:
             contracts = contracts[: int(limit)]
         return reply({"markets": {c.symbol: market_row(c) for c in contracts}})
 
+    def funding_stamps(before_ms: int | None, limit: int) -> list[int]:
+        """The newest ``limit`` hourly settlement times at/before ``before_ms`` within the history window."""
+        last = market.now_ms() // HOUR_MS * HOUR_MS
+        first = last - (market.history_days * 24 - 1) * HOUR_MS
+        newest = last if before_ms is None else min(last, before_ms // HOUR_MS * HOUR_MS)
+        return list(range(newest, max(first, newest - (limit - 1) * HOUR_MS) - 1, -HOUR_MS))
+
+    async def historical_funding(request: web.Request) -> web.Response:
+        """GET /v4/historicalFunding/{ticker}?limit=&effectiveBeforeOrAt= : newest first, at most
+        ``FUNDING_PAGE_MAX`` rows, ``{"historicalFunding": [{ticker, rate, price, effectiveAt,
+        effectiveAtHeight}]}`` (the indexer's shape)."""
+        ticker = request.match_info["ticker"]
+        contract = venue.contracts.get(ticker)
+        if contract is None:
+            return reply({"errors": [{"msg": f"{ticker} is not a valid ticker"}]}, status=404)
+        try:
+            limit = min(int(request.query.get("limit", str(FUNDING_PAGE_MAX))), FUNDING_PAGE_MAX)
+            before = request.query.get("effectiveBeforeOrAt")
+            before_ms = int(datetime.fromisoformat(before.replace("Z", "+00:00")).timestamp() * 1000) if before else None
+        except ValueError:
+            return reply({"errors": [{"msg": "invalid limit or effectiveBeforeOrAt"}]}, status=400)
+        return reply({"historicalFunding": [
+            {"ticker": ticker, "rate": format(funding_rate_at(market, contract, ts), "f"),
+             "price": format(market.price_at(contract.base, ts), "f"),
+             "effectiveAt": _iso(ts), "effectiveAtHeight": str(HEIGHT_AT_EPOCH + ts // BLOCK_MS)}
+            for ts in funding_stamps(before_ms, max(1, limit))]})
+
     return [
         web.get("/cosmos/bank/v1beta1/balances/{address}", balances),
         web.get("/v4/perpetualMarkets", perpetual_markets),
+        web.get("/v4/historicalFunding/{ticker}", historical_funding),
     ]
+
+
+def funding_rate_at(market: Market, contract: SimContract, ts: int) -> Decimal:
+    """The settled hourly rate of ``contract`` at ``ts``: its current rate plus seeded noise."""
+    local = random.Random(f"{market.seed}:{contract.symbol}:{ts}")
+    return (contract.funding_rate + Decimal(repr(round(local.gauss(0, 0.000004), 9)))).quantize(Decimal("1e-9"))
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

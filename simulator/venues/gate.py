@@ -1,5 +1,6 @@
 """Simulated Gate futures (API v4): /futures/{settle}/insurance (latest N ledger rows, ``t`` in seconds),
-contract_stats (5-minute OI + liquidation buckets), tickers and contracts, for the usdt and btc books."""
+contract_stats (5-minute OI + liquidation buckets), tickers and contracts, adl_risk_states (market-level ADL
+state per contract), for the usdt and btc books."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ CONTRACT_ROWS = [  # name, base, settle, quanto multiplier (base per contract; i
     ("SOL_USDT", "SOL", "usdt", "1", "3210987"),
     ("BTC_USD", "BTC", "btc", "1", "98765432"),
 ]
+ADL_STATE = {"low": "normal", "medium": "warning", "high": "adl_risk"}  # model risk -> Gate's state
 POOLS = {"usdt": ("USDT", "61234567.8912"), "btc": ("BTC", "412.34567891")}  # settle -> (asset, balance)
 
 
@@ -164,7 +166,19 @@ def routes(market: Market) -> list[web.RouteDef]:
             })
         return reply(rows)
 
+    async def adl_risk_states(request: web.Request) -> web.Response:
+        """Market-level ADL state per contract, from the model's ADL risk (low/medium/high); recomputed
+        each minute (``calculated_at_ms``). Shape: Gate's FuturesADLRiskStates (UNCONFIRMED example)."""
+        settle = book(request)
+        if settle is None:
+            return _error("INVALID_PARAM_VALUE", "invalid settle")
+        calculated = market.now_ms() // 60_000 * 60_000
+        return reply({"settle": settle, "states": {
+            c.symbol: {"state": ADL_STATE[c.extra.get("adl_risk", "low")], "calculated_at_ms": calculated}
+            for c in contracts_of(settle)}})
+
     return [
+        web.get("/api/v4/futures/{settle}/adl_risk_states", adl_risk_states),
         web.get("/api/v4/futures/{settle}/insurance", insurance),
         web.get("/api/v4/futures/{settle}/contract_stats", contract_stats),
         web.get("/api/v4/futures/{settle}/tickers", tickers),

@@ -20,9 +20,12 @@ CONTRACT_ROWS = [  # symbol, base, quote, settle, contractSize, OI contracts (ho
     ("SOL_USDT", "SOL", "USDT", "USDT", "0.1", "8765432"),
     ("BTC_USD", "BTC", "USD", "BTC", "100", "1234567"),
 ]
-POOLS = {  # symbol -> (currency, available)
-    "BTC_USDT": ("USDT", "425018.32968325"), "ETH_USDT": ("USDT", "210987.65432198"),
-    "SOL_USDT": ("USDT", "54321.12345678"), "BTC_USD": ("BTC", "5.00211366"),
+# symbol -> (currency, available). Calibrated (simulator.market.FUND_TO_OI_CALIBRATION): MEXC reported its
+# insurance fund at ~$559 M USDT (Jul-Aug 2025 security report), so the four simulated pools hold ~$250 M
+# (~5 % of the simulated $4.9 B OI), not the documented example's 425,018 USDT per contract (0.02 %).
+POOLS = {
+    "BTC_USDT": ("USDT", "171234567.32968325"), "ETH_USDT": ("USDT", "51098765.65432198"),
+    "SOL_USDT": ("USDT", "8123456.12345678"), "BTC_USD": ("BTC", "101.00211366"),
 }
 
 

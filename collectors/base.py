@@ -88,7 +88,8 @@ class VenueAdapter(abc.ABC):
         return next((cap for cap in cls.capabilities if cap.dataset == dataset), None)
 
     async def open(self) -> None:  # noqa: B027 - optional hook
-        """Create long-lived clients (one ccxt client per venue for the process lifetime)."""
+        """Work at start that needs the running loop. None today: a venue makes its clients (one ccxt
+        client per venue for the process lifetime) in ``__init__``; they connect on first use."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""

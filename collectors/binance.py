@@ -29,6 +29,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, raw_text, require, require_list, to_json, ts_ms
+from records.config import VenueConfig
 
 QUOTES = ("USDT", "USDC")
 PREFERRED_GROUP_IDS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
@@ -164,7 +165,8 @@ class BinanceAdapter(VenueAdapter):
         Capability(ADL, "/fapi/v1/symbolAdlRisk", 1_800, "none", "high/medium/low"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("binanceusdm", self.config.base_url_str(), self.config.timeout_s))
         self._marks: dict[str, float] = {}
 

@@ -16,6 +16,7 @@ from collectors.base import FUNDING, OPEN_INTEREST, Batch, Capability, FundingRa
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, raw_text, require, require_list, ts_ms
+from records.config import VenueConfig
 
 PREFERRED = ("BTCUSD_PERP", "ETHUSD_PERP", "SOLUSD_PERP", "BNBUSD_PERP", "XRPUSD_PERP", "DOGEUSD_PERP")
 
@@ -104,7 +105,8 @@ class BinanceCoinmAdapter(VenueAdapter):
         Capability(FUNDING, "/dapi/v1/premiumIndex", 600, "none", "rate per interval"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("binancecoinm", self.config.base_url_str(), self.config.timeout_s))
         self._contracts: dict[str, CoinmContract] = {}
         self._contracts_lock = asyncio.Lock()

@@ -41,6 +41,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_dec, raw_text, require_list, ts_ms
+from records.config import VenueConfig
 
 # positions in a /v2/status/deriv row (documented field list; PLACEHOLDER positions omitted)
 LIVE_FIELDS: dict[str, int] = {
@@ -232,7 +233,8 @@ class BitfinexAdapter(VenueAdapter):
                    "USDt (MARK_PRICE)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(
             make_exchange("bitfinex", self.config.base_url_str(), self.config.timeout_s))
 

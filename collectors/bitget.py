@@ -31,6 +31,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
+from records.config import VenueConfig
 
 PRODUCT_TYPE = "USDT-FUTURES"
 PREFERRED = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
@@ -216,7 +217,8 @@ class BitgetAdapter(VenueAdapter):
         Capability(FUNDING, "/api/v2/mix/market/current-fund-rate", 600, "none", "rate per interval"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("bitget", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

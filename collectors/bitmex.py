@@ -64,6 +64,7 @@ from collectors.parsing import (
     ts_iso,
     usd_quote,
 )
+from records.config import VenueConfig
 
 PAGE_SIZE = 500
 POLL_OVERLAP = timedelta(days=3)
@@ -237,7 +238,8 @@ class BitmexAdapter(VenueAdapter):
 
     page_size = PAGE_SIZE
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.client = JsonHttpClient(self.base_url, self.config.timeout_s)
 
     async def close(self) -> None:

@@ -65,6 +65,7 @@ from collectors.parsing import (
     to_json,
     ts_ms,
 )
+from records.config import VenueConfig
 
 HOUR_MS = 3_600_000
 KLINE_PAGE = 1000  # mark-price-kline bars per call (Bybit's maximum)
@@ -377,7 +378,8 @@ class BybitAdapter(VenueAdapter):
         Capability(ADL, "/v5/market/adlAlert", 60, "none", "pnlRatio vs insurancePnlRatio"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("bybit", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

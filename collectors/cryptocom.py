@@ -30,6 +30,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
+from records.config import VenueConfig
 
 FUND_INSTRUMENT = "USD"  # the insurance fund's instrument_name (one fund, in USD)
 FUND_POOL = "USD"
@@ -139,7 +140,8 @@ class CryptocomAdapter(VenueAdapter):
         Capability(PRICES, "/exchange/v1/public/get-tickers", 300, "none", "USD (last)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("cryptocom", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

@@ -40,6 +40,7 @@ from collectors.parsing import (
     ts_ms,
     usd_quote,
 )
+from records.config import VenueConfig
 
 CURRENCIES = ("BTC", "ETH", "USDC")  # books with derivatives: inverse BTC/ETH, linear USDC
 # everything a bankruptcy row carries besides its timestamp (ccxt's comment spells session_bankrupcy)
@@ -161,7 +162,8 @@ class DeribitAdapter(VenueAdapter):
                    "USD (estimated_delivery_price)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("deribit", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

@@ -36,6 +36,7 @@ from collectors.base import (
 from collectors.errors import PayloadError
 from collectors.http import JsonHttpClient
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_iso
+from records.config import VenueConfig
 
 DEFAULT_NODE_REST = "https://dydx-rest.publicnode.com"
 DEFAULT_INDEXER = "https://indexer.dydx.trade"
@@ -251,7 +252,8 @@ class DydxAdapter(VenueAdapter):
         Capability(PRICES, "indexer /v4/perpetualMarkets", 60, "none", "USD (oraclePrice)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         base = self.config.base_url_str()
         self.node = JsonHttpClient(base or DEFAULT_NODE_REST, self.config.timeout_s)
         self.indexer = JsonHttpClient(base or DEFAULT_INDEXER, self.config.timeout_s, min_interval_s=0.1)

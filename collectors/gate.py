@@ -40,6 +40,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, to_json, ts_ms, ts_s
+from records.config import VenueConfig
 
 SETTLES = ("usdt", "btc")
 INSURANCE_MAX_ROWS = 1000  # everything Gate keeps: the endpoint has no time filter
@@ -286,7 +287,8 @@ class GateAdapter(VenueAdapter):
                    "market-level state per contract; response shape UNCONFIRMED (parsed defensively)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("gate", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

@@ -32,6 +32,7 @@ from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, raw_text, require, require_list, to_json, ts_ms
+from records.config import VenueConfig
 
 API = ["contract", "public"]
 RISK_INFO = "linear-swap-api/v1/swap_risk_info"
@@ -194,7 +195,8 @@ class HtxAdapter(VenueAdapter):
         Capability(ADL, "/linear-swap-api/v1/swap_risk_info", 600, "none", "estimated_clawback rate"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(
             make_exchange("htx", self.config.base_url_str(), self.config.timeout_s))
 

@@ -32,6 +32,7 @@ from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.inventory import BACKSTOP_POSITIONS, BackstopPosition
 from collectors.parsing import dec, fallback_ts, num, opt_num, raw_text, require, require_list, ts_ms
+from records.config import VenueConfig
 
 HLP_VAULT = "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"  # official docs' vaultDetails example
 HLP_LIQUIDATOR = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"  # child of HLP: UNCONFIRMED by official docs
@@ -197,7 +198,8 @@ class HyperliquidAdapter(VenueAdapter):
         Capability(PRICES, "POST /info metaAndAssetCtxs", 60, "none", "USD (oraclePx)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("hyperliquid", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

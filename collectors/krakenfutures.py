@@ -45,6 +45,7 @@ from collectors.parsing import (
     ts_s,
     usd_quote,
 )
+from records.config import VenueConfig
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,8 @@ class KrakenFuturesAdapter(VenueAdapter):
         Capability(PRICES, "/derivatives/api/v3/tickers", 60, "none", "USD (indexPrice)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("krakenfutures", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

@@ -36,6 +36,7 @@ from collectors.parsing import (
     ts_ms,
     usd_quote,
 )
+from records.config import VenueConfig
 
 
 def _ok_data(payload: Any, where: str) -> Any:
@@ -117,7 +118,8 @@ class KucoinFuturesAdapter(VenueAdapter):
         Capability(FUNDING, "/api/v1/contracts/active", 600, "none", "rate per interval"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("kucoinfutures", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

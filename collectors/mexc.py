@@ -44,6 +44,7 @@ from collectors.parsing import (
     ts_ms,
     usd_quote,
 )
+from records.config import VenueConfig
 
 HISTORY_PAGE_SIZE = 100  # MEXC's maximum
 DETAIL_REFRESH_S = 3_600
@@ -217,7 +218,8 @@ class MexcAdapter(VenueAdapter):
         Capability(PRICES, "/api/v1/contract/ticker", 300, "none", "USD(T) index"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(
             make_exchange("mexc", self.config.base_url_str(), self.config.timeout_s))
         self._contracts: dict[str, MexcContract] = {}

@@ -82,6 +82,7 @@ from collectors.parsing import (
     to_json,
     ts_ms,
 )
+from records.config import VenueConfig
 
 INST_TYPES = ("SWAP", "FUTURES")
 DEFAULT_FAMILIES = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BTC-USD", "ETH-USD")
@@ -353,7 +354,8 @@ class OkxAdapter(VenueAdapter):
         Capability(PRICES, "/api/v5/public/mark-price", 300, "none", "USD(T)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("okx", self.config.base_url_str(), self.config.timeout_s))
         self._instrument_cache: dict[str, Instrument] = {}
         self._instruments_at = float("-inf")

@@ -30,6 +30,7 @@ from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.inventory import BACKSTOP_POSITIONS, BackstopPosition
 from collectors.parsing import dec, num, opt_num, raw_text, require, require_list, ts_ms
+from records.config import VenueConfig
 
 FUND_POOL = "insurance fund"  # the platform fund (per-builder funds of permissionless markets: not public)
 SETTLE = "USDC"
@@ -146,7 +147,8 @@ class OrderlyAdapter(VenueAdapter):
         Capability(PRICES, "/v1/public/futures", 60, "none", "USD (index_price)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         # exact numbers: Orderly writes balances as JSON numbers (10001908.678983)
         self.exchange = use_exact_numbers(
             make_exchange("woofipro", self.config.base_url_str(), self.config.timeout_s))

@@ -25,6 +25,7 @@ from collectors.base import (
 from collectors.ccxt_client import ccxt_call, make_exchange
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
+from records.config import VenueConfig
 
 FUND_POOL = "insurance fund"
 PERP_SUFFIX = "-PERP"  # BTC-USD-PERP
@@ -103,7 +104,8 @@ class ParadexAdapter(VenueAdapter):
         Capability(PRICES, "/v1/markets/summary?market=ALL", 60, "none", "USD (oracle_price)"),
     )
 
-    async def open(self) -> None:
+    def __init__(self, config: VenueConfig) -> None:
+        super().__init__(config)  # the clients are made here (they connect on first use)
         self.exchange = use_exact_numbers(make_exchange("paradex", self.config.base_url_str(), self.config.timeout_s))
 
     async def close(self) -> None:

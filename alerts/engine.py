@@ -10,9 +10,10 @@ Lifecycle (all state lives in the ``alerts`` table, so a restart neither forgets
   the cooldown has passed if it is still firing; an escalation above the severity last announced is
   always announced at once; a resolution is announced when its firing was.
 
-``evaluate_after_cycle(collector, outcomes)`` is the collector hook: one evaluation at a time per
-collector (calls arriving meanwhile fold into one re-run), run in a thread with a timeout, deliveries
-handed to a background thread - collection never waits for a notification.
+``AlertEngine.after_cycle`` is the collector hook (the composition root builds one engine per collector,
+``backstop.integrations.alert_engine_for``): one evaluation at a time (calls arriving meanwhile fold into
+one re-run), run in a thread with a timeout, deliveries handed to a background thread - collection never
+waits for a notification.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import asyncio
 import logging
 import threading
 import uuid
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -419,33 +419,3 @@ class AlertEngine:
 
     def wait_deliveries(self, timeout: float | None = None) -> bool:
         return self.deliverer.wait(timeout)
-
-
-_ENGINES: dict[int, tuple[weakref.ref[Any], AlertEngine | None]] = {}
-
-
-def engine_for(collector: Any) -> AlertEngine | None:
-    """The collector's engine (built on first use; None when the alert config is invalid - logged once)."""
-    entry = _ENGINES.get(id(collector))
-    if entry is not None and entry[0]() is collector:
-        return entry[1]
-    engine: AlertEngine | None
-    try:
-        venues = {key: type(adapter).facts() for key, adapter in collector.adapters.items()}
-        engine = AlertEngine.for_settings(collector.settings, venues, store=collector.store,
-                                          jobs=collector.jobs())
-    except ConfigError as exc:
-        log.error("alerts disabled: %s", exc)
-        engine = None
-    key = id(collector)
-    _ENGINES[key] = (weakref.ref(collector, lambda _ref: _ENGINES.pop(key, None)), engine)
-    return engine
-
-
-async def evaluate_after_cycle(collector: Any, outcomes: Sequence[Any]) -> None:
-    """Collector after-cycle hook (``Collector.after_cycle``): evaluate the rules, notify in the background."""
-    if not collector.settings.alerts.enabled:
-        return
-    engine = engine_for(collector)
-    if engine is not None:
-        await engine.after_cycle()

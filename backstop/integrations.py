@@ -10,7 +10,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from alerts import engine as alert_engine
+from alerts.engine import AlertEngine
+from backstop.config import ConfigError
 from backstop.service import Collector
 from collectors.liquidations import integration as liquidations
 from collectors.runner import RunOutcome
@@ -75,6 +76,19 @@ class CascadeDetector:
         return list(run.cascades)
 
 
+def alert_engine_for(collector: Collector) -> AlertEngine | None:
+    """The collector's alert engine, over the venues it polls; None when alerts are off or their
+    configuration is invalid (logged: collection goes on without alerts)."""
+    if not collector.settings.alerts.enabled:
+        return None
+    venues = {key: type(adapter).facts() for key, adapter in collector.adapters.items()}
+    try:
+        return AlertEngine.for_settings(collector.settings, venues, store=collector.store, jobs=collector.jobs())
+    except ConfigError as exc:
+        log.error("alerts disabled: %s", exc)
+        return None
+
+
 def attach(collector: Collector) -> None:
     """Every feature of a running collector (``collect``, ``run``, ``demo``)."""
     collector.background.append(refresh_rollups_forever)
@@ -86,4 +100,6 @@ def attach(collector: Collector) -> None:
         from backstop.lake_cli import scheduled_sync
 
         collector.background.append(scheduled_sync(lake))
-    collector.after_cycle.append(lambda outcomes: alert_engine.evaluate_after_cycle(collector, outcomes))
+    engine = alert_engine_for(collector)
+    if engine is not None:
+        collector.after_cycle.append(lambda outcomes: engine.after_cycle())

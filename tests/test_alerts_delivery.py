@@ -20,6 +20,7 @@ from alerts import engine as E
 from alerts.commands import alerts_test
 from alerts.delivery import Deliverer, Notification, secret_fragments, target_label
 from backstop.config import load_settings
+from backstop.integrations import alert_engine_for
 from backstop.service import Collector
 from storage import alert_store as A
 from storage.alert_store import DeliveryAttempt
@@ -175,11 +176,11 @@ def test_failing_receiver_does_not_hold_up_collection(sim_factory: Any, tmp_path
 
         async def cycle() -> tuple[bool, list[Any], E.AlertEngine]:
             collector = Collector.for_venues(settings)
-            collector.after_cycle.append(lambda outcomes: E.evaluate_after_cycle(collector, outcomes))
+            engine = alert_engine_for(collector)
+            assert engine is not None
+            collector.after_cycle.append(lambda outcomes: engine.after_cycle())
             async with collector.running():
                 outcomes = await collector.run_cycle()
-                engine = E.engine_for(collector)
-                assert engine is not None
                 # 3 attempts x 0.4 s (+ backoff) on target 0, then 0.4 s on target 1: still under way
                 in_flight = not engine.wait_deliveries(timeout=0)
                 return in_flight, outcomes, engine

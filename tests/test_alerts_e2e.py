@@ -23,6 +23,7 @@ import pytest
 
 from alerts import engine as E
 from backstop.config import Settings
+from backstop.integrations import alert_engine_for
 from backstop.service import Collector
 from simulator.market import HOUR_MS
 from simulator.server import SimulatorThread
@@ -58,7 +59,9 @@ def collect(sim: SimulatorThread, settings: Settings, offsets_h: list[float],
 
     async def run() -> E.AlertEngine:
         collector = Collector.for_venues(settings)
-        collector.after_cycle.append(lambda outcomes: E.evaluate_after_cycle(collector, outcomes))
+        engine = alert_engine_for(collector)
+        assert engine is not None
+        collector.after_cycle.append(lambda outcomes: engine.after_cycle())
         async with collector.running():
             for hours in offsets_h:
                 sim.market.run_until(sim.market.start_ms + int(hours * HOUR_MS))
@@ -67,8 +70,6 @@ def collect(sim: SimulatorThread, settings: Settings, offsets_h: list[float],
                 outcomes = await collector.run_cycle()
                 assert {o.status for o in outcomes} == {"ok"}, [(o.venue, o.dataset, o.error_message)
                                                               for o in outcomes if o.status != "ok"]
-            engine = E.engine_for(collector)
-            assert engine is not None
             return engine
 
     return asyncio.run(run())
@@ -184,7 +185,9 @@ def test_stopped_venue_is_stale_until_it_answers_again(sim_factory: Any, tmp_pat
 
     async def run() -> list[list[Any]]:
         collector = Collector.for_venues(settings)
-        collector.after_cycle.append(lambda outcomes: E.evaluate_after_cycle(collector, outcomes))
+        engine = alert_engine_for(collector)
+        assert engine is not None
+        collector.after_cycle.append(lambda outcomes: engine.after_cycle())
         steps: list[list[Any]] = []
         async with collector.running():
             await collector.run_cycle()
@@ -201,8 +204,7 @@ def test_stopped_venue_is_stale_until_it_answers_again(sim_factory: Any, tmp_pat
             outcomes = await collector.run_cycle()
             assert {o.status for o in outcomes} == {"ok"}
             steps.append(alerts(settings.db).values.tolist())
-            engine = E.engine_for(collector)
-            assert engine is not None and engine.wait_deliveries(timeout=30)
+            assert engine.wait_deliveries(timeout=30)
         return steps
 
     before, blind, after = asyncio.run(run())

@@ -20,6 +20,7 @@ from alerts.inventory import INVENTORY_LARGE, InventoryParams, InventoryPosition
 from alerts.rules import build_params
 from backstop.cli import app
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
+from backstop.integrations import alert_engine_for
 from backstop.service import Collector
 from collectors.hyperliquid import parse_asset_positions
 from simulator.inventory import TAKEOVER_DELAY_MS
@@ -99,7 +100,9 @@ def test_liquidator_takeover_stored_alerted_exported_and_unwound(sim_factory: An
 
     async def run() -> None:
         collector = Collector.for_venues(settings)
-        collector.after_cycle.append(lambda outcomes: E.evaluate_after_cycle(collector, outcomes))
+        engine = alert_engine_for(collector)
+        assert engine is not None
+        collector.after_cycle.append(lambda outcomes: engine.after_cycle())
         async with collector.running():
             for ts_ms in offsets:
                 market.run_until(ts_ms)

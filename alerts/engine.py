@@ -38,7 +38,7 @@ from metrics.formatting import fmt_age, fmt_time, venue_label
 from storage import alert_store as db_alerts
 from storage import positions as db_positions
 from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
-from storage.assessments import AnomalySettings, AssessmentConfig, load_assessments
+from storage.assessments import AnomalySettings, AssessmentConfig, StressSettings, load_assessments
 from storage.db import DatabaseBusy
 from storage.writer import Store
 
@@ -99,6 +99,14 @@ class Context:
     fund_expected_s: Mapping[str, float] = field(default_factory=dict)  # per venue
     oi_expected_s: Mapping[str, float] = field(default_factory=dict)
     simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see rules.stale)
+    stress: StressSettings = field(default_factory=StressSettings)  # the assessments' stress figure ([stress])
+
+
+def stress_settings(settings: Settings) -> StressSettings:
+    """The assessments' stress projection from ``[stress]`` (the Stress page and CLI read the same section)."""
+    cfg = settings.stress
+    return StressSettings(distribution=cfg.distribution(), fill=cfg.fill_model(), calibration_days=cfg.calibration_days,
+                          min_calibration_days=cfg.min_calibration_days, calibrate=cfg.calibrate)
 
 
 def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
@@ -136,7 +144,7 @@ def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
         db=Path(settings.db), rules=rule_set(settings.alerts), cooldown_s=float(settings.alerts.cooldown_s),
         jobs=tuple(expectations), labels={v: str(getattr(k, "display_name", v)) for v, k in classes.items()},
         fund_expected_s=expected("funds"), oi_expected_s=expected("open_interest"),
-        simulated=bool(getattr(settings, "simulated", False)),
+        simulated=bool(getattr(settings, "simulated", False)), stress=stress_settings(settings),
     )
 
 
@@ -149,6 +157,7 @@ def assessment_config(ctx: Context) -> AssessmentConfig:
         divergence=rs.divergence.rule(), divergence_window_h=min(rs.divergence.windows_h, default=24.0),
         anomaly=AnomalySettings(history_days=rs.anomaly.history_days, min_history=rs.anomaly.min_history),
         params=AssessmentParams(anomaly_stressed_z=rs.anomaly.z_threshold, divergence_z=rs.divergence.z_threshold),
+        stress=ctx.stress,
     )
 
 

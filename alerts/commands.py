@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from alerts.delivery import Deliverer, Notification
-from records.config import SettingsView as Settings  # Settings as the alerts see it
+from configuration.settings import Settings
 from storage.alert_store import alerts_frame
 
 

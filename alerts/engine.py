@@ -32,15 +32,15 @@ from alerts import inventory as inv
 from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
+from configuration.settings import Settings
 from metrics.assessment import Assessment, AssessmentParams
 from metrics.formatting import fmt_age, fmt_time, venue_label
 from records.config import AlertsConfig, ConfigError
-from records.config import SettingsView as Settings  # Settings as the alerts see it
 from records.venues import VenueFacts
 from storage import alert_store as db_alerts
 from storage import positions as db_positions
 from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
-from storage.assessments import AnomalySettings, AssessmentConfig, load_assessments
+from storage.assessments import AnomalySettings, AssessmentConfig, StressSettings, load_assessments
 from storage.db import DatabaseBusy
 from storage.writer import Store
 
@@ -101,6 +101,14 @@ class Context:
     fund_expected_s: Mapping[str, float] = field(default_factory=dict)  # per venue
     oi_expected_s: Mapping[str, float] = field(default_factory=dict)
     simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see rules.stale)
+    stress: StressSettings = field(default_factory=StressSettings)  # the assessments' stress figure ([stress])
+
+
+def stress_settings(settings: Settings) -> StressSettings:
+    """The assessments' stress projection from ``[stress]`` (the Stress page and CLI read the same section)."""
+    cfg = settings.stress
+    return StressSettings(distribution=cfg.distribution(), fill=cfg.fill_model(), calibration_days=cfg.calibration_days,
+                          min_calibration_days=cfg.min_calibration_days, calibrate=cfg.calibrate)
 
 
 def context_for(settings: Settings, venues: Mapping[str, VenueFacts],
@@ -135,7 +143,7 @@ def context_for(settings: Settings, venues: Mapping[str, VenueFacts],
         db=Path(settings.db), rules=rule_set(settings.alerts), cooldown_s=float(settings.alerts.cooldown_s),
         jobs=tuple(expectations), labels={v: facts.display_name for v, facts in classes.items()},
         fund_expected_s=expected("funds"), oi_expected_s=expected("open_interest"),
-        simulated=bool(getattr(settings, "simulated", False)),
+        simulated=bool(getattr(settings, "simulated", False)), stress=stress_settings(settings),
     )
 
 
@@ -148,6 +156,7 @@ def assessment_config(ctx: Context) -> AssessmentConfig:
         divergence=rs.divergence.rule(), divergence_window_h=min(rs.divergence.windows_h, default=24.0),
         anomaly=AnomalySettings(history_days=rs.anomaly.history_days, min_history=rs.anomaly.min_history),
         params=AssessmentParams(anomaly_stressed_z=rs.anomaly.z_threshold, divergence_z=rs.divergence.z_threshold),
+        stress=ctx.stress,
     )
 
 

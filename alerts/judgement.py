@@ -12,9 +12,9 @@ import pandas as pd
 
 from alerts import engine as E
 from alerts.replay import describe, replay
+from configuration.settings import Settings
 from metrics.assessment import ALL_POOLS, EXPORT_COLUMNS, HEALTHY, Assessment, as_row
 from metrics.formatting import DASH, fmt_age, fmt_pct, fmt_signed, fmt_usd
-from records.config import SettingsView as Settings  # Settings as the alerts see it
 from records.venues import VenueFacts
 from storage.assessments import load_assessments
 from storage.export import write_frame_csv, write_frame_parquet

@@ -129,6 +129,19 @@ class _SnapshotCollector(PromCollector):
         return [balance, usd, coverage, change, state, connected, gaps, age]
 
 
+class _LockWaits(PromCollector):
+    """``backstop_writer_lock_waits_total``: read from the store's own counter on each scrape."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterable[Metric]:
+        waits = CounterMetricFamily("backstop_writer_lock_waits", "Times the writer found the database file "
+                                    "held by another process (a reader) and kept its batches queued")
+        waits.add_metric([], float(self.collector.store.lock_waits))
+        return [waits]
+
+
 class CollectorMetrics:
     """Every series of one collector process, in a registry of its own."""
 
@@ -149,6 +162,8 @@ class CollectorMetrics:
                               registry=self.registry)
         self.queue = Gauge("backstop_writer_queue_batches", "Batches waiting for the database file",
                            registry=self.registry)
+        self.busy = Gauge("backstop_writer_busy_seconds", "Seconds the database file has been held by another "
+                          "process (0 = writable)", registry=self.registry)
         self.snapshot = _SnapshotCollector()
         self.registry.register(self.snapshot)
         self._refresh_lock = threading.Lock()
@@ -184,6 +199,9 @@ def serve(config: MetricsConfig, collector: Collector) -> CollectorMetrics:
     assert config.port is not None
     metrics = CollectorMetrics()
     metrics.queue.set_function(lambda: float(len(collector.store.pending)))
+    metrics.busy.set_function(lambda: 0.0 if collector.store.busy_since is None
+                              else time.monotonic() - collector.store.busy_since)
+    metrics.registry.register(_LockWaits(collector))
     for venue, dataset in collector.jobs():
         metrics.interval.labels(venue, dataset).set(getattr(collector.settings.venues[venue].intervals, dataset))
 

@@ -102,6 +102,8 @@ class AssessmentParams:
     anomaly_watch_z: float = 4.0  # own-history robust z of the 24 h / 7 d change (a fall)
     anomaly_stressed_z: float = ANOMALY_Z  # where the fund_anomaly alert fires (warning)
     coverage_low_percentile: float = 5.0  # coverage in the lowest 5 % of the venue's own history
+    stress_move_pct: float = 20.0  # the fall every assessment is stressed with (metrics.stress, an estimate)
+    stress_watch_pct: float = 100.0  # projected consumption at or past this share of the fund: at least watch
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,10 @@ def assess(inputs: AssessmentInputs, params: AssessmentParams | None = None) -> 
     if percentile is not None and percentile <= params.coverage_low_percentile and len(inputs.coverage_history_pct) >= 7:
         found.append((WATCH, f"coverage {fmt_pct(coverage, 2)} of open interest, lowest "
                              f"{percentile:.0f} % of its last {len(inputs.coverage_history_pct)} days", None))
+    stress = inputs.stress_consumption_pct
+    if stress is not None and math.isfinite(stress) and stress >= params.stress_watch_pct:
+        found.append((WATCH, f"a {params.stress_move_pct:g} % fall would consume ~{stress:,.0f} % of this fund "
+                             "(stress estimate: ADL likely)", None))
     for note in inputs.pool_notes:
         found.append((WATCH, note, None))
     if inputs.freshness == LATE:

@@ -8,10 +8,6 @@ Unknown keys and bad types raise pydantic errors that ``backstop.config.load_set
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Protocol
-
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -107,19 +103,3 @@ class MetricsConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535)
 
-
-class SettingsView(Protocol):
-    """What the layers below the composition root read of ``backstop.config.Settings`` (which satisfies
-    it): alerts and their commands take this, so they never import the composition root."""
-
-    @property
-    def db(self) -> Path: ...
-    @property
-    def simulated(self) -> bool: ...
-    @property
-    def venues(self) -> Mapping[str, VenueConfig]: ...
-    @property
-    def collector(self) -> CollectorConfig: ...
-    @property
-    def alerts(self) -> AlertsConfig: ...
-    def enabled_venues(self) -> list[str]: ...

@@ -205,46 +205,58 @@ def _oldest(latest: list[tuple[str, datetime]], gap: timedelta) -> datetime:
 def fund_native_latest(db: DbPath, venues: Sequence[str], max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
     """Latest fund per venue × asset in native units (summed over pools) with its USD value."""
     with read_connection(db) as con:
-        latest = _fund_latest(con, venues)
-        return con.execute(
-            """
-            WITH latest AS (
-                SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::TIMESTAMPTZ[]) AS t0
-            ), last AS (
-                SELECT f.venue, f.pool_id, f.asset, arg_max(f.balance::DOUBLE, f.ts) AS balance,
-                       arg_max(f.usd_value::DOUBLE, f.ts) AS usd, max(f.ts) AS ts
-                FROM fund_balances AS f JOIN latest AS l ON f.venue = l.venue AND f.ts > l.t0 - ?
-                WHERE f.ts > ?  -- the oldest t0 - gap: lets zone maps skip older row groups
-                GROUP BY ALL
-            )
-            SELECT venue, asset, sum(balance) AS balance, sum(usd) AS fund_usd, count(*) AS pools, max(ts) AS ts
-            FROM last GROUP BY venue, asset ORDER BY venue, fund_usd DESC NULLS LAST
-            """,
-            [[r[0] for r in latest], [r[1] for r in latest], max_gap, _oldest(latest, max_gap)],
-        ).df()
+        return fund_native_latest_on(con, venues, max_gap)
+
+
+def fund_native_latest_on(con: duckdb.DuckDBPyConnection, venues: Sequence[str],
+                          max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
+    """``fund_native_latest`` on a connection the caller holds (the writer process has no second one)."""
+    latest = _fund_latest(con, venues)
+    return con.execute(
+        """
+        WITH latest AS (
+            SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::TIMESTAMPTZ[]) AS t0
+        ), last AS (
+            SELECT f.venue, f.pool_id, f.asset, arg_max(f.balance::DOUBLE, f.ts) AS balance,
+                   arg_max(f.usd_value::DOUBLE, f.ts) AS usd, max(f.ts) AS ts
+            FROM fund_balances AS f JOIN latest AS l ON f.venue = l.venue AND f.ts > l.t0 - ?
+            WHERE f.ts > ?  -- the oldest t0 - gap: lets zone maps skip older row groups
+            GROUP BY ALL
+        )
+        SELECT venue, asset, sum(balance) AS balance, sum(usd) AS fund_usd, count(*) AS pools, max(ts) AS ts
+        FROM last GROUP BY venue, asset ORDER BY venue, fund_usd DESC NULLS LAST
+        """,
+        [[r[0] for r in latest], [r[1] for r in latest], max_gap, _oldest(latest, max_gap)],
+    ).df()
 
 
 def fund_pools_latest(db: DbPath, venues: Sequence[str], max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
     """Latest value per venue × pool (USD summed over the pool's assets) and its member-contract count."""
     with read_connection(db) as con:
-        latest = _fund_latest(con, venues)
-        return con.execute(
-            """
-            WITH latest AS (
-                SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::TIMESTAMPTZ[]) AS t0
-            ), last AS (
-                SELECT f.venue, f.pool_id, f.asset, arg_max(f.usd_value::DOUBLE, f.ts) AS usd, max(f.ts) AS ts
-                FROM fund_balances AS f JOIN latest AS l ON f.venue = l.venue AND f.ts > l.t0 - ?
-                WHERE f.ts > ?  -- the oldest t0 - gap: lets zone maps skip older row groups
-                GROUP BY ALL
-            ), members AS (
-                SELECT venue, pool_id, count(DISTINCT symbol) AS contracts
-                FROM fund_pool_members WHERE list_contains(?, venue) GROUP BY ALL
-            )
-            SELECT l.venue, l.pool_id, sum(l.usd) AS fund_usd, string_agg(DISTINCT l.asset, ', ') AS assets,
-                   max(l.ts) AS ts, any_value(m.contracts) AS contracts
-            FROM last AS l LEFT JOIN members AS m USING (venue, pool_id)
-            GROUP BY l.venue, l.pool_id ORDER BY l.venue, fund_usd DESC NULLS LAST
-            """,
-            [[r[0] for r in latest], [r[1] for r in latest], max_gap, _oldest(latest, max_gap), list(venues)],
-        ).df()
+        return fund_pools_latest_on(con, venues, max_gap)
+
+
+def fund_pools_latest_on(con: duckdb.DuckDBPyConnection, venues: Sequence[str],
+                         max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
+    """``fund_pools_latest`` on a connection the caller holds."""
+    latest = _fund_latest(con, venues)
+    return con.execute(
+        """
+        WITH latest AS (
+            SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::TIMESTAMPTZ[]) AS t0
+        ), last AS (
+            SELECT f.venue, f.pool_id, f.asset, arg_max(f.usd_value::DOUBLE, f.ts) AS usd, max(f.ts) AS ts
+            FROM fund_balances AS f JOIN latest AS l ON f.venue = l.venue AND f.ts > l.t0 - ?
+            WHERE f.ts > ?  -- the oldest t0 - gap: lets zone maps skip older row groups
+            GROUP BY ALL
+        ), members AS (
+            SELECT venue, pool_id, count(DISTINCT symbol) AS contracts
+            FROM fund_pool_members WHERE list_contains(?, venue) GROUP BY ALL
+        )
+        SELECT l.venue, l.pool_id, sum(l.usd) AS fund_usd, string_agg(DISTINCT l.asset, ', ') AS assets,
+               max(l.ts) AS ts, any_value(m.contracts) AS contracts
+        FROM last AS l LEFT JOIN members AS m USING (venue, pool_id)
+        GROUP BY l.venue, l.pool_id ORDER BY l.venue, fund_usd DESC NULLS LAST
+        """,
+        [[r[0] for r in latest], [r[1] for r in latest], max_gap, _oldest(latest, max_gap), list(venues)],
+    ).df()

@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from metrics.alert_rows import FundWindow, VenueChange
 from metrics.divergence import DivergenceRule, divergence
 from metrics.fund_changes import TRADING, ChangeContext, classify, robust_own_z, usual_move
 from metrics.health import freshness
+from metrics.stress import FillModel, LeverageDistribution
 from records.vocabulary import default_cadence_s
 from storage import alert_store as S
 from storage.db import read_connection
@@ -43,6 +44,18 @@ class AnomalySettings:
 
 
 @dataclass(frozen=True)
+class StressSettings:
+    """How the stress figure every assessment carries is projected (``[stress]`` in config builds one): the
+    share of each fund that a fall of ``AssessmentParams.stress_move_pct`` would consume (``metrics.stress``)."""
+
+    distribution: LeverageDistribution = field(default_factory=LeverageDistribution)
+    fill: FillModel = field(default_factory=FillModel)
+    calibration_days: int = 30
+    min_calibration_days: int | None = None
+    calibrate: bool = True
+
+
+@dataclass(frozen=True)
 class AssessmentConfig:
     """What the deployment knows about its venues; everything optional (defaults from the data)."""
 
@@ -53,7 +66,8 @@ class AssessmentConfig:
     divergence: DivergenceRule = field(default_factory=DivergenceRule)
     divergence_window_h: float = 24.0
     anomaly: AnomalySettings = field(default_factory=AnomalySettings)
-    stress_pct: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (venue, pool_id) -> %
+    stress_pct: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (venue, pool_id) -> %, given
+    stress: StressSettings | None = field(default_factory=StressSettings)  # None: no stress figure
     coverage_days: int = 90
 
 
@@ -74,6 +88,8 @@ def load_assessments(con_or_db: DbOrCon, at: datetime | None = None,
     config = config or AssessmentConfig()
     with _connection(con_or_db) as con:
         as_of = at or S.data_clock(con, datetime.now(UTC))
+        if config.stress is not None and not config.stress_pct:
+            config = replace(config, stress_pct=stress_consumption(con, as_of, config, cache))
         inputs = gather(con, as_of, config, cache)
     pools = [M.assess(i, config.params) for i in inputs if i.pool_id != M.ALL_POOLS]
     out = []
@@ -83,6 +99,35 @@ def load_assessments(con_or_db: DbOrCon, at: datetime | None = None,
             out.append(M.assess(i, config.params))
         else:
             out.append(next(p for p in pools if p.venue == i.venue and p.pool_id == i.pool_id and p.asset == i.asset))
+    return out
+
+
+def stress_consumption(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentConfig,
+                       cache: dict[str, Any] | None = None) -> dict[tuple[str, str], float]:
+    """(venue, pool_id) -> % of the fund a ``stress_move_pct`` fall consumes (venue rows: ``ALL_POOLS``),
+    from ``storage.stress_inputs``: the same projection as the Stress page, the CLI and the export. A
+    long-lived caller's ``cache`` keeps it for 5 minutes of data clock (it reads OI and liquidation days)."""
+    from storage import stress_inputs as SI
+
+    settings = config.stress or StressSettings()
+    move = config.params.stress_move_pct
+    key = f"stress:{move}:{int(as_of.timestamp() // 300)}"
+    if cache is not None and key in cache:
+        return dict(cache[key])
+    inputs = SI.load_inputs(con, None, as_of, settings.distribution, settings.calibration_days, 1,
+                            settings.min_calibration_days, settings.calibrate)
+    frame = SI.stress_frame(inputs, move, "down", settings.fill)
+    out: dict[tuple[str, str], float] = {}
+    for row in frame.itertuples():
+        pct: float | None = row.consumption_pct  # type: ignore[assignment]  # a float column (NaN/None: unknown)
+        if pct is not None and math.isfinite(pct):
+            out[(str(row.venue), str(row.pool_id))] = float(pct)
+    for row in SI.venue_consumption(frame).itertuples():
+        pct = row.consumption_pct  # type: ignore[assignment]
+        if pct is not None and math.isfinite(pct):
+            out[(str(row.venue), M.ALL_POOLS)] = float(pct)
+    if cache is not None:
+        cache[key] = out
     return out
 
 

@@ -312,21 +312,33 @@ def _pools(contracts: pd.DataFrame, members: pd.DataFrame, pools: pd.DataFrame,
     return out
 
 
-def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime | None = None,
-                prior: LeverageDistribution | None = None, calibration_days: int = CALIBRATION_DAYS,
-                history_days: int = HISTORY_DAYS, min_calibration_days: int | None = None,
-                calibrate_from_history: bool = True) -> StressInputs:
-    """Everything the stress test reads from the database (independent of the move and the fills)."""
+def load_inputs(con_or_db: DbPath | duckdb.DuckDBPyConnection, venues: Sequence[str] | None = None,
+                now: datetime | None = None, prior: LeverageDistribution | None = None,
+                calibration_days: int = CALIBRATION_DAYS, history_days: int = HISTORY_DAYS,
+                min_calibration_days: int | None = None, calibrate_from_history: bool = True) -> StressInputs:
+    """Everything the stress test reads from the database (independent of the move and the fills): on a
+    connection the caller holds (the assessment, in the writer process too) or a brief read-only one."""
     now = now or datetime.now(UTC)
     prior = prior or LeverageDistribution()
-    with ThreadPoolExecutor(max_workers=2) as workers, read_connection(db) as con:
+    if isinstance(con_or_db, duckdb.DuckDBPyConnection):
+        return _load(con_or_db, None, venues, now, prior, calibration_days, history_days, min_calibration_days,
+                     calibrate_from_history)
+    with read_connection(con_or_db) as con:
+        return _load(con, con_or_db, venues, now, prior, calibration_days, history_days, min_calibration_days,
+                     calibrate_from_history)
+
+
+def _load(con: duckdb.DuckDBPyConnection, db: DbPath | None, venues: Sequence[str] | None, now: datetime,
+          prior: LeverageDistribution, calibration_days: int, history_days: int, min_calibration_days: int | None,
+          calibrate_from_history: bool) -> StressInputs:
+    with ThreadPoolExecutor(max_workers=2) as workers:
         chosen = list(venues) if venues else [
             r[0] for r in con.execute(
                 "SELECT DISTINCT venue FROM open_interest WHERE ts > ? UNION SELECT DISTINCT venue FROM fund_pool_members",
                 [now - OI_LOOKBACK]).fetchall()]
-        # the fund-as-of-now queries open their own connections: run them beside ours
-        pools_future = workers.submit(analytics.fund_pools_latest, db, chosen)
-        native_future = workers.submit(analytics.fund_native_latest, db, chosen)
+        if db is not None:  # the fund-as-of-now queries open their own connections: run them beside ours
+            pools_future = workers.submit(analytics.fund_pools_latest, db, chosen)
+            native_future = workers.submit(analytics.fund_native_latest, db, chosen)
         contracts = _contracts(con, chosen, now)
         members = _members(con, chosen)
         cal_since = now - timedelta(days=calibration_days)
@@ -340,7 +352,10 @@ def load_inputs(db: DbPath, venues: Sequence[str] | None = None, now: datetime |
         hist_since = now - timedelta(days=history_days)
         fund_days = _fund_days(con, chosen, hist_since)
         liq_days = _liquidated_days(con, chosen, hist_since)
-        pools, native = pools_future.result(), native_future.result()
+        if db is not None:
+            pools, native = pools_future.result(), native_future.result()
+        else:
+            pools, native = analytics.fund_pools_latest_on(con, chosen), analytics.fund_native_latest_on(con, chosen)
     inputs = _pools(contracts, members, pools, native)
     min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
     calibrations = {v: calibrate(observations.get(v, []), prior, min_days) for v in {p.venue for p in inputs}}

@@ -286,6 +286,7 @@ class Store:
     _writing: bool = False  # the writer thread is inside DuckDB (flush waits for it)
     _stopping: bool = False
     busy_since: float | None = None  # monotonic time the file became unavailable (None = writable)
+    lock_waits: int = 0  # attempts to open the file that found it held by another process (metrics)
 
     def submit(self, batch: Batch, run: RunRecord | None = None,
                fetched_at: datetime | None = None) -> Future[dict[str, int]]:
@@ -371,6 +372,7 @@ class Store:
                 with write_connection(self.path, budget_s=0.0) as con:
                     self._write_pending(con)
             except DatabaseBusy as exc:
+                self.lock_waits += 1
                 if self.busy_since is None:
                     self.busy_since = time.monotonic()
                     log.warning("database busy (%s); batches are kept in memory until it is free", exc)

@@ -261,3 +261,47 @@ def test_charts_annotate_the_incident_library_with_sources() -> None:
     assert dydx["what_happened"].iloc[0].startswith("dYdX v3 insurance fund, YFI, 17 Nov 2023")
     assert "runfi.com" in dydx["source"].iloc[0]
     assert len(events[(events["venue"] == "bitmex") & (events["date"] == "2020-03-12")]) == 1  # CSV row kept
+
+
+def test_stress_consumption_of_a_whole_fund_puts_the_venue_on_watch() -> None:
+    """#13: the state takes the stress figure into account (>= 100 % of the fund at a 20 % fall: watch)."""
+    calm = M.assess(inputs(stress_consumption_pct=35.0))
+    assert calm.state == M.HEALTHY and calm.stress_consumption_pct == 35.0
+    consumed = M.assess(inputs(stress_consumption_pct=140.0))
+    assert consumed.state == M.WATCH
+    assert consumed.reasons == ("a 20 % fall would consume ~140 % of this fund (stress estimate: ADL likely)",)
+
+
+def test_every_assessment_carries_the_stress_tables_figure(sim_factory, tmp_path: Path) -> None:
+    """The figure on the assessment is the Stress page's (storage.stress_inputs), for venue and pool rows."""
+    import asyncio
+
+    from backstop.service import Collector
+    from storage.assessments import load_assessments
+    from storage.stress_inputs import stress_table, venue_consumption
+    from tests.conftest import settings_for
+
+    venues = ["okx", "gate", "hyperliquid"]
+    sim = sim_factory(venues)
+    settings = settings_for(sim, tmp_path / "s.duckdb", venues)
+
+    async def cycle() -> None:
+        collector = Collector.for_venues(settings)
+        async with collector.running():
+            await collector.run_cycle()
+
+    asyncio.run(cycle())
+    at = datetime.now(UTC)
+    assessed = {(a.venue, a.pool_id): a for a in load_assessments(settings.db, at)}
+    frame = stress_table(settings.db, 20.0, "down", now=at)
+    per_venue = venue_consumption(frame)
+    checked = 0
+    for row in per_venue.itertuples():
+        if row.consumption_pct == row.consumption_pct:  # not NaN
+            assert assessed[(row.venue, M.ALL_POOLS)].stress_consumption_pct == pytest.approx(row.consumption_pct)
+            checked += 1
+    for row in frame.itertuples():
+        if (row.venue, row.pool_id) in assessed and row.consumption_pct == row.consumption_pct:
+            assert assessed[(row.venue, row.pool_id)].stress_consumption_pct == pytest.approx(row.consumption_pct)
+            checked += 1
+    assert checked >= len(venues)

@@ -120,6 +120,7 @@ def test_prometheus_scrapes_the_collector(sim_factory: Any, tmp_path: Path,
                      alive=lambda: collector.poll() is None)
     assert "backstop_runs_total{" in text and "backstop_poll_duration_seconds_bucket{" in text
     assert "backstop_assessment_state{" in text
+    assert "backstop_writer_lock_waits_total " in text and "backstop_writer_queue_batches " in text
 
     web_port = _free_port()
     (tmp_path / "prometheus.yml").write_text(

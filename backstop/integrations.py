@@ -89,6 +89,22 @@ def alert_engine_for(collector: Collector) -> AlertEngine | None:
         return None
 
 
+class AlertHook:
+    """After-cycle hook evaluating the collector's alerts. The engine (its apprise deliverer is slow to
+    import) is built on the first cycle, so a daemon answers Ctrl-C/SIGTERM from its first seconds."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.engine: AlertEngine | None = None
+        self._built = False
+
+    async def __call__(self, outcomes: list[RunOutcome]) -> None:
+        if not self._built:
+            self.engine, self._built = alert_engine_for(self.collector), True
+        if self.engine is not None:
+            await self.engine.after_cycle()
+
+
 def attach(collector: Collector) -> None:
     """Every feature of a running collector (``collect``, ``run``, ``demo``)."""
     collector.background.append(refresh_rollups_forever)
@@ -100,6 +116,4 @@ def attach(collector: Collector) -> None:
         from backstop.lake_cli import scheduled_sync
 
         collector.background.append(scheduled_sync(lake))
-    engine = alert_engine_for(collector)
-    if engine is not None:
-        collector.after_cycle.append(lambda outcomes: engine.after_cycle())
+    collector.after_cycle.append(AlertHook(collector))

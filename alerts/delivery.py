@@ -47,6 +47,18 @@ def target_label(url: str) -> str:
     return f"{match.group(1).lower()}://{REDACTED}" if match else f"(invalid URL){REDACTED}"
 
 
+def target_problem(url: str) -> str | None:
+    """Why apprise cannot use ``url`` (None = it can), by apprise's own parsing: no network, and
+    apprise's log lines (which quote the URL) are held back while it parses."""
+    logger = logging.getLogger("apprise")
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        accepted = apprise.Apprise().add(url)
+    finally:
+        logger.disabled = was_disabled
+    return None if accepted else "not a URL apprise can send to (unknown scheme or malformed)"
+
+
 def secret_fragments(url: str) -> set[str]:
     """Every piece of a target URL worth hiding: the URL, its parts after the scheme, and each token."""
     url = url.strip()

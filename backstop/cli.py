@@ -1,5 +1,6 @@
-"""The ``backstop`` command line. Global ``--config``/``--db`` on every command; errors are one line on
-stderr with a non-zero exit, never a traceback."""
+"""The ``backstop`` command line. Global ``--config``/``--db``/``--log-level`` on every command (before or
+after the command name); errors are one line on stderr with a non-zero exit, never a traceback; output is
+plain and unwrapped when stdout is not a terminal (tab-separated tables for scripts)."""
 
 from __future__ import annotations
 
@@ -28,14 +29,22 @@ except ImportError:  # pragma: no cover
 
 app = typer.Typer(
     help="Backstop: monitor crypto-derivatives exchanges' insurance funds.",
+    epilog="Global options (--config, --db, --log-level) may also follow the command name.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: no "<bool>" metavars, "[alerts]" is not eaten as markup
 )
-console = Console()
-err_console = Console(stderr=True)
+# piped (not a terminal): no wrapping at 80 columns and no colour codes, so scripts get one line per row
+console = Console(soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("backstop")
 
+GLOBAL_OPTIONS = ("--config", "--db", "--log-level")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# simulator.market.SCENARIOS (not imported here: it pulls numpy into every CLI start; a test keeps them equal)
+SCENARIO_HELP = "calm | cascade | venue-drain[:VENUE] | adl[:VENUE]"
+MAX_AGE_DAYS = 36_500  # a century: any --since/--days beyond it is a typo, not a window
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
                  "liquidations", "liquidation-gaps", "cascades", "alerts")
 
@@ -57,19 +66,30 @@ def settings_from(ctx: typer.Context, db: Path | None = None, **overrides: Any) 
 
 
 def parse_when(text: str | None, option: str) -> datetime | None:
-    """ISO date/datetime (UTC if no zone) or a relative age like 30d, 12h, 90m."""
+    """ISO date/datetime (UTC if no zone) or a relative age like 30d, 12h, 90m (at most a century)."""
     if text is None:
         return None
     match = re.fullmatch(r"(\d+)([dhm])", text.strip())
     if match:
         amount, unit = int(match.group(1)), match.group(2)
-        delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount), "m": timedelta(minutes=amount)}[unit]
-        return datetime.now(UTC) - delta
+        days = amount / {"d": 1, "h": 24, "m": 1440}[unit]
+        if days > MAX_AGE_DAYS:
+            raise CliError(f"{option}: {text!r} reaches back more than {MAX_AGE_DAYS} days")
+        return datetime.now(UTC) - timedelta(days=days)
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise CliError(f"{option}: expected an ISO date/time or an age like 30d/12h, got {text!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """--since/--until as datetimes; an empty window (since at or after until) is an error, not a
+    silently empty result."""
+    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise CliError(f"--since {since!r} is not before --until {until!r}: an empty window")
+    return start, end
 
 
 def _check_venues(settings: Settings, venues: list[str] | None) -> list[str]:
@@ -90,21 +110,30 @@ def _setup_logging(level: str) -> None:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="backstop.toml to read")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="backstop.toml to read (default ./backstop.toml if present, or $BACKSTOP_CONFIG)")] = None,
     db: Annotated[Path | None, typer.Option("--db", help="DuckDB file (default ./data/backstop.duckdb)")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = "warning",
+    log_level: Annotated[str, typer.Option("--log-level", help="one of: debug | info | warning | error")] = "warning",
 ) -> None:
-    if log_level.lower() not in {"debug", "info", "warning", "error"}:
-        raise CliError(f"--log-level: expected debug|info|warning|error, got {log_level!r}")
+    if log_level.lower() not in LOG_LEVELS:
+        raise CliError(f"--log-level: expected one of {' | '.join(LOG_LEVELS)}, got {log_level!r}")
     _state(ctx).update(config=config, db=db)
     _setup_logging(log_level)
 
 
 def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
-    table = Table(title=title)
+    """A rich table on a terminal; piped, a header line and one tab-separated line per row (no title)."""
     if not rows:
-        console.print(f"{title}: nothing yet")
+        console.print(f"{title}: nothing yet", markup=False)
         return
+    if not console.is_terminal:
+        def cell(value: Any) -> str:
+            return "" if value is None else " ".join(str(value).split())  # no tab/newline inside a cell
+
+        lines = ["\t".join(str(c) for c in rows[0])] + ["\t".join(cell(v) for v in row.values()) for row in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    table = Table(title=title)
     for column in rows[0]:
         table.add_column(str(column))
     for row in rows:
@@ -132,13 +161,15 @@ def _integrations(collector: Any) -> None:
 def collect(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="one cycle, print a summary, exit")] = False,
-    venue: Annotated[list[str] | None, typer.Option("--venue", help="only this venue (repeatable)")] = None,
+    venue: Annotated[list[str] | None, typer.Option("--venue", metavar="VENUE",
+                                                    help="only this venue (repeatable)")] = None,
 ) -> None:
     """Run the scheduled collector (or one cycle with --once)."""
     from backstop.service import Collector, summarize
 
     settings = settings_from(ctx)
     venues = _check_venues(settings, venue)
+    _check_writable(settings.db)
 
     async def run() -> int:
         collector = Collector.for_venues(settings, venues)
@@ -160,7 +191,8 @@ def collect(
 @app.command()
 def backfill(
     ctx: typer.Context,
-    venue: Annotated[list[str] | None, typer.Option("--venue", help="only this venue (repeatable)")] = None,
+    venue: Annotated[list[str] | None, typer.Option("--venue", metavar="VENUE",
+                                                    help="only this venue (repeatable)")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO date or age (e.g. 90d)")] = None,
 ) -> None:
     """Walk the venues' history endpoints back to --since (default: collector.backfill_days)."""
@@ -169,6 +201,7 @@ def backfill(
     settings = settings_from(ctx)
     venues = _check_venues(settings, venue)
     start = parse_when(since, "--since") or datetime.now(UTC) - timedelta(days=settings.collector.backfill_days)
+    _check_writable(settings.db)
 
     async def run() -> int:
         collector = Collector.for_venues(settings, venues)
@@ -201,14 +234,10 @@ def backfill(
 @app.command()
 def status(ctx: typer.Context) -> None:
     """Per venue and dataset: last success, last error, rows, data age."""
-    from storage.db import DatabaseMissing
     from storage.queries import collector_status
 
     settings = settings_from(ctx)
-    try:
-        frame = collector_status(settings.db)
-    except DatabaseMissing as exc:
-        raise CliError(str(exc)) from None
+    frame = collector_status(settings.db)
     rows = []
     for record in frame.to_dict("records"):
         rows.append({
@@ -239,14 +268,14 @@ def _fmt_age(seconds: Any) -> str:
 def export(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help=f"one of: {', '.join(DATASET_NAMES)}")],
-    venue: Annotated[str | None, typer.Option("--venue")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO date/time or age (30d)")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
+    venue: Annotated[str | None, typer.Option("--venue", help="only this venue (a venue key, e.g. okx)")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="from this ISO date/time or age (30d), inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="to this ISO date/time or age, exclusive")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="CSV file to write, in an existing folder "
+                                                           "(default: stdout)")] = None,
 ) -> None:
     """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column)."""
     from backstop.integrations import load_optional_exports
-    from storage.db import DatabaseMissing
     from storage.export import EXPORTS, export_csv
 
     load_optional_exports()
@@ -255,26 +284,43 @@ def export(
         raise CliError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")
     if venue is not None:
         _check_venues(settings, [venue])
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_window(since, until)
+    if out is not None:
+        _check_out_file(out)
     target = out if out is not None else Path("/dev/stdout")
-    try:
-        count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
-    except DatabaseMissing as exc:
-        raise CliError(str(exc)) from None
+    count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")
+
+
+def _check_out_file(out: Path) -> None:
+    """--out must name a CSV file in a folder that exists (DuckDB would otherwise pick a format from the
+    suffix or fail deep inside COPY)."""
+    if out.is_dir():
+        raise CliError(f"--out: {out} is a directory; give a file name such as {out / 'export.csv'}")
+    if not out.parent.is_dir():
+        raise CliError(f"--out: folder {out.parent} does not exist")
+    if out.suffix.lower() not in ("", ".csv", ".txt"):
+        raise CliError(f"--out: {out.name} is not a CSV name; export writes CSV only (use a .csv file)")
+
+
+def _check_writable(db: Path) -> None:
+    """A writer refuses to start on a database it cannot write (one line, before any venue is polled)."""
+    from storage.db import check_writable
+
+    check_writable(db)
 
 
 @app.command()
 def simulate(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
+    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="HTTP/WebSocket port (0 = any free)")] = 8765,
     write_config: Annotated[Path | None, typer.Option("--write-config", help="write a backstop.toml pointing at the simulator")] = None,
-    scenario: Annotated[str, typer.Option("--scenario", help="calm | cascade | venue-drain[:VENUE] | adl")] = "calm",
+    scenario: Annotated[str, typer.Option("--scenario", help=f"one of: {SCENARIO_HELP}")] = "calm",
     speed: Annotated[float, typer.Option("--speed", min=0, help="simulated seconds per real second")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed")] = 1,
-    fault: Annotated[list[str] | None, typer.Option("--fault", help="VENUE:PATH:KIND[:ARG] (repeatable)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="market model seed (same seed, same market)")] = 1,
+    fault: Annotated[list[str] | None, typer.Option("--fault", metavar="SPEC", help="VENUE:PATH:KIND[:ARG][ xCOUNT] (repeatable); KIND one of 429, 500, 502, 503, error_rate, latency, timeout, malformed, rename, stringify, drop, dark, disconnect, duplicate")] = None,
 ) -> None:
     """Run the local venue simulator (real HTTP/WebSocket server) for tests and your own tools."""
     from backstop.demo import run_simulator
@@ -293,9 +339,11 @@ def demo(
     ctx: typer.Context,
     db: Annotated[Path, typer.Option("--db", help="the demo's own DuckDB file")] = Path("data/demo.duckdb"),
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="dashboard port")] = 8501,
-    scenario: Annotated[str, typer.Option("--scenario")] = "venue-drain",
-    speed: Annotated[float | None, typer.Option("--speed", min=0)] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    scenario: Annotated[str, typer.Option("--scenario", help=f"one of: {SCENARIO_HELP}")] = "venue-drain",
+    speed: Annotated[float | None, typer.Option(
+        "--speed", min=0, help="market clock: simulated seconds per real second (default 720 until it "
+                               "reaches the present, then real time)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="market model seed (same seed, same market)")] = 7,
     headless: Annotated[bool, typer.Option("--headless", help="no browser window")] = False,
 ) -> None:
     """Everything on simulated data: simulator + backfill + collector + dashboard (labelled SIMULATED)."""
@@ -330,8 +378,8 @@ def dashboard_command(db: Path, host: str, port: int, simulated: bool = False,
 @app.command()
 def dashboard(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="DuckDB file to show (default: the global --db)")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="port (default [dashboard] port, 8501)")] = None,
     host: Annotated[str | None, typer.Option("--host", help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """Serve the Streamlit dashboard (localhost by default)."""
@@ -345,13 +393,14 @@ def dashboard(
 @app.command()
 def run(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
-    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="dashboard port (default [dashboard] port, 8501)")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="dashboard bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """The main job: the scheduled collector and the dashboard on one embedded DuckDB file."""
     from backstop.service import Collector
 
     settings = settings_from(ctx)
+    _check_writable(settings.db)
     dash_host, dash_port = host or settings.dashboard.host, port or settings.dashboard.port
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     from storage.db import ensure_database
@@ -379,7 +428,7 @@ def run(
             proc.kill()
 
 
-alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(alerts_app, name="alerts")
 
 
@@ -394,7 +443,8 @@ def alerts_test_command(ctx: typer.Context) -> None:
 @alerts_app.command("list")
 def alerts_list_command(
     ctx: typer.Context,
-    days: Annotated[float, typer.Option("--days", min=0, help="resolved alerts of the last N days")] = 7.0,
+    days: Annotated[float, typer.Option("--days", min=0, max=MAX_AGE_DAYS,
+                                        help="resolved alerts of the last N days")] = 7.0,
 ) -> None:
     """Firing alerts, then those fired or resolved in the last --days days."""
     from alerts.commands import alerts_list, print_alerts
@@ -402,22 +452,86 @@ def alerts_list_command(
     print_alerts(alerts_list(settings_from(ctx), days=days), console)
 
 
+def _takes_value(param: Any) -> bool:
+    return param.param_type_name == "option" and not getattr(param, "is_flag", False) \
+        and not getattr(param, "count", False)
+
+
+def reorder_global_options(argv: list[str]) -> list[str]:
+    """Move the global options (--config, --db, --log-level) that follow the command name in front of it,
+    so ``backstop export funds --db X`` means ``backstop --db X export funds``. A command's own option of
+    the same name (``demo --db``, ``dashboard --db``) stays the command's; option values and everything
+    after ``--`` are never moved."""
+    group: Any = typer.main.get_command(app)
+    head: list[str] = []
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):  # options already before the command
+        token = argv[index]
+        head.append(token)
+        index += 1
+        if token.split("=", 1)[0] in GLOBAL_OPTIONS and "=" not in token and index < len(argv):
+            head.append(argv[index])
+            index += 1
+    command, path = group, []
+    while index < len(argv) and argv[index] in (getattr(command, "commands", None) or {}):
+        command = command.commands[argv[index]]
+        path.append(argv[index])
+        index += 1
+    if not path:
+        return list(argv)
+    own = {name: _takes_value(p) for p in command.params for name in getattr(p, "opts", [])}
+    moved: list[str] = []
+    kept: list[str] = []
+    while index < len(argv):
+        token = argv[index]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            kept += argv[index:]
+            break
+        if name in GLOBAL_OPTIONS and name not in own:
+            takes_next = "=" not in token and index + 1 < len(argv)
+            moved += argv[index:index + 2] if takes_next else [token]
+            index += 2 if takes_next else 1
+            continue
+        kept.append(token)
+        index += 1
+        if own.get(token) and index < len(argv):  # this option's value, whatever it looks like
+            kept.append(argv[index])
+            index += 1
+    return head + moved + path + kept
+
+
+def _error_line(message: str) -> int:
+    sys.stderr.write(f"backstop: error: {' '.join(message.split())}\n")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: click errors and config errors become one line on stderr."""
+    """Entry point: click errors, config errors and database errors become one line on stderr."""
+    import duckdb
+
+    from storage.db import DatabaseBusy, DatabaseMissing, DatabaseUnusable
+
     command = typer.main.get_command(app)
+    args = reorder_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = command.main(args=argv, prog_name="backstop", standalone_mode=False)
+        result = command.main(args=args, prog_name="backstop", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:
         err_console.print("backstop: aborted")
         return 130
     except ClickException as exc:
-        message = exc.format_message().replace("\n", " ")
-        sys.stderr.write(f"backstop: error: {message}\n")
-        return 2
+        return _error_line(exc.format_message())
+    except (DatabaseMissing, DatabaseBusy, DatabaseUnusable) as exc:
+        return _error_line(str(exc))
+    except duckdb.Error as exc:
+        return _error_line(f"database: {str(exc).splitlines()[0]}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: still one line; the traceback at debug level
+        log.debug("unexpected error", exc_info=True)
+        return _error_line(f"unexpected {type(exc).__name__}: {exc} (--log-level debug shows the traceback)")
     return int(result or 0) if isinstance(result, int) else 0
 
 

@@ -6,7 +6,9 @@ CLI can print it and exit non-zero without a traceback.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 DEFAULT_DB_PATH = Path("data") / "backstop.duckdb"
 DEFAULT_CONFIG_PATH = Path("backstop.toml")
+MIN_POLL_INTERVAL_S = 1.0
 
 
 class ConfigError(ValueError):
@@ -41,6 +44,14 @@ class Intervals(BaseModel):
     prices: float = Field(default=300, ge=0)
     adl: float = Field(default=600, ge=0)
     liquidations: float = Field(default=300, ge=0)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _off_or_at_least_one_second(cls, seconds: float) -> float:
+        # sub-second polling would hammer a venue and the database; 0 is the documented "off"
+        if 0 < seconds < MIN_POLL_INTERVAL_S:
+            raise ValueError(f"a poll interval is 0 (off) or at least {MIN_POLL_INTERVAL_S:g} s, got {seconds:g}")
+        return seconds
 
 
 class VenueConfig(BaseModel):
@@ -95,6 +106,22 @@ class AlertsConfig(BaseModel):
     cooldown_s: float = Field(default=3600, ge=0)
     delivery_retries: int = Field(default=3, ge=0)
     rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
+
+    @field_validator("targets", mode="after")
+    @classmethod
+    def _apprise_accepts(cls, targets: list[SecretStr]) -> list[SecretStr]:
+        """Checked with apprise's own URL parsing now, not at the first alert; named by position and
+        scheme only (a target URL carries tokens)."""
+        if not targets:
+            return targets
+        from alerts.delivery import target_label, target_problem
+
+        for index, target in enumerate(targets):
+            url = target.get_secret_value()
+            problem = target_problem(url)
+            if problem:
+                raise ValueError(f"targets[{index}] ({target_label(url)}): {problem}")
+        return targets
 
 
 def _default_venues() -> dict[str, VenueConfig]:
@@ -155,6 +182,22 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: invalid value for '{key}': {first['msg']}"
 
 
+def _environment_problem(err: SettingsError) -> str:
+    """Name the unparseable BACKSTOP_* variable, never its value (alert targets are secrets)."""
+    match = re.search(r'field "([^"]+)"', str(err))
+    prefix = "BACKSTOP_" + (match.group(1).upper() if match else "")
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix))
+    for name in names:
+        value = os.environ[name].strip()
+        if value[:1] in "[{":
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                return f"environment: {name} is not valid JSON ({exc.msg} at character {exc.pos})"
+    listed = ", ".join(names) or prefix + "*"
+    return f"environment: cannot parse {listed} (lists and tables are JSON, e.g. '[\"json://…\"]')"
+
+
 def load_settings(config_path: Path | None = None, db_path: Path | None = None, **overrides: Any) -> Settings:
     """Load settings. A missing explicit --config file is an error; a missing default one is fine."""
     data: dict[str, Any] = {}
@@ -169,6 +212,8 @@ def load_settings(config_path: Path | None = None, db_path: Path | None = None, 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
+            raise ConfigError(f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     elif DEFAULT_CONFIG_PATH.exists():
         source = str(DEFAULT_CONFIG_PATH)
         try:
@@ -182,6 +227,8 @@ def load_settings(config_path: Path | None = None, db_path: Path | None = None, 
         settings = Settings(**data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    except SettingsError as err:  # a BACKSTOP_* variable that pydantic-settings could not even parse
+        raise ConfigError(_environment_problem(err)) from None
     if db_path is not None:  # --db beats the environment too
         settings.db = db_path
     return settings

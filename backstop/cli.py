@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from backstop.children import run_forwarding, spawn
 from backstop.config import ConfigError, Settings, load_settings
 
 try:  # typer >= 0.20 vendors click; older typer uses the click package
@@ -387,7 +388,7 @@ def dashboard(
     command = dashboard_command(settings.db, host or settings.dashboard.host, port or settings.dashboard.port,
                                 refresh_s=settings.dashboard.refresh_s)
     console.print(f"dashboard on http://{host or settings.dashboard.host}:{port or settings.dashboard.port}")
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(run_forwarding(command))  # SIGTERM reaches Streamlit; it dies with us (no orphan)
 
 
 @app.command()
@@ -406,8 +407,7 @@ def run(
     from storage.db import ensure_database
 
     ensure_database(settings.db)
-    proc = subprocess.Popen(dashboard_command(settings.db, dash_host, dash_port,
-                                              refresh_s=settings.dashboard.refresh_s))
+    proc = spawn(dashboard_command(settings.db, dash_host, dash_port, refresh_s=settings.dashboard.refresh_s))
     console.print(f"dashboard on http://{dash_host}:{dash_port} - collecting into {settings.db} (Ctrl-C to stop)")
 
     async def run_collector() -> None:

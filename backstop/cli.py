@@ -428,6 +428,15 @@ def run(
             proc.kill()
 
 
+@app.command()
+def compact(ctx: typer.Context) -> None:
+    """Apply [retention] (old raw rows downsampled or dropped; funds and rollups kept) and rewrite the
+    file to reclaim the space; prints rows removed and bytes before/after."""
+    from backstop.maintenance import run_compact
+
+    raise typer.Exit(run_compact(settings_from(ctx), echo=lambda line: console.print(line, markup=False)))
+
+
 alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(alerts_app, name="alerts")
 

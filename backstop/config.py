@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -114,7 +114,7 @@ class AlertsConfig(BaseModel):
         scheme only (a target URL carries tokens)."""
         if not targets:
             return targets
-        from alerts.delivery import target_label, target_problem
+        from alerts.targets import target_label, target_problem
 
         for index, target in enumerate(targets):
             url = target.get_secret_value()
@@ -122,6 +122,37 @@ class AlertsConfig(BaseModel):
             if problem:
                 raise ValueError(f"targets[{index}] ({target_label(url)}): {problem}")
         return targets
+
+
+class DatasetRetention(BaseModel):
+    """Raw rows older than ``keep_days`` are downsampled (newest row per series and hour) or dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_days: float = Field(ge=0, description="0 = keep every raw row forever")
+    action: Literal["downsample", "drop"] = "downsample"
+
+
+class RetentionConfig(BaseModel):
+    """What ``backstop compact`` (and the collector, every ``compact_every_h`` hours) lets go. Fund rows,
+    fund flows, hourly rollups, cascades, gaps and alerts are always kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open_interest: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    funding: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    prices: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    liquidations: DatasetRetention = Field(
+        default_factory=lambda: DatasetRetention(keep_days=90, action="drop"))  # per-minute sums kept
+    runs: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=180, action="drop"))
+    compact_every_h: float = Field(default=0, ge=0, description="collector compacts on this schedule; 0 = never")
+
+    @field_validator("liquidations", "runs", mode="after")
+    @classmethod
+    def _drop_only(cls, rule: DatasetRetention) -> DatasetRetention:
+        if rule.action != "drop" and rule.keep_days > 0:
+            raise ValueError("only action = 'drop' (liquidations keep their per-minute sums; runs are events)")
+        return rule
 
 
 def _default_venues() -> dict[str, VenueConfig]:
@@ -143,6 +174,7 @@ class Settings(BaseSettings):
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("venues", mode="after")
     @classmethod

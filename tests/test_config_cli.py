@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,14 @@ import pytest
 from backstop.config import ConfigError, load_settings
 from collectors.registry import venue_keys
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def backstop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # this checkout's code, whatever copy of backstop the interpreter has installed
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "backstop.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+                          cwd=cwd, timeout=120, env=env)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -276,6 +276,8 @@ def export(
                                                            "(default: stdout)")] = None,
 ) -> None:
     """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column)."""
+    import duckdb
+
     from backstop.integrations import load_optional_exports
     from storage.export import EXPORTS, export_csv
 
@@ -289,7 +291,10 @@ def export(
     if out is not None:
         _check_out_file(out)
     target = out if out is not None else Path("/dev/stdout")
-    count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
+    try:
+        count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
+    except duckdb.IOException as exc:  # the database opened (that error is DatabaseUnusable): the file failed
+        raise CliError(f"--out: cannot write {target}: {str(exc).splitlines()[0].removeprefix('IO Error: ')}") from None
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")
 

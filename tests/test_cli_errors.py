@@ -73,6 +73,7 @@ def db(tmp_path: Path) -> Path:
         (["export", "funds", "--out", "{tmp}/missing/funds.csv"], "--out"),
         (["export", "funds", "--out", "{tmp}/funds.parquet"], "--out"),
         (["export", "funds", "--out", "{tmp}/funds.json"], "--out"),
+        (["export", "funds", "--out", "/proc/backstop-cannot-write-here.csv"], "--out"),
         (["export", "funds", "--since", "1d", "--until", "2d"], "empty window"),
         (["export", "funds", "--since", "2026-01-02", "--until", "2026-01-02"], "empty window"),
     ],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,12 +20,18 @@ from rich.progress import Progress
 from rich.table import Table
 
 from backstop.children import run_forwarding, spawn
+from backstop.cli_args import (
+    LOG_LEVELS,
+    MAX_AGE_DAYS,
+    SCENARIO_HELP,
+    ClickException,
+    CliError,
+    check_out_file,
+    parse_when,
+    parse_window,
+)
+from backstop.cli_args import reorder_global_options as _reorder
 from backstop.config import ConfigError, Settings, load_settings
-
-try:  # typer >= 0.20 vendors click; older typer uses the click package
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException  # type: ignore[no-redef]
 
 app = typer.Typer(
     help="Backstop: monitor crypto-derivatives exchanges' insurance funds.",
@@ -41,17 +46,8 @@ console = Console(soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("backstop")
 
-GLOBAL_OPTIONS = ("--config", "--db", "--log-level")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-# simulator.market.SCENARIOS (not imported here: it pulls numpy into every CLI start; a test keeps them equal)
-SCENARIO_HELP = "calm | cascade | venue-drain[:VENUE] | adl[:VENUE]"
-MAX_AGE_DAYS = 36_500  # a century: any --since/--days beyond it is a typo, not a window
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
                  "liquidations", "liquidation-gaps", "cascades", "alerts")
-
-
-class CliError(ClickException):
-    """A user-facing error: printed as one line."""
 
 
 def _state(ctx: typer.Context) -> dict[str, Any]:
@@ -64,33 +60,6 @@ def settings_from(ctx: typer.Context, db: Path | None = None, **overrides: Any) 
         return load_settings(state.get("config"), db or state.get("db"), **overrides)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-
-
-def parse_when(text: str | None, option: str) -> datetime | None:
-    """ISO date/datetime (UTC if no zone) or a relative age like 30d, 12h, 90m (at most a century)."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        days = amount / {"d": 1, "h": 24, "m": 1440}[unit]
-        if days > MAX_AGE_DAYS:
-            raise CliError(f"{option}: {text!r} reaches back more than {MAX_AGE_DAYS} days")
-        return datetime.now(UTC) - timedelta(days=days)
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"{option}: expected an ISO date/time or an age like 30d/12h, got {text!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    """--since/--until as datetimes; an empty window (since at or after until) is an error, not a
-    silently empty result."""
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
-    if start is not None and end is not None and start >= end:
-        raise CliError(f"--since {since!r} is not before --until {until!r}: an empty window")
-    return start, end
 
 
 def _check_venues(settings: Settings, venues: list[str] | None) -> list[str]:
@@ -289,7 +258,7 @@ def export(
         _check_venues(settings, [venue])
     start, end = parse_window(since, until)
     if out is not None:
-        _check_out_file(out)
+        check_out_file(out)
     target = out if out is not None else Path("/dev/stdout")
     try:
         count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
@@ -297,17 +266,6 @@ def export(
         raise CliError(f"--out: cannot write {target}: {str(exc).splitlines()[0].removeprefix('IO Error: ')}") from None
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")
-
-
-def _check_out_file(out: Path) -> None:
-    """--out must name a CSV file in a folder that exists (DuckDB would otherwise pick a format from the
-    suffix or fail deep inside COPY)."""
-    if out.is_dir():
-        raise CliError(f"--out: {out} is a directory; give a file name such as {out / 'export.csv'}")
-    if not out.parent.is_dir():
-        raise CliError(f"--out: folder {out.parent} does not exist")
-    if out.suffix.lower() not in ("", ".csv", ".txt"):
-        raise CliError(f"--out: {out.name} is not a CSV name; export writes CSV only (use a .csv file)")
 
 
 def _check_writable(db: Path) -> None:
@@ -466,53 +424,9 @@ def alerts_list_command(
     print_alerts(alerts_list(settings_from(ctx), days=days), console)
 
 
-def _takes_value(param: Any) -> bool:
-    return param.param_type_name == "option" and not getattr(param, "is_flag", False) \
-        and not getattr(param, "count", False)
-
-
 def reorder_global_options(argv: list[str]) -> list[str]:
-    """Move the global options (--config, --db, --log-level) that follow the command name in front of it,
-    so ``backstop export funds --db X`` means ``backstop --db X export funds``. A command's own option of
-    the same name (``demo --db``, ``dashboard --db``) stays the command's; option values and everything
-    after ``--`` are never moved."""
-    group: Any = typer.main.get_command(app)
-    head: list[str] = []
-    index = 0
-    while index < len(argv) and argv[index].startswith("-"):  # options already before the command
-        token = argv[index]
-        head.append(token)
-        index += 1
-        if token.split("=", 1)[0] in GLOBAL_OPTIONS and "=" not in token and index < len(argv):
-            head.append(argv[index])
-            index += 1
-    command, path = group, []
-    while index < len(argv) and argv[index] in (getattr(command, "commands", None) or {}):
-        command = command.commands[argv[index]]
-        path.append(argv[index])
-        index += 1
-    if not path:
-        return list(argv)
-    own = {name: _takes_value(p) for p in command.params for name in getattr(p, "opts", [])}
-    moved: list[str] = []
-    kept: list[str] = []
-    while index < len(argv):
-        token = argv[index]
-        name = token.split("=", 1)[0]
-        if token == "--":
-            kept += argv[index:]
-            break
-        if name in GLOBAL_OPTIONS and name not in own:
-            takes_next = "=" not in token and index + 1 < len(argv)
-            moved += argv[index:index + 2] if takes_next else [token]
-            index += 2 if takes_next else 1
-            continue
-        kept.append(token)
-        index += 1
-        if own.get(token) and index < len(argv):  # this option's value, whatever it looks like
-            kept.append(argv[index])
-            index += 1
-    return head + moved + path + kept
+    """``backstop export funds --db X`` -> ``backstop --db X export funds`` (see backstop.cli_args)."""
+    return _reorder(argv, typer.main.get_command(app))
 
 
 def _error_line(message: str) -> int:

@@ -4,7 +4,9 @@ Raw high-frequency rows (open interest, funding, prices) older than a dataset's 
 downsampled to the newest row per series and hour, in the same hour buckets as the dashboard's hourly
 rollups (``storage.analytics``), so recomputing a rollup from the downsampled rows gives the same values;
 raw liquidations (whose per-minute sums live on in ``liquidation_minutes``) and old collection-run rows are
-dropped. Fund rows, fund flows, rollups, cascades, gaps and alerts are never touched.
+dropped. Fund rows, fund flows, rollups, cascades, gaps and alerts are never touched. (A liquidation that
+arrives later than ``keep_days`` after it happened would make the writer recompute its minute from the raw
+rows left; no venue's REST history reaches that far back.)
 
 DuckDB does not shrink a file when rows are deleted, so compaction copies the database into a fresh file
 (``COPY FROM DATABASE``) while holding the write connection - no other process can write meanwhile; the

@@ -263,6 +263,8 @@ def export(
     try:
         count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
     except duckdb.IOException as exc:  # the database opened (that error is DatabaseUnusable): the file failed
+        if out is None and "Broken pipe" in str(exc):  # `| head`: the reader left, as with any Unix tool
+            raise typer.Exit(128 + signal.SIGPIPE) from None
         raise CliError(f"--out: cannot write {target}: {str(exc).splitlines()[0].removeprefix('IO Error: ')}") from None
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")

@@ -21,7 +21,7 @@ import pytest
 from backstop.cli import reorder_global_options
 from collectors.base import Batch
 from collectors.registry import venue_keys
-from storage.db import ensure_database
+from storage.db import ensure_database, write_connection
 from storage.writer import RunRecord, Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,22 @@ def db(tmp_path: Path) -> Path:
 def test_bad_arguments_are_one_line(tmp_path: Path, db: Path, args: list[str], needle: str) -> None:
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert_one_line_error(backstop("--db", str(db), *args, cwd=tmp_path), needle)
+
+
+def test_export_into_a_closed_pipe_is_quiet(tmp_path: Path, db: Path) -> None:
+    """`backstop export ... | head -1`: the reader leaving early is no error message (exit 141 like other
+    Unix tools killed by SIGPIPE)."""
+    with write_connection(db) as con:
+        con.execute("INSERT INTO prices SELECT 'okx', 'BTC', now() - to_seconds(i), 1.0, 'x', now() "
+                    "FROM range(200000) t(i)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "backstop.cli", "--db", str(db), "export", "prices"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"venue,")
+    proc.stdout.close()  # the reader goes away, as `head -1` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(120) == 141 and stderr == "", stderr
 
 
 @pytest.mark.parametrize("command", [["status"], ["export", "funds"], ["alerts", "list"]])

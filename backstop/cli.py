@@ -81,9 +81,10 @@ def _setup_logging(level: str) -> None:
 def main_options(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="backstop.toml to read (default ./backstop.toml if present, or $BACKSTOP_CONFIG)")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="DuckDB file (default ./data/backstop.duckdb)")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="one of: debug | info | warning | error")] = "warning",
+        "--config", metavar="PATH",
+        help="backstop.toml to read (default ./backstop.toml if present, or $BACKSTOP_CONFIG)")] = None,
+    db: Annotated[Path | None, typer.Option("--db", metavar="PATH", help="DuckDB file (default ./data/backstop.duckdb)")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="one of: debug | info | warning | error")] = "warning",
 ) -> None:
     if log_level.lower() not in LOG_LEVELS:
         raise CliError(f"--log-level: expected one of {' | '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -163,7 +164,7 @@ def backfill(
     ctx: typer.Context,
     venue: Annotated[list[str] | None, typer.Option("--venue", metavar="VENUE",
                                                     help="only this venue (repeatable)")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO date or age (e.g. 90d)")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="ISO date or age (e.g. 90d)")] = None,
 ) -> None:
     """Walk the venues' history endpoints back to --since (default: collector.backfill_days)."""
     from backstop.service import Collector, backfill_pairs
@@ -237,11 +238,11 @@ def _fmt_age(seconds: Any) -> str:
 @app.command()
 def export(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Argument(help=f"one of: {', '.join(DATASET_NAMES)}")],
-    venue: Annotated[str | None, typer.Option("--venue", help="only this venue (a venue key, e.g. okx)")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="from this ISO date/time or age (30d), inclusive")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="to this ISO date/time or age, exclusive")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file to write, in an existing folder "
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help=f"one of: {', '.join(DATASET_NAMES)}")],
+    venue: Annotated[str | None, typer.Option("--venue", metavar="VENUE", help="only this venue (a venue key, e.g. okx)")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="from this ISO date/time or age (30d), inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="WHEN", help="to this ISO date/time or age, exclusive")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="CSV file to write, in an existing folder "
                                                            "(default: stdout)")] = None,
 ) -> None:
     """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column)."""
@@ -280,12 +281,12 @@ def _check_writable(db: Path) -> None:
 @app.command()
 def simulate(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="HTTP/WebSocket port (0 = any free)")] = 8765,
-    write_config: Annotated[Path | None, typer.Option("--write-config", help="write a backstop.toml pointing at the simulator")] = None,
-    scenario: Annotated[str, typer.Option("--scenario", help=f"one of: {SCENARIO_HELP}")] = "calm",
-    speed: Annotated[float, typer.Option("--speed", min=0, help="simulated seconds per real second")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="market model seed (same seed, same market)")] = 1,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="HTTP/WebSocket port (0 = any free)")] = 8765,
+    write_config: Annotated[Path | None, typer.Option("--write-config", metavar="FILE", help="write a backstop.toml pointing at the simulator")] = None,
+    scenario: Annotated[str, typer.Option("--scenario", metavar="SCENARIO", help=f"one of: {SCENARIO_HELP}")] = "calm",
+    speed: Annotated[float, typer.Option("--speed", metavar="X", min=0, help="simulated seconds per real second")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="market model seed (same seed, same market)")] = 1,
     fault: Annotated[list[str] | None, typer.Option("--fault", metavar="SPEC", help="VENUE:PATH:KIND[:ARG][ xCOUNT] (repeatable); KIND one of 429, 500, 502, 503, error_rate, latency, timeout, malformed, rename, stringify, drop, dark, disconnect, duplicate")] = None,
 ) -> None:
     """Run the local venue simulator (real HTTP/WebSocket server) for tests and your own tools."""
@@ -303,13 +304,12 @@ def simulate(
 @app.command()
 def demo(
     ctx: typer.Context,
-    db: Annotated[Path, typer.Option("--db", help="the demo's own DuckDB file")] = Path("data/demo.duckdb"),
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="dashboard port")] = 8501,
-    scenario: Annotated[str, typer.Option("--scenario", help=f"one of: {SCENARIO_HELP}")] = "venue-drain",
-    speed: Annotated[float | None, typer.Option(
-        "--speed", min=0, help="market clock: simulated seconds per real second (default 720 until it "
+    db: Annotated[Path, typer.Option("--db", metavar="PATH", help="the demo's own DuckDB file")] = Path("data/demo.duckdb"),
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="dashboard port")] = 8501,
+    scenario: Annotated[str, typer.Option("--scenario", metavar="SCENARIO", help=f"one of: {SCENARIO_HELP}")] = "venue-drain",
+    speed: Annotated[float | None, typer.Option("--speed", metavar="X", min=0, help="market clock: simulated seconds per real second (default 720 until it "
                                "reaches the present, then real time)")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="market model seed (same seed, same market)")] = 7,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="market model seed (same seed, same market)")] = 7,
     headless: Annotated[bool, typer.Option("--headless", help="no browser window")] = False,
 ) -> None:
     """Everything on simulated data: simulator + backfill + collector + dashboard (labelled SIMULATED)."""
@@ -344,9 +344,9 @@ def dashboard_command(db: Path, host: str, port: int, simulated: bool = False,
 @app.command()
 def dashboard(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", help="DuckDB file to show (default: the global --db)")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="port (default [dashboard] port, 8501)")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="bind address (default 127.0.0.1)")] = None,
+    db: Annotated[Path | None, typer.Option("--db", metavar="PATH", help="DuckDB file to show (default: the global --db)")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT", min=1, max=65535, help="port (default [dashboard] port, 8501)")] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """Serve the Streamlit dashboard (localhost by default)."""
     settings = settings_from(ctx, db)
@@ -359,8 +359,8 @@ def dashboard(
 @app.command()
 def run(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="dashboard port (default [dashboard] port, 8501)")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="dashboard bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT", min=1, max=65535, help="dashboard port (default [dashboard] port, 8501)")] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="dashboard bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """The main job: the scheduled collector and the dashboard on one embedded DuckDB file."""
     from backstop.service import Collector
@@ -417,7 +417,7 @@ def alerts_test_command(ctx: typer.Context) -> None:
 @alerts_app.command("list")
 def alerts_list_command(
     ctx: typer.Context,
-    days: Annotated[float, typer.Option("--days", min=0, max=MAX_AGE_DAYS,
+    days: Annotated[float, typer.Option("--days", metavar="N", min=0, max=MAX_AGE_DAYS,
                                         help="resolved alerts of the last N days")] = 7.0,
 ) -> None:
     """Firing alerts, then those fired or resolved in the last --days days."""

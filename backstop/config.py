@@ -6,10 +6,12 @@ CLI can print it and exit non-zero without a traceback.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -21,12 +23,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from metrics import stress as stress_model
 
 DEFAULT_DB_PATH = Path("data") / "backstop.duckdb"
 DEFAULT_CONFIG_PATH = Path("backstop.toml")
+MIN_POLL_INTERVAL_S = 1.0
 
 
 class ConfigError(ValueError):
@@ -44,6 +47,14 @@ class Intervals(BaseModel):
     prices: float = Field(default=300, ge=0)
     adl: float = Field(default=600, ge=0)
     liquidations: float = Field(default=300, ge=0)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _off_or_at_least_one_second(cls, seconds: float) -> float:
+        # sub-second polling would hammer a venue and the database; 0 is the documented "off"
+        if 0 < seconds < MIN_POLL_INTERVAL_S:
+            raise ValueError(f"a poll interval is 0 (off) or at least {MIN_POLL_INTERVAL_S:g} s, got {seconds:g}")
+        return seconds
 
 
 class VenueConfig(BaseModel):
@@ -98,6 +109,53 @@ class AlertsConfig(BaseModel):
     cooldown_s: float = Field(default=3600, ge=0)
     delivery_retries: int = Field(default=3, ge=0)
     rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
+
+    @field_validator("targets", mode="after")
+    @classmethod
+    def _apprise_accepts(cls, targets: list[SecretStr]) -> list[SecretStr]:
+        """Checked with apprise's own URL parsing now, not at the first alert; named by position and
+        scheme only (a target URL carries tokens)."""
+        if not targets:
+            return targets
+        from alerts.targets import target_label, target_problem
+
+        for index, target in enumerate(targets):
+            url = target.get_secret_value()
+            problem = target_problem(url)
+            if problem:
+                raise ValueError(f"targets[{index}] ({target_label(url)}): {problem}")
+        return targets
+
+
+class DatasetRetention(BaseModel):
+    """Raw rows older than ``keep_days`` are downsampled (newest row per series and hour) or dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_days: float = Field(ge=0, description="0 = keep every raw row forever")
+    action: Literal["downsample", "drop"] = "downsample"
+
+
+class RetentionConfig(BaseModel):
+    """What ``backstop compact`` (and the collector, every ``compact_every_h`` hours) lets go. Fund rows,
+    fund flows, hourly rollups, cascades, gaps and alerts are always kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open_interest: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    funding: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    prices: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    liquidations: DatasetRetention = Field(
+        default_factory=lambda: DatasetRetention(keep_days=90, action="drop"))  # per-minute sums kept
+    runs: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=180, action="drop"))
+    compact_every_h: float = Field(default=0, ge=0, description="collector compacts on this schedule; 0 = never")
+
+    @field_validator("liquidations", "runs", mode="after")
+    @classmethod
+    def _drop_only(cls, rule: DatasetRetention) -> DatasetRetention:
+        if rule.action != "drop" and rule.keep_days > 0:
+            raise ValueError("only action = 'drop' (liquidations keep their per-minute sums; runs are events)")
+        return rule
 
 
 class LakeConfig(BaseModel):
@@ -181,6 +239,7 @@ class Settings(BaseSettings):
     lake: LakeConfig = Field(default_factory=LakeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     stress: StressConfig = Field(default_factory=StressConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("venues", mode="after")
     @classmethod
@@ -220,6 +279,22 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: invalid value for '{key}': {first['msg']}"
 
 
+def _environment_problem(err: SettingsError) -> str:
+    """Name the unparseable BACKSTOP_* variable, never its value (alert targets are secrets)."""
+    match = re.search(r'field "([^"]+)"', str(err))
+    prefix = "BACKSTOP_" + (match.group(1).upper() if match else "")
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix))
+    for name in names:
+        value = os.environ[name].strip()
+        if value[:1] in "[{":
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                return f"environment: {name} is not valid JSON ({exc.msg} at character {exc.pos})"
+    listed = ", ".join(names) or prefix + "*"
+    return f"environment: cannot parse {listed} (lists and tables are JSON, e.g. '[\"json://…\"]')"
+
+
 def load_settings(config_path: Path | None = None, db_path: Path | None = None, **overrides: Any) -> Settings:
     """Load settings. A missing explicit --config file is an error; a missing default one is fine."""
     data: dict[str, Any] = {}
@@ -234,6 +309,8 @@ def load_settings(config_path: Path | None = None, db_path: Path | None = None, 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
+            raise ConfigError(f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     elif DEFAULT_CONFIG_PATH.exists():
         source = str(DEFAULT_CONFIG_PATH)
         try:
@@ -247,6 +324,8 @@ def load_settings(config_path: Path | None = None, db_path: Path | None = None, 
         settings = Settings(**data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    except SettingsError as err:  # a BACKSTOP_* variable that pydantic-settings could not even parse
+        raise ConfigError(_environment_problem(err)) from None
     if db_path is not None:  # --db beats the environment too
         settings.db = db_path
     return settings

@@ -49,6 +49,9 @@ async def refresh_rollups_forever(collector: Any, every_s: float = ROLLUP_EVERY_
 def attach(collector: Any) -> None:
     load_optional_exports()
     collector.background.append(refresh_rollups_forever)
+    from backstop.maintenance import storage_upkeep_forever  # size samples + [retention] compact_every_h
+
+    collector.background.append(storage_upkeep_forever)
     liquidations = _optional("collectors.liquidations.integration")
     if liquidations is not None:
         collector.background.extend(liquidations.liquidation_tasks(collector))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common, data, model
-from metrics.formatting import fmt_age
+from metrics.formatting import fmt_age, fmt_bytes
 from metrics.health import FRESH, LATE, STALE, blindness
+from storage.retention import database_size
 
 
 def body(state: common.PageState) -> None:
@@ -24,10 +25,15 @@ def body(state: common.PageState) -> None:
     shown["state"] = shown["freshness"]
     shown["data_age"] = [fmt_age(a) for a in shown["age_s"]]
     counts = shown["freshness"].value_counts()
-    a, b, c = st.columns(3)
+    a, b, c, d = st.columns(4)
     a.metric("Fresh", int(counts.get(FRESH, 0)))
     b.metric("Late", int(counts.get(LATE, 0)))
     c.metric("Stale", int(counts.get(STALE, 0)))
+    size = database_size(state.ctx.db)  # file stat + one small read; `backstop compact` reclaims space
+    if size is not None:
+        growth = "not measured yet" if size.growth_bytes_per_day is None else \
+            f"{fmt_bytes(size.growth_bytes_per_day)}/day over {size.measured_hours:.0f} h"
+        d.metric("Database size", fmt_bytes(size.bytes), help=f"growth: {growth}")
     columns = ["name", "dataset", "state", "data_age", "expected", "newest_ts", "last_success", "last_status",
                "success_rate_24h", "runs_24h", "last_error_at", "last_error_class", "last_error_message",
                "age_s", "expected_s", "venue", "freshness"]

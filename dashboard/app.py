@@ -24,7 +24,7 @@ import streamlit as st  # noqa: E402
 from dashboard import common, data  # noqa: E402
 from dashboard.context import AppContext, load_context  # noqa: E402
 from dashboard.model import dataset_states, states_for_blindness  # noqa: E402
-from dashboard.params import RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
+from dashboard.params import DEFAULT_RANGE, RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
 from metrics.health import blindness  # noqa: E402
 from storage.analytics import DatabaseBusy  # noqa: E402
 
@@ -59,9 +59,20 @@ def _pages(ctx: AppContext) -> list[st.Page]:
     return pages
 
 
+def _alias_overview() -> None:
+    """``/overview`` opens the Overview: Streamlit serves the default page only at ``/`` and would answer
+    "Page not found" to its own url_path, so a request for it is pointed at the default page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    run = get_script_run_ctx()
+    if run is not None and run.pages_manager.intended_page_name == "overview" \
+            and not run.pages_manager.intended_page_script_hash:
+        run.pages_manager.set_script_intent("", "")
+
+
 def _sync_url() -> None:
     known = st.session_state.get("ctl_known", [])
-    controls = Controls(st.session_state.get("ctl_range", "30d"), tuple(st.session_state.get("ctl_venues", [])))
+    controls = Controls(st.session_state.get("ctl_range", DEFAULT_RANGE), tuple(st.session_state.get("ctl_venues", [])))
     wanted = to_params(controls, known)
     for key, value in wanted.items():
         if st.query_params.get(key) != value:
@@ -87,7 +98,7 @@ def _controls(known: list[str], names: dict[str, str]) -> Controls:
     _sync_url()
     notices = st.session_state.pop("ctl_notices", [])
     for notice in notices:
-        st.info(notice, icon=":material/link_off:")
+        common.show_notice(notice.message, notice.rejected)
     return Controls(st.session_state["ctl_range"], tuple(st.session_state["ctl_venues"]), tuple(notices))
 
 
@@ -104,13 +115,15 @@ def _blind_banner(state: common.PageState) -> None:
 
 def main() -> None:
     ctx = load_context(sys.argv[1:], os.environ)
+    st.set_option("client.toolbarMode", "viewer")  # no "Deploy" button however Streamlit was started
     st.set_page_config(page_title="Backstop", page_icon=":material/shield:", layout="wide")
+    _alias_overview()
     nav = st.navigation(_pages(ctx))
     if ctx.simulated:
         st.warning("SIMULATED DATA — these numbers come from Backstop's built-in simulator, not from exchanges.",
                    icon=":material/science:")
     if ctx.notice:
-        st.info(ctx.notice)
+        common.show_notice("Configuration problem: using the defaults.", (ctx.notice,))
     overview = data.database_overview(ctx.db)
     has_data = bool(not overview.empty
                     and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())

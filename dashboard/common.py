@@ -99,6 +99,14 @@ def render_empty(ctx: AppContext) -> None:
     st.caption("Configuration: backstop.toml or BACKSTOP_* environment variables (see the README).")
 
 
+def show_notice(message: str, rejected: Sequence[str] = ()) -> None:
+    """Our own sentence in an info box; what the user (URL) or a file supplied only as plain text below it,
+    never as Markdown: ``?range=![a](http://host/pixel.png)`` must not make the browser fetch anything."""
+    st.info(message, icon=":material/link_off:")
+    for value in rejected:
+        st.text(f"not understood: {value}")
+
+
 def plain(text: object) -> str:
     """Exchange text for Plotly labels: Plotly reads a subset of HTML in names and hover text, so escape it."""
     return html.escape(str(text), quote=False)

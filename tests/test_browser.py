@@ -97,16 +97,29 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-def _settle(page: object, title: str | None = None) -> None:
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# every Plotly chart Streamlit placed has been drawn (Plotly is loaded lazily after the script finishes)
+CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+    .every(el => el.querySelector('.js-plotly-plot .main-svg'))"""
+
+
+def settle(page: object, title: str | None = None, timeout_ms: int = 120_000) -> None:
+    """Wait for the app's state, never for time: the script run has finished (``stApp`` reports
+    ``notRunning``, not the initial state of a fresh page), the page's heading is there, no stale element
+    from a previous run is left, and every Plotly chart on the page has drawn its SVG."""
+    page.wait_for_selector(APP_IDLE, state="attached", timeout=timeout_ms)  # type: ignore[attr-defined]
     if title:
-        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
+        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
     else:
         page.locator('[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]').first.wait_for(
-            timeout=60_000)  # type: ignore[attr-defined]
-    # wait until the app stops running (the status widget shows "Running..." while a script runs)
+            timeout=timeout_ms)  # type: ignore[attr-defined]
+    page.wait_for_selector(APP_IDLE, state="attached", timeout=timeout_ms)  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(800)  # type: ignore[attr-defined]
+        "() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout_ms)
+    page.wait_for_function(CHARTS_DRAWN, timeout=timeout_ms)  # type: ignore[attr-defined]
+
+
+_settle = settle
 
 
 def test_every_page_loads_without_errors(server: str, browser: object) -> None:

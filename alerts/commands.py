@@ -10,7 +10,7 @@ import pandas as pd
 
 from alerts.delivery import Deliverer, Notification
 from backstop.config import Settings
-from storage.alerts import alerts_frame
+from storage.alert_store import alerts_frame
 
 
 def alerts_test(settings: Settings, echo: Callable[[str], None] = print) -> int:

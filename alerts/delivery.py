@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import apprise
 from pydantic import SecretStr
 
-from storage.alerts import DeliveryAttempt
+from storage.alert_store import DeliveryAttempt
 
 log = logging.getLogger(__name__)
 

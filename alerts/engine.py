@@ -32,8 +32,8 @@ from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
 from backstop.config import AlertsConfig, ConfigError, Settings
-from storage import alerts as db_alerts
-from storage.alerts import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
+from storage import alert_store as db_alerts
+from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
 from storage.db import DatabaseBusy
 from storage.writer import Store
 

@@ -1,6 +1,6 @@
 """Alert rules: small pure functions over query results (typed rows in, ``Signal`` list out).
 
-The rows are computed in DuckDB by ``storage.alerts``; nothing here touches storage, the clock or the
+The rows are computed in DuckDB by ``storage.alert_store``; nothing here touches storage, the clock or the
 network, so every rule is tested with hand-made rows. A rule returns the signals that hold *now*; the
 engine (``alerts.engine``) turns them into an alert lifecycle (firing -> resolved), cooldowns and
 deliveries. One signal per venue per rule (the worst case, with the others in ``metrics``), so one event
@@ -55,7 +55,7 @@ class Signal:
         return f"{self.rule}|{self.venue}|{self.scope}"
 
 
-# -- rule inputs (computed in DuckDB by storage.alerts) -------------------------------------------------
+# -- rule inputs (computed in DuckDB by storage.alert_store) -------------------------------------------------
 @dataclass(frozen=True)
 class FundWindow:
     """One fund series (venue x pool x asset) over one look-back window, in the fund's native units.

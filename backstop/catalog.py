@@ -12,6 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from functools import cache
 
+from records.vocabulary import DEFAULT_CADENCE_S as VOCABULARY_CADENCE_S
+from records.vocabulary import default_cadence_s
+
 log = logging.getLogger(__name__)
 
 # One colour per venue, everywhere (brand-ish where possible, but chosen to stay apart on one chart).
@@ -42,10 +45,7 @@ _KNOWN_NAMES: dict[str, str] = {
 }
 
 # When an adapter does not say: how often each dataset is expected to change (seconds).
-DEFAULT_CADENCE_S: dict[str, float] = {
-    "funds": 86_400.0, "open_interest": 300.0, "funding": 600.0, "prices": 300.0, "adl": 1_800.0,
-    "liquidations": 300.0,
-}
+DEFAULT_CADENCE_S: dict[str, float] = dict(VOCABULARY_CADENCE_S)
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class VenueInfo:
     registered: bool = False  # True when the collector registry has an importable adapter
 
     def cadence(self, dataset: str) -> float:
-        return self.cadence_s.get(dataset, DEFAULT_CADENCE_S.get(dataset, 3_600.0))
+        return self.cadence_s.get(dataset, default_cadence_s(dataset))
 
 
 def colour_for(key: str, index: int = 0) -> str:

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 ROLLUP_EVERY_S = 300.0  # the dashboard reads raw rows for the newest hours, so minutes of lag are fine
 
-_EXPORT_MODULES = ("storage.liquidations", "storage.alerts")
+_EXPORT_MODULES = ("storage.liquidations", "storage.alert_store")
 
 
 def load_optional_exports() -> None:

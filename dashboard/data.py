@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import cache_ttl_s
-from storage import alerts, analytics, liquidations
+from storage import alert_store, analytics, liquidations
 from storage.analytics import HOUR, Grid, floor_hour
 
 TTL_S = cache_ttl_s()
@@ -108,7 +108,7 @@ def cascades(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def alert_markers(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
-    return alerts.alert_markers(db, list(venues), start, end)
+    return alert_store.alert_markers(db, list(venues), start, end)
 
 
 def clear() -> None:

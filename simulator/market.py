@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from records.vocabulary import STABLE_ASSETS  # one list for every layer
+
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -62,7 +64,6 @@ BASE_PRICES: dict[str, Decimal] = {
     "WIF": Decimal("2.2"), "SHIB": Decimal("0.000018"), "1000SHIB": Decimal("0.018"),
     "USDT": Decimal("1"), "USDC": Decimal("1"), "USD": Decimal("1"),
 }
-STABLE_ASSETS = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "USDE", "BNFCR", "TUSD", "USDD"})
 # unit codes some venues use for balances: (asset, units per asset)
 PRICE_UNITS: dict[str, tuple[str, Decimal]] = {
     "XBT": ("BTC", Decimal(1)), "XBt": ("BTC", Decimal("1e-8")), "USDt": ("USDT", Decimal("1e-6")),

@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from records.vocabulary import DATASET_TABLES
 from storage.db import DatabaseBusy, DatabaseMissing, read_connection
 
 __all__ = ["DatabaseBusy", "DatabaseMissing", "Grid"]
@@ -44,14 +45,7 @@ FUND_GROUPS = {
     "asset": ("venue", "asset"),
     "pool_asset": ("venue", "pool_id", "asset"),
 }
-DATA_TABLES: dict[str, str] = {  # dataset -> table with (venue, ts)
-    "funds": "fund_balances",
-    "open_interest": "open_interest",
-    "funding": "funding_rates",
-    "prices": "prices",
-    "adl": "adl_signals",
-    "liquidations": "liquidations",
-}
+DATA_TABLES: dict[str, str] = {dataset: table for dataset, (table, _) in DATASET_TABLES.items()}
 
 
 @dataclass(frozen=True)

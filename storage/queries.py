@@ -12,16 +12,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from records.vocabulary import DATASET_TABLES
 from storage.db import DatabaseMissing, read_connection
 
 # dataset (job name) -> (table, venue-timestamp column) for incremental polling
-_NEWEST: dict[str, tuple[str, str]] = {
-    "funds": ("fund_balances", "ts"),
-    "open_interest": ("open_interest", "ts"),
-    "funding": ("funding_rates", "ts"),
-    "prices": ("prices", "ts"),
-    "adl": ("adl_signals", "ts"),
-}
+_NEWEST: dict[str, tuple[str, str]] = dict(DATASET_TABLES)
 
 
 def register_newest(dataset: str, table: str, ts_column: str = "ts") -> None:

@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
 from collectors.base import Batch
+from records.vocabulary import STABLE_ASSETS
 from storage.db import DatabaseBusy, scalar, write_connection
 
 log = logging.getLogger(__name__)
 
-STABLE_ASSETS = ("USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "USDE", "BNFCR")
 PRICE_MAX_AGE = "INTERVAL 36 HOUR"  # the nearest price before/after within this; else NULL (flagged)
 
 
@@ -165,7 +165,7 @@ def revalue_funds(con: duckdb.DuckDBPyConnection, ts_from: datetime, ts_to: date
         UPDATE fund_balances SET usd_value = balance, usd_source = 'stable'
         WHERE usd_source IS NULL AND ts BETWEEN ? AND ? AND list_contains(?, asset)
         """,
-        [ts_from, ts_to, list(STABLE_ASSETS)],
+        [ts_from, ts_to, sorted(STABLE_ASSETS)],
     )
     con.execute(
         f"""

@@ -13,7 +13,7 @@ from alerts import rules as R
 from dashboard import common
 from dashboard.context import AppContext
 from dashboard.params import Controls
-from storage import alerts as A
+from storage import alert_store as A
 from storage.writer import Store
 
 PAGE = Path(__file__).resolve().parents[1] / "dashboard" / "views" / "alerts.py"

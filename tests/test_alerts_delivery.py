@@ -21,8 +21,8 @@ from alerts.commands import alerts_test
 from alerts.delivery import Deliverer, Notification, secret_fragments, target_label
 from backstop.config import load_settings
 from backstop.service import Collector
-from storage import alerts as A
-from storage.alerts import DeliveryAttempt
+from storage import alert_store as A
+from storage.alert_store import DeliveryAttempt
 from storage.queries import query_df
 from storage.writer import Store
 from tests.conftest import settings_for

@@ -26,7 +26,7 @@ from backstop.config import Settings
 from backstop.service import Collector
 from simulator.market import HOUR_MS
 from simulator.server import SimulatorThread
-from storage.alerts import table_columns
+from storage.alert_store import table_columns
 from storage.queries import query_df
 from tests.conftest import settings_for
 from tests.test_alerts_delivery import Receiver

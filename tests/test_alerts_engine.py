@@ -18,7 +18,7 @@ from alerts import rules as R
 from alerts.delivery import Notification
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
 from collectors.base import Batch, FundBalance
-from storage import alerts as A
+from storage import alert_store as A
 from storage.writer import Store
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

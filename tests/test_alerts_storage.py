@@ -12,7 +12,7 @@ import pytest
 
 from alerts import rules as R
 from collectors.base import AdlSignal, Batch, FundBalance, OpenInterest, Price
-from storage import alerts as A
+from storage import alert_store as A
 from storage.db import read_connection
 from storage.export import EXPORTS, export_csv
 from storage.writer import RunRecord, Store

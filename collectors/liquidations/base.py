@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from collectors.parsing import to_json
+from records.vocabulary import STABLE_ASSETS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ COMPLETE = "complete"  # the venue says every liquidation is pushed (Bybit allLi
 SAMPLED = "sampled"  # the venue throttles/samples (Binance ≤1/symbol/s, OKX, Gate WS): a lower bound
 UNCONFIRMED = "unconfirmed"  # completeness not documented: treated as a lower bound
 
-STABLES = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "USDE"})
+STABLES = STABLE_ASSETS  # one list: records.vocabulary
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import streamlit as st
 from alerts.rules import RULES, SEVERITIES
 from dashboard import common
 from dashboard.context import cache_ttl_s
-from storage import alerts as alert_store
+from storage import alert_store
 
 TTL_S = cache_ttl_s()
 SEVERITY_ICONS = {"critical": "🔴 critical", "warning": "🟠 warning", "info": "🔵 info"}

@@ -33,23 +33,18 @@ from alerts.rules import (
     VenueChange,
     VenueCoverage,
 )
+from records.vocabulary import DATASET_TABLES, default_cadence_s
 from storage.db import DatabaseMissing, read_connection, scalar
 from storage.export import ExportSpec, register_export
 
 register_export("alerts", ExportSpec("alerts", "fired_at", "fired_at, rule, venue"))
 register_export("alert-deliveries", ExportSpec("alert_deliveries", "attempted_at", "attempted_at, target_index"))
 
-DEFAULT_EXPECTED_S = 86_400.0  # a venue we know nothing about is assumed to publish daily
+DEFAULT_EXPECTED_S = default_cadence_s("funds")  # a venue we know nothing about is assumed to publish daily
 MAX_FUTURE = timedelta(days=7)  # data stamped further ahead than this never moves the data clock
 
 # dataset (job name) -> (table, venue-timestamp column) whose newest row says the data "landed"
-DATA_TABLES: dict[str, tuple[str, str]] = {
-    "funds": ("fund_balances", "ts"),
-    "open_interest": ("open_interest", "ts"),
-    "funding": ("funding_rates", "ts"),
-    "prices": ("prices", "ts"),
-    "adl": ("adl_signals", "ts"),
-}
+DATA_TABLES = DATASET_TABLES
 
 
 def _f(value: Any) -> float | None:

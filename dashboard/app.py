@@ -25,6 +25,7 @@ from dashboard import common, data  # noqa: E402
 from dashboard.context import AppContext, load_context  # noqa: E402
 from dashboard.model import dataset_states, states_for_blindness  # noqa: E402
 from dashboard.params import DEFAULT_RANGE, RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
+from dashboard.status import backfill_progress  # noqa: E402
 from metrics.health import blindness  # noqa: E402
 from storage.analytics import DatabaseBusy  # noqa: E402
 
@@ -113,6 +114,24 @@ def _blind_banner(state: common.PageState) -> None:
         st.warning(report.message, icon=":material/visibility_off:")
 
 
+def _backfill_banner(state: common.PageState) -> None:
+    runs, newest = data.backfill_state(state.ctx.db, state.now)
+    progress = backfill_progress(runs, state.info, state.known, newest, state.now)
+    st.session_state[common.BACKFILL_KEY] = progress.pending if progress.active else ()
+    if progress.active:
+        st.info(progress.text({v: state.name(v) for v in state.known}), icon=":material/history:")
+
+
+def _state_without_data(ctx: AppContext) -> common.PageState:
+    """No fund or OI rows: the venues the collector tried (its run rows), for Collector health and Alerts."""
+    now = data.quantised_now()
+    health = data.collector_health(ctx.db, now) if Path(ctx.db).exists() else None
+    known = sorted(set(health["venue"].astype(str))) if health is not None and not health.empty else []
+    info = common.venue_catalog(known)
+    return common.PageState(ctx, Controls(), tuple(known), tuple(known), info, now,
+                            now - RANGES[DEFAULT_RANGE], False)  # type: ignore[operator]
+
+
 def main() -> None:
     ctx = load_context(sys.argv[1:], os.environ)
     st.set_option("client.toolbarMode", "viewer")  # no "Deploy" button however Streamlit was started
@@ -128,8 +147,8 @@ def main() -> None:
     has_data = bool(not overview.empty
                     and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
     state = None
-    if has_data:
-        try:
+    try:
+        if has_data:
             known = data.known_venues(ctx.db)
             info = common.venue_catalog(known)
             controls = _controls(known, {v: info[v].display_name for v in known})
@@ -138,9 +157,12 @@ def main() -> None:
             state = common.PageState(ctx, controls, tuple(known), tuple(controls.selected(known)), info, now,
                                      common.range_start(controls, now, first_ts), True)
             _blind_banner(state)
-        except DatabaseBusy as exc:
-            st.error(f"The database is busy (locked by another process): {exc}. Retrying on the next refresh.")
-            state = None
+            _backfill_banner(state)
+        else:
+            state = _state_without_data(ctx)
+    except DatabaseBusy as exc:
+        st.error(f"The database is busy (locked by another process): {exc}. Retrying on the next refresh.")
+        state = None
     st.session_state[common.STATE_KEY] = state
     st.session_state["backstop_ctx"] = ctx
     nav.run()

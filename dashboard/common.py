@@ -26,6 +26,7 @@ from metrics.csv_safe import to_csv_bytes
 from storage.analytics import DatabaseBusy
 
 STATE_KEY = "backstop_page_state"
+BACKFILL_KEY = "backstop_backfilling"
 STRESS_EVENTS = Path(__file__).with_name("stress_events.csv")
 HEALTH_ICONS = {"healthy": ":material/check_circle:", "watch": ":material/visibility:",
                 "stressed": ":material/warning:"}
@@ -83,20 +84,52 @@ def venue_catalog(keys: Sequence[str]) -> dict[str, VenueInfo]:
     return catalog(list(keys))
 
 
-def render_empty(ctx: AppContext) -> None:
-    """The friendly first-run page."""
-    st.title("Backstop has no data yet")
-    exists = Path(ctx.db).exists()
-    st.write(
-        f"The database `{ctx.db}` " + ("holds no fund or open-interest data yet." if exists else "does not exist yet.")
-    )
-    st.markdown(
-        "Start collecting, then come back (this page refreshes by itself):\n\n"
-        "* `backstop collect` polls every enabled venue and writes to the database;\n"
-        "* `backstop demo` runs the built-in simulator and a collector against it (no internet needed);\n"
-        "* `backstop dashboard --db PATH` opens this dashboard on another database file."
-    )
-    st.caption("Configuration: backstop.toml or BACKSTOP_* environment variables (see the README).")
+def backfilling() -> tuple[str, ...]:
+    """Venues whose history is still being backfilled: their change metrics are held back."""
+    return tuple(st.session_state.get(BACKFILL_KEY, ()))
+
+
+def render_no_data(ctx: AppContext, title: str | None = None) -> None:
+    """The no-data page: where the dashboard looks, what the collector is doing (its state, the venues it
+    reaches, their last errors, from the run rows), what to do; it re-checks every refresh and switches to
+    the real page as soon as the first fund or open-interest row lands."""
+    from dashboard import data
+    from dashboard.status import diagnose
+
+    if title:
+        st.title(title)
+
+    def check() -> None:
+        if data.has_data_now(ctx.db):
+            data.clear()
+            st.rerun(scope="app")
+        st.subheader("Backstop has no data yet", anchor=False)
+        exists = Path(ctx.db).exists()
+        st.text(f"Database: {ctx.db} " + ("(no fund or open-interest rows yet)" if exists else "(does not exist yet)"))
+        now = data.quantised_now(1)
+        activity = data.poll_activity(ctx.db, now) if exists else None
+        activity = activity if activity is not None else pd.DataFrame()
+        names = {k: v.display_name for k, v in venue_catalog(
+            activity["venue"].astype(str).tolist() if not activity.empty else []).items()}
+        diagnosis = diagnose(activity, names, now)
+        if diagnosis.last_run_at is not None:
+            box = st.warning if diagnosis.running else st.error
+            box(diagnosis.headline(now), icon=":material/lan:")
+            if not diagnosis.reachable:
+                st.error("No venue is reachable: check the network, a proxy (venues' base_url in backstop.toml), "
+                         "or try everything on simulated data with `backstop demo`.", icon=":material/wifi_off:")
+            st.dataframe(diagnosis.errors, hide_index=True, column_config={
+                "last error": st.column_config.TextColumn("last error", width="large")})
+        st.markdown(
+            "* `backstop collect` (or `backstop run`) polls every enabled venue and writes to this database;\n"
+            "* `backstop demo` runs the built-in simulator and a collector against it (no internet needed);\n"
+            "* `backstop dashboard --db PATH` opens this dashboard on another database file.\n\n"
+            f"This page checks again every {ctx.refresh_s} s and shows the data as soon as it arrives; "
+            "Collector health and Alerts work already."
+        )
+        st.caption("Configuration: backstop.toml or BACKSTOP_* environment variables (see the README).")
+
+    fragment(check, ctx)
 
 
 def show_notice(message: str, rejected: Sequence[str] = ()) -> None:
@@ -205,17 +238,24 @@ def explain_range(state: PageState) -> str:
     return f"{state.range_start:%Y-%m-%d %H:%M} → {state.now:%Y-%m-%d %H:%M} UTC"
 
 
-def run_page(title: str, body: Callable[[PageState], None], caption: str | None = None) -> None:
-    """Page frame: the empty-database page, or the title and an auto-refreshing body."""
+def run_page(title: str, body: Callable[[PageState], None], caption: str | None = None,
+             needs_data: bool = True) -> None:
+    """Page frame: the no-data diagnosis (pages that need data), or the title and an auto-refreshing body.
+    Pages that work without data (Collector health, Alerts) show the diagnosis above their body."""
     ctx: AppContext | None = st.session_state.get("backstop_ctx")
     state = page_state()
-    if state is None or ctx is None:
-        if ctx is not None:
-            render_empty(ctx)
+    if ctx is None:
+        return
+    if state is None or (not state.has_data and needs_data):
+        render_no_data(ctx, None if state is None else title)
         return
     st.title(title)
     if caption:
         st.caption(caption)
+    if not state.has_data:
+        render_no_data(ctx)
+        if not Path(ctx.db).exists():
+            return
 
     def refreshing() -> None:
         current = page_state()

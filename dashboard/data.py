@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import cache_ttl_s
-from storage import alert_store, analytics, liquidations
+from storage import alert_store, analytics, liquidations, run_state
 from storage.analytics import HOUR, Grid, floor_hour
 
 TTL_S = cache_ttl_s()
@@ -109,6 +109,29 @@ def cascades(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def alert_markers(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
     return alert_store.alert_markers(db, list(venues), start, end)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def backfill_state(db: str, now: datetime) -> tuple[pd.DataFrame, datetime | None]:
+    """This backfill session's runs (``storage.run_state.backfill_runs``) and when the newest finished."""
+    from dashboard.status import BACKFILL_SESSION
+
+    newest = run_state.newest_backfill_at(db)
+    if newest is None:
+        return pd.DataFrame(columns=run_state.BACKFILL_COLUMNS), None
+    return run_state.backfill_runs(db, newest - BACKFILL_SESSION), newest
+
+
+def poll_activity(db: str, now: datetime) -> pd.DataFrame:
+    """Not cached: the no-data page polls it to notice the first rows and the collector's errors."""
+    return run_state.poll_activity(db, now - timedelta(days=1))
+
+
+def has_data_now(db: str) -> bool:
+    """Fund or open-interest rows exist (uncached: the no-data page uses it to switch to the real pages)."""
+    overview = analytics.database_overview(db)
+    return bool(not overview.empty
+                and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
 
 
 def clear() -> None:

@@ -150,14 +150,28 @@ def test_bad_url_params_fall_back_with_a_notice(app: AppTest) -> None:
     no_exception(app)
     notices = " ".join(i.value for i in app.info)
     assert "Unknown time range" in notices and "Unknown venue" in notices
-    assert app.selectbox(key="ctl_range").value == "30d"
+    assert app.selectbox(key="ctl_range").value == "7d"
     assert app.multiselect(key="ctl_venues").value == ["okx"]
-    assert app.query_params.get("range") in ("30d", ["30d"])
+    assert app.query_params.get("range") in ("7d", ["7d"])
     # the filter applies: only OKX's card
     assert [s.value for s in app.subheader][:1] == ["OKX"]
     app.multiselect(key="ctl_venues").set_value(["gate", "okx"]).run()
     no_exception(app)
     assert app.query_params.get("venues") in ("gate,okx", ["gate,okx"])
+
+
+@pytest.mark.parametrize("payload", ["![a](http://evil.example/pixel.png)",
+                                     "[Log in again](https://evil.example/)"])
+def test_url_parameters_are_never_rendered_as_markdown(payload: str, app: AppTest) -> None:
+    app.query_params["range"] = payload
+    app.query_params["venues"] = f"okx,{payload}"
+    app.run()
+    no_exception(app)
+    markdown_like = [str(e.value) for kind in ("markdown", "info", "warning", "error", "caption", "success")
+                     for e in app.get(kind)]
+    assert not any("evil.example" in text for text in markdown_like)
+    plain = [str(t.value) for t in app.text]
+    assert f"not understood: {payload}" in plain  # shown, verbatim, as plain text
 
 
 def test_simulated_banner_on_every_page(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:

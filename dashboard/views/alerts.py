@@ -129,7 +129,7 @@ def _label(frame: pd.DataFrame, alert_id: str, names: dict[str, str]) -> str:
 
 def render() -> None:
     common.run_page("Alerts", body, caption="Rules over the collected data: fund drawdowns, coverage, "
-                    "divergence, cascades, ADL, blind spots.")
+                    "divergence, cascades, ADL, blind spots.", needs_data=False)
 
 
 if __name__ == "__main__":  # streamlit runs page scripts as __main__

@@ -46,4 +46,4 @@ def body(state: common.PageState) -> None:
     common.download(table, "collector-health", "health-table")
 
 
-common.run_page("Collector health", body, caption="Is Backstop seeing every venue?")
+common.run_page("Collector health", body, caption="Is Backstop seeing every venue?", needs_data=False)

@@ -20,8 +20,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from metrics import divergence as D
+from metrics.formatting import (
+    fmt_age,
+    fmt_change_pct,
+    fmt_compact,
+    fmt_number,
+    fmt_signed,
+    fmt_time,
+    fmt_window,
+    pool_name,
+    venue_label,
+)
+
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
-MINUS = "\u2212"
 
 FUND_DRAWDOWN = "fund_drawdown"
 COVERAGE_LOW = "coverage_low"
@@ -214,17 +226,26 @@ class CoverageParams(RuleParams):
     min_days: int = 7  # a median needs this many daily points
 
 
+_DIV = D.DivergenceRule()  # the one rule's defaults
+
+
 @dataclass(frozen=True)
 class DivergenceParams(RuleParams):
-    threshold_pct: float = 5.0  # minimum absolute move vs the peers' median, in percentage points
+    """``metrics.divergence.DivergenceRule`` as configured in ``[alerts.rules.divergence]``."""
+
+    threshold_pct: float = _DIV.min_gap_pct  # minimum absolute move vs the peers' median, in percentage points
     windows_h: tuple[float, ...] = (24.0,)
-    z_threshold: float = 3.5
-    min_venues: int = 4  # venues with a value in the window, the tested one included
-    mad_floor_pct: float = 0.5  # scale floor: identical peers must not make any wiggle an outlier
-    common_move_factor: float = 1.0  # scale floor as a share of the peers' median move (a market-wide
-    # move such as a cascade widens the spread between venues; an idiosyncratic drain does not)
+    z_threshold: float = _DIV.z_threshold
+    min_venues: int = _DIV.min_venues  # venues with a value in the window, the tested one included
+    mad_floor_pct: float = _DIV.mad_floor_pct  # scale floor: identical peers must not make any wiggle an outlier
+    common_move_factor: float = _DIV.common_move_factor  # scale floor as a share of the peers' median move
     critical_pct: float = 20.0
     include_rises: int = 0  # 1 = a venue's fund jumping up is reported too
+
+    def rule(self) -> D.DivergenceRule:
+        return D.DivergenceRule(z_threshold=self.z_threshold, min_gap_pct=self.threshold_pct,
+                                mad_floor_pct=self.mad_floor_pct, common_move_factor=self.common_move_factor,
+                                min_venues=self.min_venues, include_rises=bool(self.include_rises))
 
 
 @dataclass(frozen=True)
@@ -286,67 +307,11 @@ def build_params(kind: type[P], config: Any | None) -> P:
     return dataclasses.replace(params, **changes)
 
 
-# -- formatting ------------------------------------------------------------------------------------
-def fmt_signed(value: float, digits: int = 1) -> str:
-    text = f"{abs(value):.{digits}f}"
-    if float(text) == 0:
-        return text
-    return (MINUS if value < 0 else "+") + text
-
-
-def fmt_number(value: float, digits: int = 3) -> str:
-    """Fixed decimals with a real minus sign and no plus: -0.26 -> '−0.260'."""
-    return fmt_signed(value, digits).lstrip("+")
-
-
-def fmt_pct(value: float, digits: int = 1) -> str:
-    return f"{fmt_signed(value, digits)} %"
-
-
-def fmt_amount(value: float) -> str:
-    """412_100_000 -> '412.1 M'; 61.73 -> '61.73'; negative with a real minus sign."""
-    sign = MINUS if value < 0 else ""
-    size = abs(value)
-    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if size >= limit:
-            return f"{sign}{size / limit:.1f} {suffix}"
-    if size == 0:
-        return "0"
-    return f"{sign}{size:.4g}"
-
-
-def fmt_window(hours: float) -> str:
-    if hours >= 48 and hours % 24 == 0:
-        return f"{hours / 24:g} d"
-    if hours >= 1:
-        return f"{hours:g} h"
-    return f"{hours * 60:g} min"
-
-
-def fmt_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def fmt_time(ts: datetime | None) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M UTC") if ts else "?"
-
-
-def label(labels: Mapping[str, str], venue: str) -> str:
-    return labels.get(venue) or venue
-
-
-def pool_name(pool_id: str, asset: str) -> str:
-    """'USDT pool' when the pool id adds nothing, else 'USDT pool SWAP:BTC-USDT' (shortened)."""
-    if pool_id in ("", asset):
-        return f"{asset} pool"
-    short = pool_id if len(pool_id) <= 28 else pool_id[:27] + "…"
-    return f"{asset} pool {short}"
+# -- formatting: one module (metrics.formatting); the names the rules and the engine have always used --
+fmt_pct = fmt_change_pct
+fmt_amount = fmt_compact
+fmt_duration = fmt_age
+label = venue_label
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -470,43 +435,34 @@ def coverage_low(coverages: Sequence[VenueCoverage], params: CoverageParams,
 
 def divergence(changes: Sequence[VenueChange], params: DivergenceParams,
                labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
-    """A venue's fund change over a window is an outlier against the other venues: robust z-score
-    against the peers' median and MAD (leave-one-out, so the outlier does not widen its own yardstick),
-    the scale floored at ``mad_floor_pct`` and at ``common_move_factor`` x |peers' median| (when every
-    fund moves, e.g. in a cascade, the spread between venues grows with the move); at least
-    ``min_venues`` venues with a value and a move of at least ``threshold_pct`` points from the peers'
-    median. Falls only unless ``include_rises``. One signal per venue (its largest |z| over the windows)."""
+    """A venue's fund change over a window is an outlier against the other venues: the one algorithm,
+    ``metrics.divergence.divergence`` (leave-one-out robust z, floored scale; see there), on the
+    like-for-like venue changes. One signal per venue (its largest |z| over the windows); critical when
+    the gap from the peers' median reaches ``critical_pct``."""
     if not params.enabled:
         return []
+    rule = params.rule()
     best: dict[str, tuple[float, Signal]] = {}
     for window in params.windows_h:
-        rows = [c for c in changes if c.window_h == window and c.pools > 0 and _finite(c.change_pct)]
-        if len(rows) < max(params.min_venues, 2):
-            continue
-        for row in rows:
-            peers = [r.change_pct for r in rows if r.venue != row.venue]
-            median = statistics.median(peers)
-            mad = statistics.median(abs(p - median) for p in peers)
-            scale = max(1.4826 * mad, params.mad_floor_pct, params.common_move_factor * abs(median))
-            deviation = row.change_pct - median
-            z = deviation / scale
-            if abs(deviation) < params.threshold_pct or abs(z) < params.z_threshold:
+        rows = {c.venue: c for c in changes if c.window_h == window and c.pools > 0 and _finite(c.change_pct)}
+        for result in D.divergence({v: c.change_pct for v, c in rows.items()}, int(window * 3600), rule):
+            if not result.flagged or result.z is None or result.median_pct is None:
                 continue
-            if deviation > 0 and not params.include_rises:
-                continue
+            row, z, median = rows[result.venue], result.z, result.median_pct
+            peers = result.n_venues - 1
             message = (
                 f"{label(labels, row.venue)} insurance funds {fmt_pct(row.change_pct)} in {fmt_window(window)} "
-                f"vs peers median {fmt_pct(median)} (robust z {fmt_signed(z)}, {len(peers)} peers)"
+                f"vs peers median {fmt_pct(median)} (robust z {fmt_signed(z)}, {peers} peers)"
             )
             signal = Signal(
                 rule=DIVERGENCE, venue=row.venue, scope="funds",
-                severity="critical" if abs(deviation) >= params.critical_pct else params.severity,
+                severity="critical" if abs(row.change_pct - median) >= params.critical_pct else params.severity,
                 message=message,
                 metrics={
                     "window_h": window, "change_pct": round(row.change_pct, 4), "peers_median_pct": median,
-                    "peers_mad_pct": mad, "robust_z": round(z, 3), "peers": len(peers), "pools": row.pools,
+                    "peers_mad_pct": result.mad_pct, "robust_z": round(z, 3), "peers": peers, "pools": row.pools,
                     "start_usd": row.start_usd, "end_usd": row.end_usd,
-                    "peer_changes": {r.venue: round(r.change_pct, 4) for r in rows if r.venue != row.venue},
+                    "peer_changes": {r.venue: round(r.change_pct, 4) for r in rows.values() if r.venue != row.venue},
                 },
                 data_ts=row.last_ts,
             )

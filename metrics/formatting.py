@@ -7,7 +7,8 @@ thin gap before units ("−18.0 %", "$1.23 B") as in the rest of the product's t
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 MINUS = "\u2212"
 DASH = "—"
@@ -85,3 +86,59 @@ def fmt_duration(seconds: float) -> str:
     if seconds <= 2 * 86400 and seconds % 3600 == 0:
         return f"{int(td.total_seconds() // 3600)} h"
     return f"{seconds / 86400:.0f} d"
+
+
+# -- alert sentences (the alert rules use the same module: one style, one place) ---------------------------
+def fmt_signed(value: float, digits: int = 1) -> str:
+    """Always signed, real minus, no sign on zero: -22.43 -> '−22.4', 3 -> '+3.0', 0 -> '0.0'."""
+    text = f"{abs(value):.{digits}f}"
+    if float(text) == 0:
+        return text
+    return (MINUS if value < 0 else "+") + text
+
+
+def fmt_number(value: float, digits: int = 3) -> str:
+    """Fixed decimals with a real minus sign and no plus: -0.26 -> '−0.260'."""
+    return fmt_signed(value, digits).lstrip("+")
+
+
+def fmt_change_pct(value: float, digits: int = 1) -> str:
+    """A change in percent, always signed: '−22.4 %', '+3.0 %', '0.0 %'."""
+    return f"{fmt_signed(value, digits)} %"
+
+
+def fmt_compact(value: float) -> str:
+    """A bare quantity in a sentence: 412_100_000 -> '412.1 M'; 61.73 -> '61.73'; real minus sign."""
+    sign = MINUS if value < 0 else ""
+    size = abs(value)
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if size >= limit:
+            return f"{sign}{size / limit:.1f} {suffix}"
+    if size == 0:
+        return "0"
+    return f"{sign}{size:.4g}"
+
+
+def fmt_window(hours: float) -> str:
+    """A look-back given in hours: 8 -> '8 h', 168 -> '7 d', 0.5 -> '30 min'."""
+    if hours >= 48 and hours % 24 == 0:
+        return f"{hours / 24:g} d"
+    if hours >= 1:
+        return f"{hours:g} h"
+    return f"{hours * 60:g} min"
+
+
+def fmt_time(ts: datetime | None) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M UTC") if ts else "?"
+
+
+def venue_label(labels: Mapping[str, str], venue: str) -> str:
+    return labels.get(venue) or venue
+
+
+def pool_name(pool_id: str, asset: str) -> str:
+    """'USDT pool' when the pool id adds nothing, else 'USDT pool SWAP:BTC-USDT' (shortened)."""
+    if pool_id in ("", asset):
+        return f"{asset} pool"
+    short = pool_id if len(pool_id) <= 28 else pool_id[:27] + "…"
+    return f"{asset} pool {short}"

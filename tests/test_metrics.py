@@ -47,16 +47,31 @@ def test_changes_and_drawdowns() -> None:
 
 
 def test_robust_z_matches_the_textbook_formula() -> None:
+    """Leave-one-out: the venue is measured against the median and MAD of the other venues."""
     changes = {"binance": 0.5, "okx": 0.3, "bybit": 0.4, "gate": -18.0, "bitmex": 0.2}
-    values = list(changes.values())
-    med = statistics.median(values)
-    mad = statistics.median([abs(v - med) for v in values])
-    expected = (-18.0 - med) / (1.4826 * max(mad, 0.25))
-    assert robust_z(-18.0, values, mad_floor=0.25) == pytest.approx(expected)
+    peers = [v for k, v in changes.items() if k != "gate"]
+    med = statistics.median(peers)
+    mad = statistics.median([abs(v - med) for v in peers])
+    expected = (-18.0 - med) / max(1.4826 * mad, 0.5, 1.0 * abs(med))
+    assert robust_z(-18.0, peers, mad_floor=0.5, common_move_factor=1.0) == pytest.approx(expected)
     rows = {r.venue: r for r in divergence(changes, 86_400, DivergenceRule())}
     assert rows["gate"].flagged and rows["gate"].z == pytest.approx(expected)
+    assert rows["gate"].median_pct == pytest.approx(med)
     assert not any(r.flagged for v, r in rows.items() if v != "gate")
-    assert rows["okx"].median_pct == pytest.approx(0.3)
+
+
+def test_one_divergence_algorithm_for_page_and_alert() -> None:
+    """The alert rule's z is the page's z for the same changes (one function: metrics.divergence)."""
+    from datetime import UTC, datetime
+
+    from alerts import rules as R
+
+    changes = {"binance": -0.2, "okx": -21.8, "bybit": -0.3, "gate": 0.4, "bitmex": -0.5}
+    page = {r.venue: r for r in divergence(changes, 86_400, R.DivergenceParams().rule())}
+    rows = [R.VenueChange(v, 24.0, c, 1, 1e8, 1e8, datetime(2026, 1, 1, tzinfo=UTC)) for v, c in changes.items()]
+    [signal] = R.divergence(rows, R.DivergenceParams())
+    assert signal.metrics["robust_z"] == pytest.approx(page["okx"].z, abs=1e-3)
+    assert [v for v, r in page.items() if r.flagged] == ["okx"]
 
 
 def test_divergence_needs_enough_venues_and_a_real_gap() -> None:
@@ -73,7 +88,7 @@ def test_explanation_reads_like_a_sentence() -> None:
     row = divergence({"gate": -18.0, "a": 0.4, "b": 0.3, "c": 0.5, "d": 0.45}, 86_400)[-1]
     assert row.venue == "gate"
     text = explain(row, "Gate")
-    assert text.startswith("Gate's fund \u221218.0 % in 24 h while the median venue moved +0.4 %")
+    assert text.startswith("Gate's fund \u221218.0 % in 24 h while the other venues' median moved +0.4 %")
     assert "<" not in text
 
 

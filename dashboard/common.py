@@ -23,6 +23,7 @@ from backstop.catalog import VenueInfo, catalog
 from dashboard.context import AppContext
 from dashboard.params import RANGES, Controls
 from metrics.csv_safe import to_csv_bytes
+from metrics.formatting import DASH
 from storage.analytics import DatabaseBusy
 
 STATE_KEY = "backstop_page_state"
@@ -138,6 +139,31 @@ def show_notice(message: str, rejected: Sequence[str] = ()) -> None:
     st.info(message, icon=":material/link_off:")
     for value in rejected:
         st.text(f"not understood: {value}")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'/@^%;?])")
+
+
+def md_escape(text: object) -> str:
+    """Text from an exchange, an alert or a user, made inert for Markdown (``st.markdown``, ``st.table``
+    cells): every punctuation mark backslash-escaped, so no link, image, autolink, directive
+    (``:red[...]``, ``:material/...:``), LaTeX or HTML can form; newlines become spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def fmt_ts(value: object) -> str:
+    """'2026-11-26 12:03 UTC'; missing -> '—'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return DASH
+    return f"{pd.Timestamp(value).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC" if pd.Timestamp(value).tzinfo \
+        else f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+
+
+def fmt_text(value: object) -> str:
+    """Text cells: '—' for missing, never 'None' or 'nan'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return DASH
+    return str(value)
 
 
 def plain(text: object) -> str:

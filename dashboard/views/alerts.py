@@ -43,6 +43,30 @@ def present(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return out[[c for c in TABLE_COLUMNS if c in out.columns]].reset_index(drop=True)
 
 
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def worst_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Firing before resolved, then critical before warning before info, then newest first."""
+    if frame.empty:
+        return frame
+    order = frame.assign(_firing=(frame["status"] != "firing").astype(int),
+                         _sev=frame["severity"].map(SEVERITY_RANK).fillna(9))
+    return order.sort_values(["_firing", "_sev", "fired_at"], ascending=[True, True, False]).drop(
+        columns=["_firing", "_sev"])
+
+
+def firing_table(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The firing alerts as a wrapped table: every cell escaped for Markdown (``st.table`` renders it)."""
+    rows = []
+    for r in worst_first(frame).itertuples():
+        rows.append({"severity": SEVERITY_ICONS.get(str(r.severity), str(r.severity)),
+                     "venue": common.md_escape(names.get(str(r.venue), str(r.venue))),
+                     "rule": common.md_escape(r.rule), "what happened": common.md_escape(r.message),
+                     "since": common.fmt_ts(r.fired_at), "last seen": common.fmt_ts(r.last_seen_at)})
+    return pd.DataFrame(rows, columns=["severity", "venue", "rule", "what happened", "since", "last seen"])
+
+
 def filter_alerts(frame: pd.DataFrame, rules: list[str], venues: list[str], severities: list[str]) -> pd.DataFrame:
     """Rows matching every non-empty filter (empty filter = everything)."""
     mask = pd.Series(True, index=frame.index)
@@ -85,7 +109,7 @@ def body(state: common.PageState) -> None:
         st.success("No alert is firing." if firing.empty else "No alert is firing for the selected venues.",
                    icon=":material/notifications_off:")
     else:
-        st.dataframe(present(shown_firing, names), hide_index=True, column_config=COLUMN_CONFIG)
+        st.table(firing_table(shown_firing, names), border="horizontal")
 
     st.subheader("History", anchor=False)
     st.caption(f"Alert episodes fired or resolved in {common.explain_range(state)}, plus every firing one.")
@@ -96,7 +120,7 @@ def body(state: common.PageState) -> None:
                              placeholder="Selected venues (sidebar)")
     severities = right.multiselect("Severity", list(SEVERITIES), key="alerts_severities",
                                    placeholder="All severities")
-    history = filter_alerts(frame, rules, venues or list(state.venues), severities)
+    history = worst_first(filter_alerts(frame, rules, venues or list(state.venues), severities))
     if history.empty:
         st.info("No alert matches." if not frame.empty else "No alert has fired in this range.")
     else:

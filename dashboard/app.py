@@ -53,7 +53,8 @@ def _pages(ctx: AppContext) -> list[st.Page]:
             log.exception("liquidations page not available")
         else:
             def liquidations() -> None:
-                module.render(ctx.db)
+                common.run_page("Liquidations", module.page_body,
+                                caption="Liquidated positions per venue; the sidebar sets the range and venues.")
 
             pages.insert(2, st.Page(liquidations, title="Liquidations", icon=":material/waterfall_chart:",
                                     url_path="liquidations"))

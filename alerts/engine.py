@@ -32,8 +32,10 @@ from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
 from backstop.config import AlertsConfig, ConfigError, Settings
+from metrics.assessment import Assessment, AssessmentParams
 from storage import alert_store as db_alerts
 from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
+from storage.assessments import AnomalySettings, AssessmentConfig, load_assessments
 from storage.db import DatabaseBusy
 from storage.writer import Store
 
@@ -53,10 +55,11 @@ class RuleSet:
     cascade: R.CascadeParams = field(default_factory=R.CascadeParams)
     adl: R.AdlParams = field(default_factory=R.AdlParams)
     stale: R.StaleParams = field(default_factory=R.StaleParams)
+    anomaly: R.AnomalyParams = field(default_factory=R.AnomalyParams)
 
     def by_name(self) -> dict[str, R.RuleParams]:
         return {R.FUND_DRAWDOWN: self.drawdown, R.COVERAGE_LOW: self.coverage, R.DIVERGENCE: self.divergence,
-                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale}
+                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale, R.FUND_ANOMALY: self.anomaly}
 
     def disabled(self) -> set[str]:
         return {name for name, params in self.by_name().items() if not params.enabled}
@@ -76,7 +79,7 @@ def rule_set(config: AlertsConfig) -> RuleSet:
             raise ConfigError(f"alerts.rules.{name}: {exc}") from None
     return RuleSet(drawdown=built[R.FUND_DRAWDOWN], coverage=built[R.COVERAGE_LOW],
                    divergence=built[R.DIVERGENCE], cascade=built[R.CASCADE], adl=built[R.ADL_NEAR],
-                   stale=built[R.STALE])
+                   stale=built[R.STALE], anomaly=built[R.FUND_ANOMALY])
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,18 @@ def context_for(settings: Settings, adapters: Mapping[str, Any] | None = None,
     )
 
 
+def assessment_config(ctx: Context) -> AssessmentConfig:
+    """The assessments as this deployment's rules see them: same venues, cadences, divergence rule and
+    anomaly settings, so an alert and the assessment quote the same numbers."""
+    rs = ctx.rules
+    return AssessmentConfig(
+        labels=dict(ctx.labels), fund_expected_s=dict(ctx.fund_expected_s), oi_expected_s=dict(ctx.oi_expected_s),
+        divergence=rs.divergence.rule(), divergence_window_h=min(rs.divergence.windows_h, default=24.0),
+        anomaly=AnomalySettings(history_days=rs.anomaly.history_days, min_history=rs.anomaly.min_history),
+        params=AssessmentParams(anomaly_stressed_z=rs.anomaly.z_threshold, divergence_z=rs.divergence.z_threshold),
+    )
+
+
 # -- inputs and rules ----------------------------------------------------------------------------------
 @dataclass
 class Inputs:
@@ -142,6 +157,7 @@ class Inputs:
     adl: list[R.AdlReading] = field(default_factory=list)
     freshness: list[R.Freshness] = field(default_factory=list)
     gaps: list[R.StreamGap] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> error (its alerts are left untouched)
 
 
@@ -190,6 +206,7 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
+    inputs.assessments = run([R.FUND_ANOMALY], lambda: load_assessments(con, as_of, assessment_config(ctx)))
     return inputs
 
 
@@ -204,6 +221,7 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
         R.ADL_NEAR: lambda: R.adl_near(inputs.adl, rs.adl, as_of, labels),
         R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
                                  data_ages=not ctx.simulated),
+        R.FUND_ANOMALY: lambda: R.fund_anomaly(inputs.assessments, rs.anomaly, labels),
     }
     signals: list[Signal] = []
     evaluated: set[str] = set()

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from metrics import divergence as D
+from metrics.assessment import Assessment
 from metrics.formatting import (
     fmt_age,
     fmt_change_pct,
@@ -32,6 +33,7 @@ from metrics.formatting import (
     pool_name,
     venue_label,
 )
+from metrics.fund_changes import ANOMALY_MIN_CHANGE_PCT, ANOMALY_Z
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
@@ -41,7 +43,8 @@ DIVERGENCE = "divergence"
 CASCADE = "cascade"
 ADL_NEAR = "adl_near"
 STALE = "stale"
-RULES: tuple[str, ...] = (FUND_DRAWDOWN, COVERAGE_LOW, DIVERGENCE, CASCADE, ADL_NEAR, STALE)
+FUND_ANOMALY = "fund_anomaly"
+RULES: tuple[str, ...] = (FUND_DRAWDOWN, COVERAGE_LOW, DIVERGENCE, CASCADE, ADL_NEAR, STALE, FUND_ANOMALY)
 
 
 def severity_rank(severity: str | None) -> int:
@@ -90,6 +93,7 @@ class FundWindow:
     start_ts: datetime | None = None
     max_usd: float | None = None
     last_usd: float | None = None
+    start_usd: float | None = None
 
     @property
     def drawdown_pct(self) -> float | None:
@@ -273,9 +277,21 @@ class StaleParams(RuleParams):
     min_stale_s: float = 600.0  # never call a job stale sooner than this
 
 
+@dataclass(frozen=True)
+class AnomalyParams(RuleParams):
+    """A fund's 24 h / 7 d trading change scored against its own history (see ``fund_anomaly``)."""
+
+    threshold_pct: float = ANOMALY_MIN_CHANGE_PCT  # and the change itself is at least this large a fall
+    windows_h: tuple[float, ...] = (24.0, 168.0)
+    z_threshold: float = ANOMALY_Z  # robust z against the fund's own trailing changes
+    history_days: int = 90
+    min_history: int = 30  # fewer past trading changes: no score (the fixed drawdown threshold remains)
+    min_fund_usd: float = 100_000.0
+
+
 PARAM_TYPES: dict[str, type[RuleParams]] = {
     FUND_DRAWDOWN: DrawdownParams, COVERAGE_LOW: CoverageParams, DIVERGENCE: DivergenceParams,
-    CASCADE: CascadeParams, ADL_NEAR: AdlParams, STALE: StaleParams,
+    CASCADE: CascadeParams, ADL_NEAR: AdlParams, STALE: StaleParams, FUND_ANOMALY: AnomalyParams,
 }
 
 P = TypeVar("P", bound=RuleParams)
@@ -649,5 +665,41 @@ def stale(jobs: Sequence[Freshness], gaps: Sequence[StreamGap], params: StalePar
             rule=STALE, venue=venue, scope="venue", severity="critical" if critical else params.severity,
             message=message, metrics={"jobs": facts[venue], "last_error_class": errors.get(venue)},
             data_ts=oldest.get(venue),
+        ))
+    return signals
+
+
+def fund_anomaly(assessments: Sequence[Assessment], params: AnomalyParams,
+                 labels: Mapping[str, str] = {}) -> list[Signal]:  # noqa: B006
+    """A pool's trading change over 24 h or 7 d is far outside its own history: robust z (against the last
+    ``history_days`` of the same window's trading changes, native units; injections, transfers,
+    restructures and revaluations left out) at or below −``z_threshold`` and a fall of at least
+    ``threshold_pct`` %. Reads the assessments, so the alert and the assessment quote one z. One signal per
+    venue, headed by its largest such pool. Never critical on its own: the drawdown rule escalates."""
+    if not params.enabled:
+        return []
+    found: dict[str, list[tuple[Assessment, float, float, float]]] = {}
+    for a in assessments:
+        if a.is_venue or (a.fund_usd is not None and a.fund_usd < params.min_fund_usd):
+            continue
+        for window_h, z, name in ((24.0, a.anomaly_z_24h, "24h"), (168.0, a.anomaly_z_7d, "7d")):
+            change = a.change_pct(name)
+            if window_h not in params.windows_h or z is None or change is None or not math.isfinite(z):
+                continue
+            if z <= -params.z_threshold and change <= -params.threshold_pct:
+                found.setdefault(a.venue, []).append((a, window_h, z, change))
+    signals = []
+    for venue, hits in sorted(found.items()):
+        a, window_h, z, change = max(hits, key=lambda h: (h[0].fund_usd or 0.0, -h[1]))
+        usual = a.usual_move_24h_pct if window_h == 24.0 else a.usual_move_7d_pct
+        times = f", {abs(change) / usual:.0f}× its usual {'daily' if window_h == 24.0 else 'weekly'} move" if usual else ""
+        message = (f"{label(labels, venue)} {pool_name(a.pool_id, a.asset)} fund {fmt_pct(change)} in "
+                   f"{fmt_window(window_h)}{times} (own-history robust z {fmt_signed(z)})")
+        signals.append(Signal(
+            rule=FUND_ANOMALY, venue=venue, scope="funds", severity=params.severity, message=message,
+            metrics={"pool_id": a.pool_id, "asset": a.asset, "window_h": window_h, "change_pct": round(change, 4),
+                     "robust_z": round(z, 3), "usual_move_pct": usual, "z_threshold": params.z_threshold,
+                     "pools_flagged": len(hits)},
+            data_ts=a.fund_ts,
         ))
     return signals

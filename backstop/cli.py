@@ -37,7 +37,7 @@ err_console = Console(stderr=True)
 log = logging.getLogger("backstop")
 
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
-                 "liquidations", "liquidation-gaps", "cascades", "alerts")
+                 "liquidations", "liquidation-gaps", "cascades", "alerts", "assessments", "fund-changes")
 
 
 class CliError(ClickException):
@@ -219,6 +219,9 @@ def status(ctx: typer.Context) -> None:
             if record["last_error_class"] else "",
         })
     _print_table(f"collector status ({settings.db})", rows)
+    from alerts.judgement import print_status
+
+    print_status(settings, lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 
 def _fmt_ts(value: Any) -> str:
@@ -244,21 +247,28 @@ def export(
     until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
 ) -> None:
-    """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column)."""
+    """CSV of a dataset (header row, UTC ISO-8601 timestamps, a venue column). `assessments`: one row per
+    venue x pool at --until (default now): venue, pool_id, state, figures, reasons. `fund-changes`: every
+    change between two observations of a pool with its kind (trading, injection, transfer, restructure,
+    valuation) and whether the kind was inferred (default: the last 7 days)."""
+    from alerts.judgement import COMPUTED_EXPORTS, export_computed
     from backstop.integrations import load_optional_exports
     from storage.db import DatabaseMissing
     from storage.export import EXPORTS, export_csv
 
     load_optional_exports()
     settings = settings_from(ctx)
-    if dataset not in EXPORTS:
+    if dataset not in EXPORTS and dataset not in COMPUTED_EXPORTS:
         raise CliError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")
     if venue is not None:
         _check_venues(settings, [venue])
     start, end = parse_when(since, "--since"), parse_when(until, "--until")
     target = out if out is not None else Path("/dev/stdout")
     try:
-        count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
+        if dataset in COMPUTED_EXPORTS:
+            count = export_computed(settings, dataset, target, venue=venue, since=start, until=end)
+        else:
+            count = export_csv(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:
         raise CliError(str(exc)) from None
     if out is not None:
@@ -400,6 +410,24 @@ def alerts_list_command(
     from alerts.commands import alerts_list, print_alerts
 
     print_alerts(alerts_list(settings_from(ctx), days=days), console)
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    incident: Annotated[str, typer.Argument(help="an incident id from the library, or all")] = "all",
+    library: Annotated[Path | None, typer.Option("--library", help="an incidents TOML file of your own")] = None,
+) -> None:
+    """Replay history's fund incidents through your alert rules (--config): per incident the expected
+    outcome, what fired (rule, severity, time, text) and a verdict; exits 1 if any outcome differs."""
+    from alerts.judgement import replay_command
+
+    try:
+        code = replay_command(settings_from(ctx), incident, library,
+                              lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    except (KeyError, ValueError, OSError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    raise typer.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from metrics.coverage import coverage_pct
-from metrics.formatting import fmt_age, fmt_pct
+from metrics.formatting import fmt_age, fmt_pct, fmt_signed
+from metrics.fund_changes import ANOMALY_Z
 from metrics.health import FRESH, LATE, STALE, HealthRules
 
 HEALTHY, WATCH, STRESSED, CRITICAL, NO_FUND, BLIND = "healthy", "watch", "stressed", "critical", "no_fund", "blind"
@@ -99,7 +100,7 @@ class AssessmentParams:
     health: HealthRules = field(default_factory=HealthRules)
     divergence_z: float = 3.5  # |z| at or past this (a fall) puts the venue on watch
     anomaly_watch_z: float = 4.0  # own-history robust z of the 24 h / 7 d change (a fall)
-    anomaly_stressed_z: float = 6.0
+    anomaly_stressed_z: float = ANOMALY_Z  # where the fund_anomaly alert fires (warning)
     coverage_low_percentile: float = 5.0  # coverage in the lowest 5 % of the venue's own history
 
 
@@ -124,6 +125,7 @@ class AssessmentInputs:
     anomaly_z_24h: float | None = None
     anomaly_z_7d: float | None = None
     usual_move_24h_pct: float | None = None  # median |24 h trading change| over the history
+    usual_move_7d_pct: float | None = None
     adl: AdlSummary | None = None
     data_age_s: float | None = None
     expected_age_s: float | None = None
@@ -159,6 +161,8 @@ class Assessment:
     expected_age_s: float | None
     freshness: str | None
     stress_consumption_pct: float | None
+    usual_move_24h_pct: float | None
+    usual_move_7d_pct: float | None
     state: str
     reasons: tuple[str, ...]
     state_since: datetime | None
@@ -254,11 +258,10 @@ def assess(inputs: AssessmentInputs, params: AssessmentParams | None = None) -> 
         if z is None or not math.isfinite(z) or z > -params.anomaly_watch_z:
             continue
         level = STRESSED if z <= -params.anomaly_stressed_z else WATCH
-        found.append((level, f"{label} change unusual for this fund (own-history robust z {z:+.1f})"
-                      .replace("-", "\u2212"), None))
+        found.append((level, f"{label} change unusual for this fund (own-history robust z {fmt_signed(z)})", None))
     z = inputs.divergence_z
     if z is not None and math.isfinite(z) and z <= -params.divergence_z:
-        found.append((WATCH, f"diverges from the other venues (robust z {z:+.1f})".replace("-", "\u2212"), None))
+        found.append((WATCH, f"diverges from the other venues (robust z {fmt_signed(z)})", None))
     if percentile is not None and percentile <= params.coverage_low_percentile and len(inputs.coverage_history_pct) >= 7:
         found.append((WATCH, f"coverage {fmt_pct(coverage, 2)} of open interest, lowest "
                              f"{percentile:.0f} % of its last {len(inputs.coverage_history_pct)} days", None))
@@ -286,7 +289,8 @@ def _result(inputs: AssessmentInputs, params: AssessmentParams, state: str, reas
         anomaly_z_24h=inputs.anomaly_z_24h, anomaly_z_7d=inputs.anomaly_z_7d,
         adl_level=inputs.adl.level if inputs.adl else None, adl_text=inputs.adl.text if inputs.adl else None,
         data_age_s=inputs.data_age_s, expected_age_s=inputs.expected_age_s, freshness=inputs.freshness,
-        stress_consumption_pct=inputs.stress_consumption_pct, state=state, reasons=reasons,
+        stress_consumption_pct=inputs.stress_consumption_pct, usual_move_24h_pct=inputs.usual_move_24h_pct,
+        usual_move_7d_pct=inputs.usual_move_7d_pct, state=state, reasons=reasons,
         state_since=since, findings=inputs.findings,
     )
 

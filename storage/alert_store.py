@@ -162,7 +162,7 @@ def fund_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Seq
     rows = con.execute(
         _SERIES_WINDOWS + """
         SELECT venue, pool_id, asset, window_h, cadence_s, points, max_balance, max_ts, last_balance, last_ts,
-               start_balance, start_ts, max_usd, last_usd
+               start_balance, start_ts, max_usd, last_usd, start_usd
         FROM series_windows ORDER BY venue, pool_id, asset, window_h
         """,  # noqa: S608 - constant SQL text, values are parameters
         _series_params(as_of, windows_h, expected_s, gone_multiple),
@@ -170,7 +170,8 @@ def fund_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Seq
     return [
         FundWindow(venue=r[0], pool_id=r[1], asset=r[2], window_h=float(r[3]), cadence_s=float(r[4]),
                    points=int(r[5]), max_balance=_f(r[6]), max_ts=r[7], last_balance=float(r[8]), last_ts=r[9],
-                   start_balance=_f(r[10]), start_ts=r[11], max_usd=_f(r[12]), last_usd=_f(r[13]))
+                   start_balance=_f(r[10]), start_ts=r[11], max_usd=_f(r[12]), last_usd=_f(r[13]),
+                   start_usd=_f(r[14]))
         for r in rows
     ]
 
@@ -204,33 +205,73 @@ def venue_changes(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Se
     ]
 
 
-def coverage_medians(con: duckdb.DuckDBPyConnection, as_of: datetime,
-                     median_days: int = 30) -> dict[str, tuple[float, int]]:
-    """Per venue: the median of the daily coverage ratio (the last fund value of each series and the
-    last OI of each symbol per UTC day, summed) over the ``median_days`` days before ``as_of``'s day,
-    and how many days had both. Changes once a day: the engine caches it per day."""
-    today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = con.execute(
-        """
-        WITH fund_daily AS (
-            SELECT venue, day, sum(usd) AS fund_usd FROM (
-                SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(usd_value, ts) AS usd
-                FROM fund_balances WHERE ts >= ? AND ts < ? GROUP BY ALL
-            ) GROUP BY venue, day
-        ), oi_daily AS (
-            SELECT venue, day, sum(oi) AS oi_usd FROM (
-                SELECT venue, symbol, date_trunc('day', ts) AS day, arg_max(oi_usd, ts) AS oi
-                FROM open_interest WHERE ts >= ? AND ts < ? AND oi_usd IS NOT NULL GROUP BY ALL
-            ) GROUP BY venue, day
-        )
-        SELECT f.venue, median(f.fund_usd / o.oi_usd), count(*)
+# Daily coverage per venue: the last fund value of each series and the last OI of each symbol per UTC day,
+# summed, over [?, ?) (one definition for the coverage median and the coverage history).
+_DAILY_COVERAGE = """
+    WITH fund_daily AS (
+        SELECT venue, day, sum(usd) AS fund_usd FROM (
+            SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(usd_value, ts) AS usd
+            FROM fund_balances WHERE ts >= $lo AND ts < $hi GROUP BY ALL
+        ) GROUP BY venue, day
+    ), oi_daily AS (
+        SELECT venue, day, sum(oi) AS oi_usd FROM (
+            SELECT venue, symbol, date_trunc('day', ts) AS day, arg_max(oi_usd, ts) AS oi
+            FROM open_interest WHERE ts >= $lo AND ts < $hi AND oi_usd IS NOT NULL GROUP BY ALL
+        ) GROUP BY venue, day
+    ), daily AS (
+        SELECT f.venue, f.day, f.fund_usd / o.oi_usd AS ratio
         FROM fund_daily AS f JOIN oi_daily AS o USING (venue, day)
         WHERE o.oi_usd > 0 AND f.fund_usd > 0
-        GROUP BY f.venue
-        """,
-        [today - timedelta(days=median_days), today, today - timedelta(days=median_days), today],
+    )
+"""
+
+
+def coverage_medians(con: duckdb.DuckDBPyConnection, as_of: datetime,
+                     median_days: int = 30) -> dict[str, tuple[float, int]]:
+    """Per venue: the median of the daily coverage ratio over the ``median_days`` days before ``as_of``'s
+    day, and how many days had both. Changes once a day: the engine caches it per day."""
+    today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = con.execute(
+        _DAILY_COVERAGE + "SELECT venue, median(ratio), count(*) FROM daily GROUP BY venue",  # noqa: S608 - constant
+        {"lo": today - timedelta(days=median_days), "hi": today},
     ).fetchall()
     return {venue: (float(median), int(days)) for venue, median, days in rows if median is not None}
+
+
+def coverage_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int = 90) -> dict[str, list[float]]:
+    """Per venue: the daily coverage (percent of OI) of the ``days`` days before ``as_of``'s day, oldest first."""
+    today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = con.execute(
+        _DAILY_COVERAGE + "SELECT venue, list(ratio * 100 ORDER BY day) FROM daily GROUP BY venue",  # noqa: S608
+        {"lo": today - timedelta(days=days), "hi": today},
+    ).fetchall()
+    return {venue: [float(v) for v in values] for venue, values in rows}
+
+
+def venue_open_interest(con: duckdb.DuckDBPyConnection, as_of: datetime,
+                        oi_expected_s: Mapping[str, float], gone_multiple: float = 3.0) -> dict[str, float]:
+    """Per venue: current open interest in USD (each symbol's latest value within ``gone_multiple`` x the
+    venue's cadence of the venue's newest poll, itself recent)."""
+    venues, cadences = _cadence_lists(oi_expected_s)
+    rows = con.execute(
+        """
+        WITH ocfg AS (SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s),
+        oi_series AS (
+            SELECT venue, symbol, max(ts) AS last_ts, arg_max(oi_usd, ts) AS oi_usd
+            FROM open_interest WHERE ts > ? AND ts <= ? AND oi_usd IS NOT NULL GROUP BY venue, symbol
+        )
+        SELECT s.venue, sum(s.oi_usd)
+        FROM oi_series AS s
+        JOIN (SELECT venue, max(last_ts) AS newest FROM oi_series GROUP BY venue) AS n USING (venue)
+        LEFT JOIN ocfg AS c ON c.venue = s.venue
+        WHERE epoch(n.newest) - epoch(s.last_ts) <= ? * coalesce(c.expected_s, 3600)
+          AND epoch(?::TIMESTAMPTZ) - epoch(n.newest) <= ? * greatest(coalesce(c.expected_s, 3600), 3600)
+        GROUP BY s.venue
+        """,
+        [venues, cadences, as_of - timedelta(seconds=gone_multiple * max([3600.0, *cadences]) + 3600), as_of,
+         gone_multiple, as_of, gone_multiple],
+    ).fetchall()
+    return {venue: float(oi) for venue, oi in rows if oi is not None}
 
 
 def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expected_s: Mapping[str, float],

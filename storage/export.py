@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+import pandas as pd
+
 from storage.db import read_connection
 
 
@@ -82,6 +85,30 @@ def export_csv(db: Path, dataset: str, out: Path | str, venue: str | None = None
         count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchall()[0][0]  # noqa: S608
         con.execute(f"COPY ({query}) TO '{_quote(str(out))}' (HEADER, DELIMITER ',')", params)
     return int(count)
+
+
+def write_frame_csv(frame: pd.DataFrame, out: Path | str) -> int:
+    """A computed frame as CSV, written by DuckDB with the same conventions as ``export_csv`` (UTC
+    ISO-8601 times, formula-like text neutralised, numbers intact). Returns rows written."""
+    con = duckdb.connect()
+    try:
+        con.register("computed", frame)
+        columns = con.execute("DESCRIBE computed").fetchall()
+        select = []
+        for name, data_type, *_ in columns:
+            if data_type.startswith("TIMESTAMP"):
+                select.append(f"strftime(timezone('UTC', \"{name}\"), '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{name}\""
+                              if "TIME ZONE" in data_type else
+                              f"strftime(\"{name}\", '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{name}\"")
+            elif data_type == "VARCHAR":
+                select.append(neutralise_sql(name))
+            else:
+                select.append(f'"{name}"')
+        query = f"SELECT {', '.join(select)} FROM computed"  # noqa: S608 - column names from the frame
+        con.execute(f"COPY ({query}) TO '{_quote(str(out))}' (HEADER, DELIMITER ',')")
+    finally:
+        con.close()
+    return len(frame)
 
 
 def _quote(path: str) -> str:

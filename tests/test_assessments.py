@@ -1,0 +1,161 @@
+"""The assessment (pure judgement), classified fund changes, and the incident replay with the default rules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alerts.replay import load_library, replay
+from backstop.config import load_settings
+from metrics import assessment as M
+from metrics.fund_changes import (
+    INJECTION,
+    RESTRUCTURE,
+    TRADING,
+    TRANSFER,
+    VALUATION,
+    ChangeContext,
+    classify,
+    robust_own_z,
+)
+from tests.test_config_cli import write
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def backstop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess, importing this checkout (not whatever is installed)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "backstop.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300, env=env)
+
+T = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def inputs(**kw: object) -> M.AssessmentInputs:
+    base: dict[str, object] = {"venue": "okx", "display_name": "OKX", "pool_id": "*", "asset": "USDT", "as_of": T,
+                               "fund_native": 400e6, "fund_usd": 400e6, "fund_ts": T, "freshness": "fresh",
+                               "data_age_s": 60.0, "expected_age_s": 300.0}
+    base.update(kw)
+    return M.AssessmentInputs(**base)  # type: ignore[arg-type]
+
+
+def window(name: str, change_pct: float | None = None, drawdown_pct: float | None = None) -> M.WindowFigures:
+    return M.WindowFigures(name, M.WINDOWS[name], 100.0, 100.0, change_pct, change_pct, None, drawdown_pct)
+
+
+def test_healthy_watch_stressed_and_reasons() -> None:
+    assert M.assess(inputs()).state == M.HEALTHY and M.assess(inputs()).reasons == ()
+    watch = M.assess(inputs(windows=(window("24h", -2.5, -2.5),)))
+    assert watch.state == M.WATCH and watch.reasons == ("24 h change \u22122.5 %",)
+    stressed = M.assess(inputs(windows=(window("24h", -6.0), window("30d", None, -12.0))))
+    assert stressed.state == M.STRESSED and len(stressed.reasons) == 2
+    assert stressed.drawdown_30d_pct == -12.0
+
+
+def test_critical_from_a_firing_critical_alert_or_an_empty_fund() -> None:
+    since = T - timedelta(hours=3)
+    alert = M.Finding("coverage_low", "critical", "MEXC fund covers 0.10 % of open interest", since)
+    a = M.assess(inputs(findings=(alert,), windows=(window("24h", -2.5),)))
+    assert a.state == M.CRITICAL and a.state_since == since
+    assert a.reasons[0].startswith("critical alert coverage_low: MEXC fund covers")
+    empty = M.assess(inputs(fund_native=0.0, fund_usd=0.0))
+    assert empty.state == M.CRITICAL and "at or below zero" in empty.reasons[0]
+
+
+def test_no_fund_and_blind_are_never_watch() -> None:
+    oi_only = M.assess(inputs(has_fund=False, fund_native=None, fund_usd=None, oi_usd=5e9))
+    assert oi_only.state == M.NO_FUND and oi_only.label == "no published fund"
+    stale = M.assess(inputs(freshness="stale", data_age_s=5 * 86_400.0, expected_age_s=86_400.0))
+    assert stale.state == M.BLIND and stale.reasons[0].startswith("data stale: newest fund value 5.0 d old")
+    # what is known to be bad stays bad
+    worse = M.assess(inputs(freshness="stale", fund_native=-1.0))
+    assert worse.state == M.CRITICAL
+    assert M.state_rank(M.CRITICAL) > M.state_rank(M.STRESSED) > M.state_rank(M.BLIND) > M.state_rank(M.WATCH)
+
+
+def test_anomaly_divergence_and_coverage_percentile() -> None:
+    a = M.assess(inputs(anomaly_z_24h=-25.9, divergence_z=-40.0, oi_usd=400e8,
+                        coverage_history_pct=tuple(2.0 + i / 10 for i in range(30))))
+    assert a.state == M.STRESSED
+    assert a.coverage_pct == pytest.approx(1.0) and a.coverage_percentile == 0.0
+    text = " | ".join(a.reasons)
+    assert "own-history robust z \u221225.9" in text and "robust z \u221240.0" in text and "coverage 1.00 %" in text
+    row = M.as_row(a)
+    assert list(row) == list(M.EXPORT_COLUMNS) and row["state"] == "stressed" and row["reasons"].count("; ") == 2
+
+
+def test_change_classification() -> None:
+    assert classify(None, 5.0).kind == RESTRUCTURE
+    assert classify(5.0, None).kind == RESTRUCTURE
+    assert classify(10.0, 10.0, 500.0, 520.0) == classify(10.0, 10.0, 500.0, 520.0)
+    assert classify(10.0, 10.0, 500.0, 520.0).kind == VALUATION
+    published = classify(100.0, 90.0, context=ChangeContext(published_kind="platform_revenue"))
+    assert published.kind == INJECTION and not published.inferred
+    # Deribit's 500 BTC top-up after March 2020: a round step in, far above the usual move
+    top_up = classify(183.0, 683.0, context=ChangeContext(usual_move=1.0))
+    assert top_up.kind == INJECTION and top_up.inferred
+    out = classify(20_000_000.0, 10_000_000.0, context=ChangeContext(usual_move=50_000.0))
+    assert out.kind == TRANSFER and out.inferred
+    # Binance 10 Oct 2025: ~190 M lost in a crash is not a round transfer at the fund's scale
+    assert classify(1.23e9, 1.04e9, context=ChangeContext(usual_move=3e6)).kind == TRADING
+    assert classify(100.0, 99.5, context=ChangeContext(usual_move=0.3)).kind == TRADING
+
+
+def test_own_history_z() -> None:
+    calm = [0.3, -0.2, 0.1, -0.3, 0.2, -0.1] * 10
+    assert robust_own_z(-4.6, calm) == pytest.approx(-4.6 / (1.4826 * 0.2), rel=1e-6)
+    assert robust_own_z(1.0, []) is None
+
+
+EXPECTED = {  # the issue's table, with the default rules
+    "bitmex-2020-03-12": ("alert", {"fund_anomaly"}),
+    "binance-2020-05-10": ("critical", {"fund_drawdown"}),
+    "bitmex-2020-03-peers": ("no_divergence", None),
+    "dydx-2023-11-17": ("critical", {"fund_drawdown"}),
+    "bitmex-2017-03": ("critical", {"fund_drawdown"}),
+    "hyperliquid-2025-03-12": ("quiet", set()),
+    "binance-2025-10-10": ("alert", {"fund_drawdown"}),
+    "bybit-2025-12-restructure": ("restructure", set()),
+    "calm-90d": ("none", set()),
+}
+
+
+def test_replay_of_the_incident_library_with_the_default_rules() -> None:
+    library = {i.id: i for i in load_library()}
+    assert set(library) == set(EXPECTED)
+    assert all(i.source for i in library.values())
+    outcomes = {o.incident.id: o for o in replay(load_settings(None, None))}
+    for incident_id, (expect, rules) in EXPECTED.items():
+        outcome = outcomes[incident_id]
+        assert outcome.incident.expect == expect
+        assert outcome.passed, (incident_id, outcome.why, [s.message for s in outcome.signals])
+        venue = outcome.incident.venue
+        fired = {s.rule for s in outcome.signals if venue in ("*", s.venue)}
+        if rules is not None:
+            assert rules <= fired if rules else not fired, (incident_id, fired)
+    bitmex = next(s for s in outcomes["bitmex-2020-03-12"].signals if s.rule == "fund_anomaly")
+    assert bitmex.message.startswith("BitMEX BTC pool XBt fund \u22124.6 % in 24 h, ")
+    assert "its usual daily move (own-history robust z \u2212" in bitmex.message
+    assert {s.severity for s in outcomes["binance-2020-05-10"].signals if s.venue == "binance"} >= {"critical"}
+    assert not [s for s in outcomes["bitmex-2020-03-peers"].signals if s.venue == "bitmex"]
+    assert outcomes["bybit-2025-12-restructure"].restructures >= 2
+    assert outcomes["calm-90d"].signals == []
+
+
+def test_replay_cli_exits_non_zero_on_a_mismatch(tmp_path: Path) -> None:
+    """Thresholds raised so far that BitMEX's 2017 depletion is only a warning: the replay says so."""
+    config = write(tmp_path, "[alerts.rules.fund_drawdown]\nparams = {critical_pct = 101}\n")
+    result = backstop("--config", str(config), "replay", "bitmex-2017-03", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "verdict: FAIL — expected a critical alert for bitmex" in result.stdout
+    assert result.stdout.rstrip().endswith("0/1 incidents as expected; differ: bitmex-2017-03")
+    ok = backstop("replay", "calm-90d", cwd=tmp_path)
+    assert ok.returncode == 0 and "verdict: PASS" in ok.stdout
+    unknown = backstop("replay", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("backstop: error: unknown incident 'nope'")

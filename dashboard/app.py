@@ -86,7 +86,9 @@ def _sync_url() -> None:
 def _controls(known: list[str], names: dict[str, str]) -> Controls:
     """Sidebar controls, initialised from the URL on a session's first run; the URL follows them."""
     st.session_state["ctl_known"] = known
-    if "ctl_range" not in st.session_state:
+    url = (st.query_params.get("range"), st.query_params.get("venues"))
+    if "ctl_range" not in st.session_state or (any(url) and url != st.session_state.get("ctl_url", url)):
+        # a new session, or a link (a signal's "Funds"/"Divergence") / edited URL: the URL wins
         parsed = parse_params(st.query_params.to_dict(), known)
         st.session_state["ctl_range"] = parsed.range_key
         st.session_state["ctl_venues"] = list(parsed.venues)
@@ -98,6 +100,7 @@ def _controls(known: list[str], names: dict[str, str]) -> Controls:
         st.multiselect("Venues", known, key="ctl_venues", format_func=lambda v: names.get(v, v),
                        placeholder="All venues", on_change=_sync_url)
     _sync_url()
+    st.session_state["ctl_url"] = (st.query_params.get("range"), st.query_params.get("venues"))
     notices = st.session_state.pop("ctl_notices", [])
     for notice in notices:
         common.show_notice(notice.message, notice.rejected)

@@ -22,6 +22,7 @@ class AppContext:
     cache_ttl_s: int
     intervals: dict[str, dict[str, float]]  # venue -> dataset -> poll interval (s)
     notice: str | None = None  # a config problem, shown once; defaults are used
+    config: str | None = None  # the settings file (the assessments use the deployment's alert rules)
 
 
 def _args(argv: Sequence[str]) -> argparse.Namespace:
@@ -52,7 +53,8 @@ def load_context(argv: Sequence[str], env: Mapping[str, str]) -> AppContext:
     dash = settings.dashboard
     intervals = {key: cfg.intervals.model_dump() for key, cfg in settings.venues.items()}
     refresh_s = args.refresh if args.refresh and args.refresh > 0 else int(dash.refresh_s)
-    return AppContext(str(db), simulated, refresh_s, int(dash.cache_ttl_s), intervals, notice)
+    return AppContext(str(db), simulated, refresh_s, int(dash.cache_ttl_s), intervals, notice,
+                      None if notice or args.config is None else str(args.config))
 
 
 def cache_ttl_s() -> int:

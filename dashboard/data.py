@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import cache_ttl_s
+from metrics.assessment import Assessment
 from storage import alert_store, analytics, liquidations, run_state
 from storage.analytics import HOUR, Grid, floor_hour
 
@@ -132,6 +133,23 @@ def has_data_now(db: str) -> bool:
     overview = analytics.database_overview(db)
     return bool(not overview.empty
                 and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def assessments(db: str, config: str | None, now: datetime) -> list[Assessment]:
+    """Every venue's and pool's assessment exactly as the alert rules see it (``alerts.judgement``: same
+    venues, cadences and thresholds), so a page and a firing alert never disagree. ``now`` is the cache key
+    (quantised); the assessment's own clock is the data clock."""
+    from pathlib import Path
+
+    from alerts.judgement import assessments_for
+    from backstop.config import ConfigError, Settings, load_settings
+
+    try:
+        settings = load_settings(config_path=Path(config) if config else None, db_path=Path(db))
+    except ConfigError:
+        settings = Settings(db=Path(db))
+    return assessments_for(settings)
 
 
 def clear() -> None:

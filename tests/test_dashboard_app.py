@@ -86,25 +86,27 @@ def test_every_page_explains_how_to_start(kind: str, tmp_path: Path, monkeypatch
 
 
 def test_overview_figures_match_independent_computation(app: AppTest, fx: Fixture) -> None:
+    from backstop.catalog import catalog
+
+    name = {k: v.display_name for k, v in catalog(list(fx.funds_usd)).items()}
     app.run()
     no_exception(app)
-    table = frame_with(app, "coverage_pct").set_index("venue")
+    table = frame_with(app, "coverage").set_index("venue")
     now = fx.now
+    # ranked worst first: Gate's 18 % fall (stressed), then HTX (blind: stale for 5 days), then the healthy
+    assert list(table.index[:2]) == [name["gate"], name["htx"]]
+    assert table.loc[name["gate"], "state"] == "stressed" and table.loc[name["htx"], "state"] == "blind"
+    assert table.loc[name["okx"], "state"] == "healthy"
     # coverage = fund / OI, both as of the newest point, summed over pools / contracts
     okx_cov = fx.fund_at("okx", now) / fx.oi_at("okx", now) * 100
-    assert table.loc["okx", "coverage_pct"] == pytest.approx(okx_cov, rel=1e-9)
-    assert fmt_pct(okx_cov, 2) in [m.value for m in app.metric if m.label == "Coverage"]
-    # 24 h change
+    assert table.loc[name["okx"], "coverage"] == fmt_pct(okx_cov, 2)
     for venue in ("binance", "gate", "bitmex"):
         expected = (fx.fund_at(venue, now) / fx.fund_at(venue, now - timedelta(hours=24)) - 1) * 100
-        assert table.loc[venue, "change_24h_pct"] == pytest.approx(expected, abs=1e-9)
-    deltas = [m.delta for m in app.metric if m.label == "Fund (USD)"]
-    assert "-18.00 % 24 h" in deltas and "+0.50 % 24 h" in deltas
-    # daily-cadence venues get no 1 h change (the venue cannot move within it)
-    assert pd.isna(table.loc["binance", "change_1h_pct"])
-    assert table.loc["gate", "health"] == "stressed"
-    assert table.loc["okx", "health"] == "healthy"
-    assert table.loc["htx", "freshness"] == "stale"
+        assert table.loc[name[venue], "24 h"] == fmt_pct(expected, signed=True)
+    assert "None" not in table.drop(columns=["trend"]).to_string()
+    # "what needs attention now" names Gate first, with its state badge
+    attention = [m.value for m in app.markdown if "STRESSED" in m.value or "BLIND" in m.value]
+    assert attention and name["gate"] in attention[0] and "STRESSED" in attention[0]
     shown = " ".join(texts(app))
     assert "Backstop is blind on" in shown and "HTX" in shown
 
@@ -153,8 +155,8 @@ def test_bad_url_params_fall_back_with_a_notice(app: AppTest) -> None:
     assert app.selectbox(key="ctl_range").value == "7d"
     assert app.multiselect(key="ctl_venues").value == ["okx"]
     assert app.query_params.get("range") in ("7d", ["7d"])
-    # the filter applies: only OKX's card
-    assert [s.value for s in app.subheader][:1] == ["OKX"]
+    # the filter applies: only OKX in the ranked table
+    assert frame_with(app, "coverage")["venue"].tolist() == ["OKX"]  # display name
     app.multiselect(key="ctl_venues").set_value(["gate", "okx"]).run()
     no_exception(app)
     assert app.query_params.get("venues") in ("gate,okx", ["gate,okx"])

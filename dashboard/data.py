@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard.context import cache_ttl_s
 from metrics.assessment import Assessment
+from metrics.divergence import DivergenceRule
 from storage import alert_store, analytics, liquidations, run_state
 from storage.analytics import HOUR, Grid, floor_hour
 
@@ -150,6 +151,21 @@ def assessments(db: str, config: str | None, now: datetime) -> list[Assessment]:
     except ConfigError:
         settings = Settings(db=Path(db))
     return assessments_for(settings)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def divergence_rule(db: str, config: str | None) -> DivergenceRule:
+    """The deployment's divergence rule (``[alerts.rules.divergence]``): the page flags what the alert does."""
+    from pathlib import Path
+
+    from alerts.engine import rule_set
+    from backstop.config import ConfigError, load_settings
+
+    try:
+        return rule_set(load_settings(config_path=Path(config) if config else None, db_path=Path(db)).alerts
+                        ).divergence.rule()
+    except ConfigError:
+        return DivergenceRule()
 
 
 def clear() -> None:

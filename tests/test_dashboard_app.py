@@ -116,19 +116,24 @@ def test_divergence_z_score_matches_independent_computation(app: AppTest, fx: Fi
     app.run()
     app.switch_page("views/divergence.py").run()
     no_exception(app)
-    table = frame_with(app, "z")
+    table = frame_with(app, "robust z")
     day = table[table["window"] == "24 h"].set_index("venue")
     now = fx.now
     fresh = [v for v in fx.funds_usd if v != "htx"]  # HTX is stale: left out of the comparison
     changes = {v: (fx.fund_at(v, now) / fx.fund_at(v, now - timedelta(hours=24)) - 1) * 100 for v in fresh}
-    med = statistics.median(changes.values())
-    mad = statistics.median([abs(c - med) for c in changes.values()])
-    z_gate = (changes["gate"] - med) / (1.4826 * max(mad, 0.25))
-    assert set(day.index) == set(fresh)
-    assert day.loc["gate", "z"] == pytest.approx(z_gate, rel=1e-9)
-    assert bool(day.loc["gate", "flagged"]) and not day.drop(index="gate")["flagged"].any()
+    # leave-one-out robust z (metrics.divergence), computed here from the raw points
+    peers = [c for v, c in changes.items() if v != "gate"]
+    med = statistics.median(peers)
+    mad = statistics.median([abs(c - med) for c in peers])
+    z_gate = (changes["gate"] - med) / max(1.4826 * mad, 0.5, abs(med))
+    assert len(day) == len(fresh)
+    gate = next(n for n in day.index if n.startswith("Gate"))
+    assert day.loc[gate, "robust z"] == f"{z_gate:+.1f}".replace("-", "−")
+    assert bool(day.loc[gate, "flagged"]) and not day.drop(index=gate)["flagged"].any()
     warnings = [w.value for w in app.warning]
-    assert any(w.startswith("Gate") and "\u221218.0 % in 24 h while the median venue moved" in w for w in warnings)
+    assert any("−18.0 % in 24 h while the other venues" in w.replace("\\", "") for w in warnings)
+    captions = " ".join(c.value for c in app.caption)
+    assert "Left out (stale data): HTX" in captions
 
 
 def test_coverage_per_pool_uses_pool_members(app: AppTest, fx: Fixture) -> None:

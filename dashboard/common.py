@@ -113,6 +113,8 @@ def url_controls(defaults: Mapping[str, object], choices: Mapping[str, Sequence[
         value = default
         if raw is not None and isinstance(default, bool):
             value = {"1": True, "0": False}.get(raw, default)
+        elif raw is not None and isinstance(default, list):
+            value = [v for v in raw.split(",") if v in choices.get(key, ())]
         elif raw is not None and key in choices and raw in choices[key]:
             value = raw
         st.session_state[key] = value
@@ -123,7 +125,8 @@ def sync_controls(keys: Sequence[str]) -> None:
         if key not in st.session_state:
             continue
         value = st.session_state[key]
-        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        text = ("1" if value else "0") if isinstance(value, bool) else \
+            ",".join(map(str, value)) if isinstance(value, list) else str(value)
         if st.query_params.get(key) != text:
             st.query_params[key] = text
 
@@ -264,12 +267,17 @@ def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
 
 
 def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str], str]) -> None:
-    """Shaded bands + a short label per stress event (our curated text, not exchange text)."""
-    for e in events.itertuples():
+    """Shaded bands + a short label per stress event (our curated text, not exchange text); labels that
+    would overlap go on separate lines."""
+    if events.empty:
+        return
+    span = events["end_date"].max() - events["date"].min()
+    levels = _label_levels(list(events["date"]), span)
+    for e, level in zip(events.itertuples(), levels, strict=True):
         who = names(e.venue) if e.venue else "market-wide"
         fig.add_vrect(x0=e.date, x1=e.end_date, fillcolor="#999999", opacity=0.15, line_width=0, layer="below")
-        fig.add_annotation(x=e.date, y=1, yref="paper", text=f"{e.date:%d %b %Y} · {who}", showarrow=False,
-                           xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
+        fig.add_annotation(x=e.date, y=1 - 0.07 * level, yref="paper", text=f"{e.date:%d %b %Y} · {who}",
+                           showarrow=False, xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
 
 
 CASCADE_FILL = "rgba(255, 127, 14, 0.18)"  # detected cascades, on every chart that shows them
@@ -292,14 +300,32 @@ def annotate_cascades(fig: go.Figure, cascades: pd.DataFrame, names: Callable[[s
             bands[-1][2].add(who)
         else:
             bands.append([c.start_ts, end, {who}])
-    for start, end, who in bands:
+    labelled = len(bands) <= MAX_CASCADE_LABELS
+    span = (until - min(b[0] for b in bands)) if bands else timedelta(0)
+    levels = _label_levels([b[0] for b in bands], span) if labelled else []
+    for (start, end, who), level in zip(bands, levels or [0] * len(bands), strict=True):
         fig.add_vrect(x0=start, x1=end, fillcolor=CASCADE_FILL, line_width=0, layer="below")
-        if len(bands) <= MAX_CASCADE_LABELS:
+        if labelled:
             venues = sorted(w for w in who if w != "market")
             text = "cascade · " + (plain(", ".join(venues[:3])) + (" …" if len(venues) > 3 else "")
                                    if venues else "market")
-            fig.add_annotation(x=start, y=0, yref="paper", text=text, showarrow=False,
-                               xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"})
+            fig.add_annotation(x=start, y=0.01 + 0.07 * level, yref="paper", text=text, showarrow=False,
+                               xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"},
+                               bgcolor="rgba(255,255,255,0.7)")
+
+
+def _label_levels(starts: Sequence[Any], span: Any, min_gap: float = 0.18, levels: int = 4) -> list[int]:
+    """Vertical level per label so that labels closer than ``min_gap`` of the span never share a line."""
+    out: list[int] = []
+    last_at: dict[int, Any] = {}
+    total = pd.Timedelta(span).total_seconds() or 1.0
+    for x in starts:
+        level = next((lv for lv in range(levels)
+                      if lv not in last_at or (pd.Timestamp(x) - pd.Timestamp(last_at[lv])).total_seconds()
+                      >= min_gap * total), len(out) % levels)
+        last_at[level] = x
+        out.append(level)
+    return out
 
 
 def add_alert_markers(fig: go.Figure, markers: pd.DataFrame, names: Callable[[str], str]) -> None:

@@ -203,22 +203,43 @@ def test_health_page_shows_exchange_text_as_plain_data(app: AppTest) -> None:
     assert row["freshness"] == "fresh" and row["success_rate_24h"] == 1.0
 
 
+def button_group(at: AppTest, key: str):  # type: ignore[no-untyped-def]
+    return next(b for b in at.button_group if b.key == key)
+
+
 def test_funds_page_controls(app: AppTest) -> None:
     app.switch_page("views/funds.py")
     app.run()
     app.switch_page("views/funds.py").run()
-    app.toggle(key="funds-indexed").set_value(True)
-    app.toggle(key="funds-log").set_value(True)
+    no_exception(app)
+    # the fixture's funds range from $21 M to $1.9 B (> 10×): log scale by default, and in the URL
+    assert button_group(app, "funds-scale").value == "log"
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert app.query_params.get("funds-scale") in ("log", ["log"])
+    button_group(app, "funds-scale").set_value("indexed")
     app.run()
     no_exception(app)
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     firsts = [plotly_values(trace["y"])[0] for trace in spec["data"] if trace.get("y") is not None]
     assert firsts and all(v == pytest.approx(100.0) for v in firsts)
-    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert app.query_params.get("funds-scale") in ("indexed", ["indexed"])
     app.radio(key="funds-unit").set_value("native").run()
     no_exception(app)
     app.selectbox(key="funds-by").set_value("pool_asset").run()
     no_exception(app)
+    assert app.query_params.get("funds-by") in ("pool_asset", ["pool_asset"])
+
+
+def test_funds_controls_start_from_the_url(app: AppTest) -> None:
+    app.query_params.update({"funds-scale": "linear", "funds-unit": "native", "funds-overlays": "alerts,bogus"})
+    app.switch_page("views/funds.py")
+    app.run()
+    app.switch_page("views/funds.py").run()
+    no_exception(app)
+    assert button_group(app, "funds-scale").value == "linear"
+    assert app.radio(key="funds-unit").value == "native"
+    assert button_group(app, "funds-overlays").value == ["alerts"]
 
 
 def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,8 +280,7 @@ def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatc
     assert len(bands) == 1 and bands[0]["x0"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
     assert any("cascade · OKX" in a["text"] for a in spec["layout"]["annotations"])
 
-    app.toggle(key="funds-alerts").set_value(False)
-    app.toggle(key="funds-cascades").set_value(False).run()
+    button_group(app, "funds-overlays").set_value(["events"]).run()
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert not [t for t in spec["data"] if str(t.get("name", "")).startswith("alert")]
     assert not any("cascade" in a["text"] for a in spec["layout"].get("annotations", []))

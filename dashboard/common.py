@@ -257,6 +257,23 @@ def style(fig: go.Figure, height: int = 420, y_title: str | None = None, log: bo
     return fig
 
 
+LOG_TICKS = [m * 10.0 ** e for e in range(-4, 7) for m in (1, 2, 5)]
+
+
+def log_axis(fig: go.Figure, values: Sequence[float], suffix: str = "", **where: Any) -> None:
+    """A log y-axis with clean ticks (1, 2, 5 × 10ⁿ, every label a full number with its unit), limited
+    to the data's span so no tick floats without context."""
+    finite = [v for v in values if v is not None and v > 0 and v == v]
+    if not finite:
+        fig.update_yaxes(type="log", **where)
+        return
+    lo, hi = min(finite), max(finite)
+    ticks = [t for t in LOG_TICKS if lo / 2.5 <= t <= hi * 2.5]
+    if len(ticks) > 8:
+        ticks = [t for t in ticks if str(t).lstrip("0.").startswith("1")]
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:,.4g}{suffix}" for t in ticks], **where)
+
+
 def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
     """Curated stress events overlapping [start, end] (dashboard/stress_events.csv)."""
     frame = pd.read_csv(STRESS_EVENTS, dtype=str, keep_default_na=False)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from alerts.engine import RuleSet
 from dashboard.context import cache_ttl_s
 from metrics.assessment import Assessment
 from metrics.divergence import DivergenceRule
@@ -154,18 +155,26 @@ def assessments(db: str, config: str | None, now: datetime) -> list[Assessment]:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def divergence_rule(db: str, config: str | None) -> DivergenceRule:
-    """The deployment's divergence rule (``[alerts.rules.divergence]``): the page flags what the alert does."""
+def alert_rules(db: str, config: str | None) -> RuleSet:
+    """The deployment's alert rule parameters (``[alerts.rules.*]``): the pages flag and draw what the
+    alerts use (divergence rule, coverage floor)."""
     from pathlib import Path
 
     from alerts.engine import rule_set
     from backstop.config import ConfigError, load_settings
 
     try:
-        return rule_set(load_settings(config_path=Path(config) if config else None, db_path=Path(db)).alerts
-                        ).divergence.rule()
+        return rule_set(load_settings(config_path=Path(config) if config else None, db_path=Path(db)).alerts)
     except ConfigError:
-        return DivergenceRule()
+        return RuleSet()
+
+
+def divergence_rule(db: str, config: str | None) -> DivergenceRule:
+    return alert_rules(db, config).divergence.rule()
+
+
+def coverage_floor_pct(db: str, config: str | None) -> float:
+    return float(alert_rules(db, config).coverage.threshold_pct)
 
 
 def clear() -> None:

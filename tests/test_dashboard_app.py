@@ -141,13 +141,21 @@ def test_coverage_per_pool_uses_pool_members(app: AppTest, fx: Fixture) -> None:
     app.run()
     app.switch_page("views/coverage.py").run()
     no_exception(app)
-    pools = frame_with(app, "contracts_with_oi").set_index(["venue", "pool_id"])
+    pools = frame_with(app, "contracts with OI").set_index(["venue", "pool"])
+    bybit = next(n for n, _ in pools.index if n.startswith("Bybit"))
     members = fx.members[("bybit", "USDT")]
     fund = fx.funds_usd["bybit"][("USDT", "USDT")][-1][1]
     expected = fund / fx.oi_at("bybit", fx.now, members) * 100
-    assert pools.loc[("bybit", "USDT"), "coverage_pct"] == pytest.approx(expected, rel=1e-9)
+    assert pools.loc[(bybit, "USDT"), "coverage"] == fmt_pct(expected, 2)
     iso = fx.funds_usd["bybit"][("1000PEPEUSDT", "USDT")][-1][1] / fx.oi_at("bybit", fx.now, ["1000PEPEUSDT"]) * 100
-    assert pools.loc[("bybit", "1000PEPEUSDT"), "coverage_pct"] == pytest.approx(iso, rel=1e-9)
+    assert pools.loc[(bybit, "1000PEPEUSDT"), "coverage"] == fmt_pct(iso, 2)
+    assert not ({"None", "nan", "NaN"} & {str(v) for v in pools.to_numpy().ravel()})
+    # the venue chart: one continuous line per venue with coverage, clean log ticks, the alert floor
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert all(t.get("connectgaps") for t in spec["data"]) and len(spec["data"]) == len(fx.funds_usd)
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert all(str(t).endswith(" %") for t in spec["layout"]["yaxis"]["ticktext"])
+    assert any("alert floor" in a["text"] for a in spec["layout"]["annotations"])
 
 
 def test_bad_url_params_fall_back_with_a_notice(app: AppTest) -> None:

@@ -33,6 +33,7 @@ from alerts.delivery import Deliverer, Notification
 from alerts.rules import Signal, severity_rank
 from backstop.config import AlertsConfig, ConfigError, Settings
 from metrics.assessment import Assessment, AssessmentParams
+from metrics.formatting import fmt_age, fmt_time, venue_label
 from storage import alert_store as db_alerts
 from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
 from storage.assessments import AnomalySettings, AssessmentConfig, load_assessments
@@ -206,7 +207,7 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
     inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
     inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
-    inputs.assessments = run([R.FUND_ANOMALY], lambda: load_assessments(con, as_of, assessment_config(ctx)))
+    inputs.assessments = run([R.FUND_ANOMALY], lambda: load_assessments(con, as_of, assessment_config(ctx), cache))
     return inputs
 
 
@@ -269,7 +270,7 @@ def plan_changes(firing: Sequence[AlertState], notified: Mapping[str, tuple[date
                 or severity_rank(severity) > severity_rank(last[1]))
 
     for key, signal in by_key.items():
-        name = R.label(labels, signal.venue)
+        name = venue_label(labels, signal.venue)
         alert = open_by_key.get(key)
         if alert is None:
             notify = may_announce(key, signal.severity)
@@ -279,7 +280,7 @@ def plan_changes(firing: Sequence[AlertState], notified: Mapping[str, tuple[date
                 plan.notifications.append(Notification(
                     alert_id, key, "firing", signal.severity,
                     _title("firing", signal.severity, signal.rule, name),
-                    f"{signal.message}\nSince {R.fmt_time(now)} · {key}"))
+                    f"{signal.message}\nSince {fmt_time(now)} · {key}"))
             continue
         max_severity = max(alert.max_severity, signal.severity, key=severity_rank)
         event = None
@@ -293,7 +294,7 @@ def plan_changes(firing: Sequence[AlertState], notified: Mapping[str, tuple[date
         if event:
             plan.notifications.append(Notification(
                 alert.alert_id, key, event, signal.severity, _title(event, signal.severity, signal.rule, name),
-                f"{signal.message}\nSince {R.fmt_time(alert.fired_at)} · {key}"))
+                f"{signal.message}\nSince {fmt_time(alert.fired_at)} · {key}"))
     for key, alert in open_by_key.items():
         if key in by_key:
             continue
@@ -302,10 +303,10 @@ def plan_changes(firing: Sequence[AlertState], notified: Mapping[str, tuple[date
         elif alert.rule in evaluated:
             plan.resolved.append(AlertResolve(alert.alert_id, "cleared"))
             if alert.notified_severity is not None:
-                lasted = R.fmt_duration((now - alert.fired_at).total_seconds())
+                lasted = fmt_age((now - alert.fired_at).total_seconds())
                 plan.notifications.append(Notification(
                     alert.alert_id, key, "resolved", "resolved",
-                    _title("resolved", alert.severity, alert.rule, R.label(labels, alert.venue)),
+                    _title("resolved", alert.severity, alert.rule, venue_label(labels, alert.venue)),
                     f"Cleared after {lasted}. Last: {alert.message}\n{key}"))
     return plan
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from metrics import divergence as D
 from metrics.assessment import Assessment
+from metrics.drawdown import drawdown_pct
 from metrics.formatting import (
     fmt_age,
     fmt_change_pct,
@@ -97,10 +98,11 @@ class FundWindow:
 
     @property
     def drawdown_pct(self) -> float | None:
-        """Fall from the window maximum in %, None when the maximum is not positive (no relative scale)."""
+        """Fall from the window maximum in %, None when the maximum is not positive (no relative scale):
+        ``metrics.drawdown.drawdown_pct``, the one drawdown function."""
         if self.max_balance is None or self.max_balance <= 0:
             return None
-        return (self.last_balance - self.max_balance) / self.max_balance * 100.0
+        return drawdown_pct(self.last_balance, [self.max_balance])
 
     @property
     def size_usd(self) -> float | None:

@@ -33,14 +33,15 @@ from alerts.rules import (
     VenueChange,
     VenueCoverage,
 )
-from records.vocabulary import DATASET_TABLES, default_cadence_s
+from records.vocabulary import DATASET_TABLES
 from storage.db import DatabaseMissing, read_connection, scalar
 from storage.export import ExportSpec, register_export
+from storage.fund_asof import DEFAULT_FUND_CADENCE_S, GONE_MULTIPLE, is_current_sql, series_cadence_sql
 
 register_export("alerts", ExportSpec("alerts", "fired_at", "fired_at, rule, venue"))
 register_export("alert-deliveries", ExportSpec("alert_deliveries", "attempted_at", "attempted_at, target_index"))
 
-DEFAULT_EXPECTED_S = default_cadence_s("funds")  # a venue we know nothing about is assumed to publish daily
+DEFAULT_EXPECTED_S = DEFAULT_FUND_CADENCE_S  # a venue we know nothing about is assumed to publish daily
 MAX_FUTURE = timedelta(days=7)  # data stamped further ahead than this never moves the data clock
 
 # dataset (job name) -> (table, venue-timestamp column) whose newest row says the data "landed"
@@ -84,10 +85,8 @@ def _cadence_lists(expected_s: Mapping[str, float]) -> tuple[list[str], list[flo
     return venues, [float(expected_s[v]) for v in venues]
 
 
-# One row per live fund series x window. A series is live when its newest point is within
-# gone_multiple x its cadence of as_of (a pool that stopped being published drops out instead of
-# reading as a fall to zero); its cadence is the venue's expected interval or the gap between its last
-# two points, whichever is longer (Bybit shared pools are daily, isolated ones per minute).
+# One row per live fund series x window. A series is live when it has a value as of as_of, and its
+# window opens at its value as of the window start (storage.fund_asof: the one definition).
 _SERIES_WINDOWS = """
 WITH cfg AS (
     SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s
@@ -106,8 +105,8 @@ WITH cfg AS (
            arg_max(usd_value, ts) AS last_usd, arg_max(gap_s, ts) AS last_gap_s, max(expected_s) AS expected_s
     FROM gaps GROUP BY venue, pool_id, asset
 ), live AS (
-    SELECT *, greatest(expected_s, coalesce(last_gap_s, 0)) AS cadence_s FROM series
-    WHERE epoch(?::TIMESTAMPTZ) - epoch(last_ts) <= ? * greatest(expected_s, coalesce(last_gap_s, 0))
+    SELECT *, {cadence} AS cadence_s FROM series
+    WHERE {live}
 ), grid AS (
     SELECT l.*, w.window_h, ?::TIMESTAMPTZ - to_seconds(w.window_h * 3600) AS start_at
     FROM live AS l CROSS JOIN windows AS w
@@ -117,7 +116,7 @@ WITH cfg AS (
            arg_max(p.balance, p.ts) AS start_balance, arg_max(p.usd_value, p.ts) AS start_usd
     FROM grid AS g JOIN pts AS p
       ON p.venue = g.venue AND p.pool_id = g.pool_id AND p.asset = g.asset
-     AND p.ts <= g.start_at AND p.ts > g.start_at - to_seconds(2 * g.cadence_s)
+     AND p.ts <= g.start_at AND {opening}
     GROUP BY g.venue, g.pool_id, g.asset, g.window_h
 ), inside AS (
     SELECT g.venue, g.pool_id, g.asset, g.window_h, count(*) AS n, max(p.balance) AS max_balance,
@@ -142,20 +141,23 @@ WITH cfg AS (
     LEFT JOIN opening AS o USING (venue, pool_id, asset, window_h)
     LEFT JOIN inside AS i USING (venue, pool_id, asset, window_h)
 )
-"""
+""".format(  # noqa: S608 - constant fragments (storage.fund_asof)
+    cadence=series_cadence_sql("expected_s", "last_gap_s"),
+    live=is_current_sql("last_ts", "?::TIMESTAMPTZ", series_cadence_sql("expected_s", "last_gap_s")),
+    opening=is_current_sql("p.ts", "g.start_at", "g.cadence_s"),
+)
 
 
-def _series_params(as_of: datetime, windows_h: Sequence[float], expected_s: Mapping[str, float],
-                   gone_multiple: float) -> list[Any]:
+def _series_params(as_of: datetime, windows_h: Sequence[float], expected_s: Mapping[str, float]) -> list[Any]:
     venues, cadences = _cadence_lists(expected_s)
     longest_cadence = max([DEFAULT_EXPECTED_S, *cadences])
-    lookback_s = max(windows_h) * 3600 + 3 * longest_cadence
+    lookback_s = max(windows_h) * 3600 + GONE_MULTIPLE * longest_cadence
     return [venues, cadences, [float(w) for w in windows_h], DEFAULT_EXPECTED_S, as_of, lookback_s, as_of,
-            as_of, gone_multiple, as_of]
+            as_of, as_of]
 
 
 def fund_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Sequence[float],
-                 expected_s: Mapping[str, float], gone_multiple: float = 3.0) -> list[FundWindow]:
+                 expected_s: Mapping[str, float]) -> list[FundWindow]:
     """Per live fund series x window: as-of start, max, last, points (see ``FundWindow``)."""
     if not windows_h:
         return []
@@ -165,7 +167,7 @@ def fund_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Seq
                start_balance, start_ts, max_usd, last_usd, start_usd
         FROM series_windows ORDER BY venue, pool_id, asset, window_h
         """,  # noqa: S608 - constant SQL text, values are parameters
-        _series_params(as_of, windows_h, expected_s, gone_multiple),
+        _series_params(as_of, windows_h, expected_s),
     ).fetchall()
     return [
         FundWindow(venue=r[0], pool_id=r[1], asset=r[2], window_h=float(r[3]), cadence_s=float(r[4]),
@@ -177,7 +179,7 @@ def fund_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Seq
 
 
 def venue_changes(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Sequence[float],
-                  expected_s: Mapping[str, float], gone_multiple: float = 3.0) -> list[VenueChange]:
+                  expected_s: Mapping[str, float]) -> list[VenueChange]:
     """Per venue x window: the USD-weighted mean of each live pool's native change from the window start
     (its as-of value there, else its first point inside the window: a young database or a new pool) to
     its last point; weights = USD value at that base. A pool needs two points and a positive base with a
@@ -196,7 +198,7 @@ def venue_changes(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Se
                sum(weight) AS start_usd, sum(weight * (1 + change)) AS end_usd, max(last_ts) AS last_ts
         FROM weighted GROUP BY venue, window_h ORDER BY venue, window_h
         """,  # noqa: S608 - constant SQL text, values are parameters
-        _series_params(as_of, windows_h, expected_s, gone_multiple),
+        _series_params(as_of, windows_h, expected_s),
     ).fetchall()
     return [
         VenueChange(venue=r[0], window_h=float(r[1]), change_pct=float(r[2]), pools=int(r[3]),
@@ -281,7 +283,7 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
     recent), with the venue's ``coverage_medians`` (computed here unless given)."""
     f_venues, f_cadences = _cadence_lists(fund_expected_s)
     o_venues, o_cadences = _cadence_lists(oi_expected_s)
-    fund_lookback = as_of - timedelta(seconds=gone_multiple * max([DEFAULT_EXPECTED_S, *f_cadences]) + 86_400)
+    fund_lookback = as_of - timedelta(seconds=GONE_MULTIPLE * max([DEFAULT_EXPECTED_S, *f_cadences]) + 86_400)
     oi_lookback = as_of - timedelta(seconds=gone_multiple * max([3600.0, *o_cadences]) + 3600)
     rows = con.execute(
         """
@@ -293,7 +295,7 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
             FROM fund_balances WHERE ts > ? AND ts <= ?
         ), fund_series AS (
             SELECT s.venue, s.last_ts, s.last_usd,
-                   greatest(coalesce(c.expected_s, ?), coalesce(s.last_gap_s, 0)) AS cadence_s FROM (
+                   {cadence} AS cadence_s FROM (
                 SELECT venue, pool_id, asset, max(ts) AS last_ts, arg_max(usd_value, ts) AS last_usd,
                        arg_max(gap_s, ts) AS last_gap_s
                 FROM fund_gaps GROUP BY venue, pool_id, asset
@@ -301,7 +303,7 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
         ), fund_now AS (
             SELECT venue, sum(last_usd) AS fund_usd, max(last_ts) AS fund_ts,
                    count(*) FILTER (WHERE last_usd IS NULL) AS unpriced
-            FROM fund_series WHERE epoch(?::TIMESTAMPTZ) - epoch(last_ts) <= ? * cadence_s
+            FROM fund_series WHERE {live}
             GROUP BY venue
         ), oi_series AS (
             SELECT venue, symbol, max(ts) AS last_ts, arg_max(oi_usd, ts) AS oi_usd
@@ -318,9 +320,11 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
         SELECT f.venue, f.fund_usd, o.oi_usd, f.fund_ts, o.oi_ts, f.unpriced
         FROM fund_now AS f JOIN oi_now AS o USING (venue)
         WHERE f.fund_usd IS NOT NULL ORDER BY f.venue
-        """,
+        """.format(  # noqa: S608 - constant fragments (storage.fund_asof)
+            cadence=series_cadence_sql("coalesce(c.expected_s, ?)", "s.last_gap_s"),
+            live=is_current_sql("last_ts", "?::TIMESTAMPTZ", "cadence_s")),
         [f_venues, f_cadences, o_venues, o_cadences, fund_lookback, as_of, DEFAULT_EXPECTED_S, as_of,
-         gone_multiple, oi_lookback, as_of, gone_multiple, as_of, gone_multiple],
+         oi_lookback, as_of, gone_multiple, as_of, gone_multiple],
     ).fetchall()
     if medians is None:
         medians = coverage_medians(con, as_of, median_days)

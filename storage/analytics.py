@@ -20,7 +20,7 @@ or column gives ``None`` instead of an error, and the dashboard shows "—".
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,12 +31,19 @@ import pandas as pd
 
 from records.vocabulary import DATASET_TABLES
 from storage.db import DatabaseBusy, DatabaseMissing, read_connection
+from storage.fund_asof import (
+    DEFAULT_FUND_CADENCE_S,
+    DEFAULT_MAX_SILENCE,
+    GONE_MULTIPLE,
+    is_current_sql,
+    series_cadence_sql,
+)
 
 __all__ = ["DatabaseBusy", "DatabaseMissing", "Grid"]
 
 DbPath = Path | str
 
-FUND_MAX_GAP = timedelta(days=3)  # a pool not published for longer drops out of totals
+FUND_MAX_GAP = DEFAULT_MAX_SILENCE  # a pool not published for longer drops out of totals (storage.fund_asof)
 OI_MAX_GAP = timedelta(hours=2)  # a contract not polled for longer drops out (delisted)
 OI_SAMPLE_WINDOW = timedelta(hours=1)  # coarse grids read only the rows this close before a grid point
 FUND_GROUPS = {
@@ -197,10 +204,13 @@ def fund_series(db: DbPath, venues: Sequence[str], grid: Grid, by: str = "venue"
 
 
 def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
-              max_gap: timedelta = FUND_MAX_GAP) -> pd.DataFrame:
-    """Each venue's fund total (USD) as of its newest fund timestamp t0 and as of t0 − each offset.
+              expected_s: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Each venue's fund total (USD) as of its newest fund timestamp t0 and as of t0 − each offset: each
+    series' value as of that instant (``storage.fund_asof``: the one definition, with the venues'
+    ``expected_s`` publishing intervals, default daily).
 
     Columns: venue, offset_s (0 = latest), ref_ts, latest_ts, fund_usd, series, unvalued."""
+    expected = dict(expected_s or {})
     with read_connection(db) as con:
         latest = _fund_latest(con, venues)
         if not latest:
@@ -213,27 +223,42 @@ def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
                 ref_offset.append(int(offset.total_seconds()))
                 ref_ts.append(t0 - offset)
                 ref_t0.append(t0)
+        cfg_venues = sorted(expected)
+        longest = max([DEFAULT_FUND_CADENCE_S, *expected.values()])
         return con.execute(
             """
             WITH refs AS (
                 SELECT unnest($rv::VARCHAR[]) AS venue, unnest($ro::BIGINT[]) AS offset_s,
                        unnest($rt::TIMESTAMPTZ[]) AS ref_ts, unnest($r0::TIMESTAMPTZ[]) AS latest_ts
+            ), cfg AS (
+                SELECT unnest($cv::VARCHAR[]) AS venue, unnest($cs::DOUBLE[]) AS expected_s
+            ), pts AS (
+                SELECT venue, pool_id, asset, ts, usd_value::DOUBLE AS usd FROM fund_balances
+                WHERE ts > $lo AND ts <= $hi AND list_contains($venues, venue)
+            ), cadence AS (
+                SELECT p.venue, p.pool_id, p.asset,
+                       {cadence} AS cadence_s
+                FROM pts AS p LEFT JOIN cfg AS c USING (venue) GROUP BY p.venue, p.pool_id, p.asset
             ), per_series AS (
-                SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, f.pool_id, f.asset,
-                       arg_max(f.usd_value::DOUBLE, f.ts) AS usd
+                SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, f.pool_id, f.asset, arg_max(f.usd, f.ts) AS usd
                 FROM refs AS r
-                JOIN fund_balances AS f
-                  ON f.venue = r.venue AND f.ts <= r.ref_ts AND f.ts > r.ref_ts - $gap
-                WHERE f.ts > $lo AND f.ts <= $hi AND list_contains($venues, f.venue)
+                JOIN pts AS f ON f.venue = r.venue AND f.ts <= r.ref_ts
+                JOIN cadence AS c ON c.venue = f.venue AND c.pool_id = f.pool_id AND c.asset = f.asset
+                WHERE {current}
                 GROUP BY ALL
             )
             SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, sum(p.usd) AS fund_usd,
                    count(p.pool_id) AS series, count(p.pool_id) FILTER (WHERE p.usd IS NULL) AS unvalued
             FROM refs AS r LEFT JOIN per_series AS p USING (venue, offset_s)
             GROUP BY ALL ORDER BY r.venue, r.offset_s
-            """,
-            {"rv": ref_venue, "ro": ref_offset, "rt": ref_ts, "r0": ref_t0, "gap": max_gap,
-             "lo": min(ref_ts) - max_gap, "hi": max(ref_ts), "venues": list(venues)},
+            """.format(  # noqa: S608 - constant fragments (storage.fund_asof)
+                cadence=series_cadence_sql("coalesce(any_value(c.expected_s), $default_s)",
+                                           "epoch(max(p.ts, 2)[1]) - epoch(max(p.ts, 2)[2])"),
+                current=is_current_sql("f.ts", "r.ref_ts", "c.cadence_s")),
+            {"rv": ref_venue, "ro": ref_offset, "rt": ref_ts, "r0": ref_t0, "cv": cfg_venues,
+             "cs": [float(expected[v]) for v in cfg_venues], "default_s": DEFAULT_FUND_CADENCE_S,
+             "lo": min(ref_ts) - timedelta(seconds=GONE_MULTIPLE * longest), "hi": max(ref_ts),
+             "venues": list(venues)},
         ).df()
 
 

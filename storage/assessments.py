@@ -67,13 +67,14 @@ def _connection(con_or_db: DbOrCon) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def load_assessments(con_or_db: DbOrCon, at: datetime | None = None,
-                     config: AssessmentConfig | None = None) -> list[M.Assessment]:
+                     config: AssessmentConfig | None = None, cache: dict[str, Any] | None = None) -> list[M.Assessment]:
     """One assessment per venue (``pool_id == "*"``) and per live pool at ``at``, venues in name order,
-    each venue row first. A brief read on the given connection or a read-only one on the path."""
+    each venue row first. A brief read on the given connection or a read-only one on the path. ``cache``
+    (a long-lived caller's, e.g. the alert engine's) keeps the daily coverage history for the day."""
     config = config or AssessmentConfig()
     with _connection(con_or_db) as con:
         as_of = at or S.data_clock(con, datetime.now(UTC))
-        inputs = gather(con, as_of, config)
+        inputs = gather(con, as_of, config, cache)
     return [M.assess(i, config.params) for i in inputs]
 
 
@@ -251,7 +252,8 @@ def _adl(findings: Sequence[M.Finding]) -> M.AdlSummary | None:
     return M.AdlSummary("triggered" if worst.severity == "critical" else "near", worst.message, worst.since)
 
 
-def gather(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentConfig) -> list[M.AssessmentInputs]:
+def gather(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentConfig,
+           cache: dict[str, Any] | None = None) -> list[M.AssessmentInputs]:
     """Every input of every assessment at ``as_of`` (venue rows first, then their pools)."""
     venues, fund_venues = known_venues(con, as_of)
     expected = _expected(config, venues)
@@ -268,7 +270,13 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentCo
         window_s, config.divergence)}
     oi_expected = {v: float(config.oi_expected_s.get(v, default_cadence_s("open_interest"))) for v in venues}
     coverage = {c.venue: c for c in S.venue_coverage(con, as_of, expected, oi_expected, medians={})}
-    cov_history = S.coverage_history(con, as_of, config.coverage_days)
+    day_key = (as_of.date(), config.coverage_days)
+    if cache is None or cache.get("coverage_history_key") != day_key:
+        cov_history = S.coverage_history(con, as_of, config.coverage_days)  # moves once a day
+        if cache is not None:
+            cache["coverage_history"], cache["coverage_history_key"] = cov_history, day_key
+    else:
+        cov_history = cache["coverage_history"]
     oi_now = S.venue_open_interest(con, as_of, oi_expected)
     history = daily_history(con, as_of, config.anomaly.history_days + 7)
     findings = _findings(con)

@@ -159,3 +159,35 @@ def test_replay_cli_exits_non_zero_on_a_mismatch(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "verdict: PASS" in ok.stdout
     unknown = backstop("replay", "nope", cwd=tmp_path)
     assert unknown.returncode == 2 and unknown.stderr.startswith("backstop: error: unknown incident 'nope'")
+
+
+def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> None:
+    """A pool silent for longer than 3 x its cadence drops out of the dashboard's totals and of the alert
+    inputs alike; one that is merely quiet counts in both (storage.fund_asof)."""
+    from decimal import Decimal
+
+    from collectors.base import Batch, FundBalance
+    from storage.alert_store import fund_windows
+    from storage.analytics import fund_asof
+    from storage.db import read_connection
+    from storage.writer import Store
+
+    def point(pool: str, ts: datetime, value: float) -> FundBalance:
+        return FundBalance(venue="okx", pool_id=pool, asset="USDT", ts=ts, balance=Decimal(str(value)),
+                           balance_raw=str(value), unit_raw="USDT")
+
+    end = datetime(2026, 1, 10, tzinfo=UTC)
+    batch = Batch()
+    for hour in range(0, 48):
+        ts = end - timedelta(hours=hour)
+        batch.funds.append(point("live", ts, 100.0))
+        if hour >= 4:  # silent for the last 4 h: gone at an hourly cadence, current at a daily one
+            batch.funds.append(point("stopped", ts, 50.0))
+    db = tmp_path / "asof.duckdb"
+    Store(db).write(batch)
+    for expected_s, total, pools in ((3_600.0, 100.0, {"live"}), (86_400.0, 150.0, {"live", "stopped"})):
+        frame = fund_asof(db, ["okx"], [], expected_s={"okx": expected_s})
+        assert float(frame["fund_usd"].iloc[0]) == pytest.approx(total)
+        with read_connection(db) as con:
+            windows = fund_windows(con, end, [24.0], {"okx": expected_s})
+        assert {w.pool_id for w in windows} == pools

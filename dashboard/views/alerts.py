@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from alerts.rules import RULES, SEVERITIES
-from dashboard import common
+from dashboard import common, data
 from dashboard.context import cache_ttl_s
 from storage import alert_store
 
@@ -56,15 +56,20 @@ def worst_first(frame: pd.DataFrame) -> pd.DataFrame:
         columns=["_firing", "_sev"])
 
 
-def firing_table(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """The firing alerts as a wrapped table: every cell escaped for Markdown (``st.table`` renders it)."""
+def firing_table(frame: pd.DataFrame, names: dict[str, str], states: dict[str, str] | None = None
+                 ) -> pd.DataFrame:
+    """The firing alerts as a wrapped table: every cell escaped for Markdown (``st.table`` renders it);
+    ``states``: the venue's assessment now (the state the Overview shows)."""
     rows = []
+    states = states or {}
     for r in worst_first(frame).itertuples():
         rows.append({"severity": SEVERITY_ICONS.get(str(r.severity), str(r.severity)),
+                     "venue state": states.get(str(r.venue), "—"),
                      "venue": common.md_escape(names.get(str(r.venue), str(r.venue))),
                      "rule": common.md_escape(r.rule), "what happened": common.md_escape(r.message),
                      "since": common.fmt_ts(r.fired_at), "last seen": common.fmt_ts(r.last_seen_at)})
-    return pd.DataFrame(rows, columns=["severity", "venue", "rule", "what happened", "since", "last seen"])
+    return pd.DataFrame(rows, columns=["severity", "venue", "venue state", "rule", "what happened", "since",
+                                       "last seen"])
 
 
 def filter_alerts(frame: pd.DataFrame, rules: list[str], venues: list[str], severities: list[str]) -> pd.DataFrame:
@@ -109,7 +114,9 @@ def body(state: common.PageState) -> None:
         st.success("No alert is firing." if firing.empty else "No alert is firing for the selected venues.",
                    icon=":material/notifications_off:")
     else:
-        st.table(firing_table(shown_firing, names), border="horizontal")
+        states = {a.venue: a.label for a in data.assessments(db, state.ctx.config, state.now) if a.is_venue} \
+            if state.has_data else {}
+        st.table(firing_table(shown_firing, names, states), border="horizontal")
 
     st.subheader("History", anchor=False)
     st.caption(f"Alert episodes fired or resolved in {common.explain_range(state)}, plus every firing one.")

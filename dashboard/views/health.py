@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common, data, model
-from metrics.formatting import fmt_age
+from metrics.formatting import DASH, fmt_age
 from metrics.health import FRESH, LATE, STALE, blindness
 
 STATE_ORDER = {STALE: 0, LATE: 1, FRESH: 2}
@@ -38,6 +38,9 @@ def body(state: common.PageState) -> None:
     b.metric("Late", late)
     c.metric("Stale", stale)
     shown["state"] = shown["freshness"]
+    judged = {a.venue: a.label for a in data.assessments(state.ctx.db, state.ctx.config, state.now) if a.is_venue} \
+        if state.has_data else {}
+    shown["venue_state"] = [judged.get(v, DASH) for v in shown["venue"]]
     shown["data_age"] = [fmt_age(v) for v in shown["age_s"]]
     shown["newest"] = [common.fmt_ts(v) for v in shown["newest_ts"]]
     shown["last_ok"] = [common.fmt_ts(v) for v in shown["last_success"]]
@@ -48,12 +51,14 @@ def body(state: common.PageState) -> None:
     shown["last_status"] = [common.fmt_text(v) for v in shown["last_status"]]
     shown = shown.sort_values(["freshness", "name", "dataset"], key=lambda s: s.map(STATE_ORDER)
                               if s.name == "freshness" else s)
-    columns = ["name", "dataset", "state", "data_age", "expected", "newest", "last_ok", "last_status",
+    columns = ["name", "venue_state", "dataset", "state", "data_age", "expected", "newest", "last_ok", "last_status",
                "success_rate_24h", "runs_24h", "last_error", "error", "last_error_message",
                "venue", "freshness"]
     table = shown[columns].reset_index(drop=True)
     st.dataframe(table, hide_index=True, column_config={
         "name": st.column_config.TextColumn("venue"),
+        "venue_state": st.column_config.TextColumn("venue assessment", help="The venue's state as the alert "
+                                                   "rules and the Overview judge it (metrics.assessment)."),
         "state": st.column_config.TextColumn("state", help="fresh / late (1.5× expected) / stale (3×)"),
         "data_age": st.column_config.TextColumn("data age"),
         "newest": st.column_config.TextColumn("newest data"),

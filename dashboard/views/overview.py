@@ -140,7 +140,8 @@ def _alerts(state: common.PageState) -> None:
         return
     from dashboard.views.alerts import firing_table
 
-    st.table(firing_table(alerts, {v: state.name(v) for v in state.known}), border="horizontal")
+    states = {a.venue: a.label for a in data.assessments(state.ctx.db, state.ctx.config, state.now) if a.is_venue}
+    st.table(firing_table(alerts, {v: state.name(v) for v in state.known}, states), border="horizontal")
     st.page_link("views/alerts.py", label="All alerts", icon=":material/notifications:")
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from backstop.catalog import catalog
-from tests.test_browser import ROOT, SHOTS, _free_port, launch_chromium, settle
+from tests.test_browser import CHARTS_DRAWN, ROOT, SHOTS, _free_port, launch_chromium, settle
 
-pytestmark = pytest.mark.e2e
+# the demo's 90-day backfill alone takes ~30 s on a quiet machine and minutes on a loaded one
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 VIEWPORT = {"width": 1500, "height": 1100}
 PAGES = ["", "overview", "alerts", "liquidations", "funds", "coverage", "divergence", "health"]
 PAYLOADS = ["![a](http://evil.example/pixel.png)", "[Log in again](https://evil.example/)"]
@@ -85,6 +86,17 @@ def _person_checks(page: Any, name: str) -> None:
     assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, name
 
 
+def shoot(page: Any, name: str) -> None:
+    """``name``.png at 1500×1100 as a person first sees it, and ``name``-full.png with the whole page
+    (Streamlit scrolls inside its main block, so the viewport grows to the content for that one)."""
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    height = int(page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight"))
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(height + 40, VIEWPORT["height"]), 9000)})
+    page.wait_for_function(CHARTS_DRAWN)
+    page.screenshot(path=str(SHOTS / f"{name}-full.png"))
+    page.set_viewport_size(VIEWPORT)
+
+
 def _goto(page: Any, url: str, title: str | None = None) -> None:
     page.goto(url)
     settle(page, title)
@@ -111,8 +123,7 @@ def test_demo_pages_as_a_person_sees_them(demo: str, browser: Any) -> None:
             assert "Page not found" not in str(page.inner_text("body")), path
             _person_checks(page, path or "overview")
             assert "SIMULATED DATA" in str(page.inner_text("body"))
-            page.screenshot(path=str(SHOTS / f"demo-{path or 'root'}.png"))
-            page.screenshot(path=str(SHOTS / f"demo-{path or 'root'}-full.png"), full_page=True)
+            shoot(page, f"demo-{path or 'root'}")
         _goto(page, f"{demo}/overview", "Overview")  # /overview is the Overview, not "Page not found"
         assert page.get_by_text("What needs attention now").count() == 1
     finally:
@@ -157,7 +168,7 @@ def test_every_range_and_venue_control_changes_liquidations(demo: str, browser: 
         settle(page, "Liquidations")
         signature = _liq_signature(page)
         assert signature not in seen and "Hyperliquid" in signature, signature
-        page.screenshot(path=str(SHOTS / "demo-liquidations-hyperliquid.png"))
+        shoot(page, "demo-liquidations-hyperliquid")
     finally:
         context.close()
 
@@ -177,7 +188,7 @@ def test_url_injection_renders_as_text_and_fetches_nothing(demo: str, browser: A
         assert page.locator('img[src*="evil.example"]').count() == 0
         assert outside == []
         _person_checks(page, "injection")
-        page.screenshot(path=str(SHOTS / f"demo-injection-{PAYLOADS.index(payload)}.png"))
+        shoot(page, f"demo-injection-{PAYLOADS.index(payload)}")
     finally:
         context.close()
 
@@ -195,7 +206,7 @@ def test_page_controls_live_in_the_url(demo: str, browser: Any) -> None:
             button = page.get_by_role("button", name=label, exact=True)
             box = button.bounding_box()
             assert box is not None and button.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), label
-        page.screenshot(path=str(SHOTS / "demo-funds-controls.png"))
+        shoot(page, "demo-funds-controls")
     finally:
         context.close()
 
@@ -228,16 +239,16 @@ def test_run_mode_with_no_venue_reachable_says_so(browser: Any, tmp_path: Path) 
         assert re.search(r"0 of \d+ venues reachable", text), text[:2000]
         assert "backstop demo" in text
         _person_checks(page, "run mode")
-        page.screenshot(path=str(SHOTS / "run-unreachable-overview.png"), full_page=True)
+        shoot(page, "run-unreachable-overview")
         links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
         assert any("Collector health" in t for t in links) and any("Alerts" in t for t in links), links
         _goto(page, f"{base}/health", "Collector health")
         assert page.get_by_text("No venue is reachable", exact=False).count() >= 1
         _person_checks(page, "run mode health")
-        page.screenshot(path=str(SHOTS / "run-unreachable-health.png"), full_page=True)
+        shoot(page, "run-unreachable-health")
         _goto(page, f"{base}/alerts", "Alerts")
         _person_checks(page, "run mode alerts")
-        page.screenshot(path=str(SHOTS / "run-unreachable-alerts.png"), full_page=True)
+        shoot(page, "run-unreachable-alerts")
         _wait_for_log(proc, log, "cycle 1: 0/", 180)  # the terminal says it too, once per cycle
         assert re.search(r"cycle 1: 0/\d+ venues ok — last error: ", log.read_text())
     finally:

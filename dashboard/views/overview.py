@@ -46,7 +46,7 @@ def _spark(values: list[float], colour: str, key: str) -> None:
 
 def _attention(a: Assessment, native: str, spark: list[float], state: common.PageState) -> None:
     with st.container(border=True):
-        left, middle, right = st.columns([5, 2, 2], vertical_alignment="center")
+        left, middle, right = st.columns([5, 2, 3], vertical_alignment="center")
         with left:
             st.markdown(f"{common.state_badge(a.state)} **{common.md_escape(a.display_name)}** · "
                         f"{common.md_escape(a.reasons[0]) if a.reasons else 'no rule triggered'}")

@@ -48,7 +48,7 @@ def backfill_progress(runs: pd.DataFrame, info: Mapping[str, VenueInfo], venues:
     venue's history is not in yet."""
     if newest_at is None or now - newest_at > BACKFILL_ACTIVE:
         return BackfillProgress(False)
-    finished = {(str(r.venue), str(r.dataset)): str(r.status) for r in runs.itertuples()}
+    finished = {(str(r["venue"]), str(r["dataset"])): str(r["status"]) for r in runs.to_dict("records")}
     done, pending, failed = [], [], []
     for venue in venues:
         datasets = info[venue].backfill_datasets if venue in info else ()
@@ -84,25 +84,34 @@ class Diagnosis:
                 f"(a poll succeeded within {fmt_age(COLLECTOR_ALIVE.total_seconds())} of the last one).")
 
 
+def _when(value: object) -> datetime | None:
+    """A timestamp cell as a datetime (None for NULL/NaT)."""
+    if value is None or not isinstance(value, datetime | pd.Timestamp) or pd.isna(value):
+        return None
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
+
 def diagnose(activity: pd.DataFrame, names: Mapping[str, str], now: datetime) -> Diagnosis:
     """``activity``: ``storage.run_state.poll_activity`` over the last day; a venue is reachable when one
     of its polls succeeded within ``COLLECTOR_ALIVE`` of the collector's newest poll."""
     if activity.empty:
         return Diagnosis(False, None, (), (), pd.DataFrame(columns=["venue", "polls", "succeeded",
                                                                      "last error", "when"]))
-    last = activity["last_run_at"].max()
-    last_at = None if pd.isna(last) else last.to_pydatetime()
-    ok_recently = activity["last_ok_at"].notna() & (activity["last_ok_at"] >= last - COLLECTOR_ALIVE)
-    reachable = tuple(str(v) for v in activity[ok_recently]["venue"])
-    unreachable = tuple(str(v) for v in activity[~ok_recently]["venue"])
+    last_at = _when(activity["last_run_at"].max())
+    ok_at = [_when(v) for v in activity["last_ok_at"]]
+    ok_recently = [t is not None and last_at is not None and t >= last_at - COLLECTOR_ALIVE for t in ok_at]
+    venues = [str(v) for v in activity["venue"]]
+    reachable = tuple(v for v, ok in zip(venues, ok_recently, strict=True) if ok)
+    unreachable = tuple(v for v, ok in zip(venues, ok_recently, strict=True) if not ok)
     rows = []
-    for r in activity.sort_values(["ok_runs", "venue"]).itertuples():
+    for r in activity.sort_values(["ok_runs", "venue"]).to_dict("records"):
         error = DASH
-        if isinstance(r.last_error_class, str) and r.last_error_class:
-            error = f"{r.last_error_class}: {r.last_error_message}" if isinstance(r.last_error_message, str) \
-                else r.last_error_class
-        when = DASH if pd.isna(r.last_error_at) else f"{fmt_age((now - r.last_error_at.to_pydatetime()).total_seconds())} ago"
-        rows.append({"venue": names.get(str(r.venue), str(r.venue)), "polls": int(r.runs),
-                     "succeeded": int(r.ok_runs), "last error": error, "when": when})
+        if isinstance(r["last_error_class"], str) and r["last_error_class"]:
+            message = r["last_error_message"]
+            error = f"{r['last_error_class']}: {message}" if isinstance(message, str) else r["last_error_class"]
+        failed_at = _when(r["last_error_at"])
+        when = DASH if failed_at is None else f"{fmt_age((now - failed_at).total_seconds())} ago"
+        rows.append({"venue": names.get(str(r["venue"]), str(r["venue"])), "polls": int(r["runs"]),
+                     "succeeded": int(r["ok_runs"]), "last error": error, "when": when})
     running = last_at is not None and now - last_at <= COLLECTOR_ALIVE
     return Diagnosis(running, last_at, reachable, unreachable, pd.DataFrame(rows))

@@ -82,7 +82,7 @@ def test_every_page_quotes_the_assessment(drained: Path, monkeypatch: pytest.Mon
     assert okx.drawdown_30d_pct is not None and okx.drawdown_30d_pct < 0
     assert f"from 8 h max {fmt_pct(okx.drawdown_8h_pct)}" in captions.replace("\\", "")  # Markdown-escaped
     firing = overview.table[0].value
-    assert set(firing[firing["venue"] == name]["venue state"]) == {"critical"}
+    assert {"CRITICAL" in s for s in firing[firing["venue"] == name]["venue state"]} == {True}
 
     divergence = open_page(drained, monkeypatch, "views/divergence.py")
     day = table_with(divergence, "robust z")
@@ -96,7 +96,15 @@ def test_every_page_quotes_the_assessment(drained: Path, monkeypatch: pytest.Mon
 
     alerts = open_page(drained, monkeypatch, "views/alerts.py")
     firing = alerts.table[0].value
-    assert set(firing[firing["venue"] == name]["venue state"]) == {"critical"}
-    assert firing["severity"].iloc[0].endswith("critical")  # critical first
+    assert {"CRITICAL" in s for s in firing[firing["venue"] == name]["venue state"]} == {True}
+    assert firing["severity"].iloc[0] == ":red-background[**critical**]"  # critical first
+    history = table_with(alerts, "resolved_at")
+    assert history["severity_label"].iloc[0] == "critical" and not history.isna().any().any()
+    assert "None" not in {str(v) for v in history.to_numpy().ravel()}
+    for page in ("views/coverage.py", "views/funds.py"):  # the other tables: no None either
+        shown = open_page(drained, monkeypatch, page)
+        for df in shown.dataframe:
+            if not {"fund_usd", "ts"} & set(df.value.columns):  # display tables, not the numeric chart data
+                assert "None" not in {str(v) for v in df.value.to_numpy().ravel()}, page
 
 

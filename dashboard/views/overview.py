@@ -84,8 +84,8 @@ def venue_table(rows: list[Assessment], native: pd.DataFrame, sparks: dict[str, 
             "coverage": fmt_pct(a.coverage_pct, 2), "data age": fmt_age(a.data_age_s),
             "trend": sparks.get(a.venue, []),
         })
-    return pd.DataFrame(out, columns=["state", "venue", "reason", "since", "fund", "native", "24 h", "7 d",
-                                      "from 30 d max", "coverage", "data age", "trend"])
+    return pd.DataFrame(out, columns=["state", "venue", "fund", "24 h", "7 d", "from 30 d max", "coverage",
+                                      "data age", "trend", "reason", "since", "native"])
 
 
 def body(state: common.PageState) -> None:
@@ -115,14 +115,15 @@ def body(state: common.PageState) -> None:
                                  subset=["state"]),
                  hide_index=True, column_config={
                      "trend": st.column_config.LineChartColumn("trend (range)", width="small"),
-                     "reason": st.column_config.TextColumn("reason", width="large")})
+                     "reason": st.column_config.TextColumn("reason", width="large"),
+                     "native": st.column_config.TextColumn("native", width="medium")})
     common.download(table.drop(columns=["trend"]), "overview", "overview-table")
 
     oi_only = [a for a in assessments if a.is_venue and a.state == NO_FUND and a.venue in state.venues]
     if oi_only:
         st.subheader("Venues without a published fund (open interest only)", anchor=False)
-        st.dataframe(pd.DataFrame([{"venue": a.display_name, "open interest": fmt_usd(a.oi_usd),
-                                    "data age": fmt_age(a.data_age_s)} for a in oi_only]), hide_index=True)
+        st.dataframe(pd.DataFrame([{"venue": a.display_name, "open interest": fmt_usd(a.oi_usd)}
+                                   for a in oi_only]), hide_index=True)
 
     _alerts(state)
     _chart(state, series, rows, grid.step)
@@ -140,7 +141,7 @@ def _alerts(state: common.PageState) -> None:
         return
     from dashboard.views.alerts import firing_table
 
-    states = {a.venue: a.label for a in data.assessments(state.ctx.db, state.ctx.config, state.now) if a.is_venue}
+    states = {a.venue: a.state for a in data.assessments(state.ctx.db, state.ctx.config, state.now) if a.is_venue}
     st.table(firing_table(alerts, {v: state.name(v) for v in state.known}, states), border="horizontal")
     st.page_link("views/alerts.py", label="All alerts", icon=":material/notifications:")
 

@@ -138,7 +138,6 @@ def _state_without_data(ctx: AppContext) -> common.PageState:
 
 def main() -> None:
     ctx = load_context(sys.argv[1:], os.environ)
-    st.set_option("client.toolbarMode", "viewer")  # no "Deploy" button however Streamlit was started
     st.set_page_config(page_title="Backstop", page_icon=":material/shield:", layout="wide")
     _alias_overview()
     nav = st.navigation(_pages(ctx))

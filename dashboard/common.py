@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -260,7 +262,8 @@ def style(fig: go.Figure, height: int = 420, y_title: str | None = None, log: bo
 LOG_TICKS = [m * 10.0 ** e for e in range(-4, 7) for m in (1, 2, 5)]
 
 
-def log_axis(fig: go.Figure, values: Sequence[float], suffix: str = "", **where: Any) -> None:
+def log_axis(fig: go.Figure, values: Sequence[float], suffix: str = "",
+             fmt: Callable[[float], str] | None = None, **where: Any) -> None:
     """A log y-axis with clean ticks (1, 2, 5 × 10ⁿ, every label a full number with its unit), limited
     to the data's span so no tick floats without context."""
     finite = [v for v in values if v is not None and v > 0 and v == v]
@@ -271,7 +274,8 @@ def log_axis(fig: go.Figure, values: Sequence[float], suffix: str = "", **where:
     ticks = [t for t in LOG_TICKS if lo / 2.5 <= t <= hi * 2.5]
     if len(ticks) > 8:
         ticks = [t for t in ticks if str(t).lstrip("0.").startswith("1")]
-    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:,.4g}{suffix}" for t in ticks], **where)
+    fmt = fmt or (lambda t: f"{t:,.4g}{suffix}")
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[fmt(t) for t in ticks], **where)
 
 
 def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
@@ -362,9 +366,27 @@ def add_alert_markers(fig: go.Figure, markers: pd.DataFrame, names: Callable[[st
         ))
 
 
+REFRESH_COST_KEY = "backstop_refresh_cost_s"
+
+
+def refresh_every_s(ctx: AppContext, cost_s: float) -> int:
+    """The auto-refresh interval: ``dashboard.refresh_s``, stretched to 3× what a refresh last cost, so a
+    slow machine shows a page that is idle most of the time instead of one that is always re-running."""
+    return max(ctx.refresh_s, math.ceil(3 * cost_s))
+
+
 def fragment(body: Callable[[], None], ctx: AppContext) -> None:
-    """Run a page body as an auto-refreshing fragment (settings.dashboard.refresh_s)."""
-    st.fragment(run_every=timedelta(seconds=ctx.refresh_s))(body)()
+    """Run a page body as an auto-refreshing fragment (``refresh_every_s``)."""
+
+    def timed() -> None:
+        started = time.monotonic()
+        try:
+            body()
+        finally:
+            st.session_state[REFRESH_COST_KEY] = time.monotonic() - started
+
+    every = refresh_every_s(ctx, float(st.session_state.get(REFRESH_COST_KEY, 0.0)))
+    st.fragment(run_every=timedelta(seconds=every))(timed)()
 
 
 def explain_range(state: PageState) -> str:

@@ -56,7 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
              "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--browser.gatherUsageStats", "false", "--", "--db", str(db)],
+             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--", "--db", str(db)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"

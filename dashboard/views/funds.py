@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import common, data
+from metrics.formatting import fmt_usd
 
 GROUPS = {"venue": "Venue", "pool": "Pool", "asset": "Asset", "pool_asset": "Pool × asset"}
 
@@ -90,7 +91,11 @@ def body(state: common.PageState) -> None:
                                               if a.is_venue and a.venue in state.venues])
     if zoom is not None:
         fig.update_xaxes(range=[max(zoom, state.range_start), state.now])
-    st.plotly_chart(common.style(fig, 480, y_title, log), key="funds-chart")
+    common.style(fig, 480, y_title)
+    if log:
+        common.log_axis(fig, chart[y].dropna().tolist(),
+                        fmt=(lambda t: fmt_usd(t, 0)) if unit == "USD" and not indexed else None)
+    st.plotly_chart(fig, key="funds-chart")
     common.sync_controls(CONTROL_KEYS)
     st.caption(f"{common.explain_range(state)} · one point every {grid.step} (value as of that instant).")
     if (chart["unvalued"] > 0).any() and unit == "USD":

@@ -55,7 +55,7 @@ def body(state: common.PageState) -> None:
                "success_rate_24h", "runs_24h", "last_error", "error", "last_error_message",
                "venue", "freshness"]
     table = shown[columns].reset_index(drop=True)
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, height=min(36 * (len(table) + 1) + 4, 1600), column_config={
         "name": st.column_config.TextColumn("venue"),
         "venue_state": st.column_config.TextColumn("venue assessment", help="The venue's state as the alert "
                                                    "rules and the Overview judge it (metrics.assessment)."),

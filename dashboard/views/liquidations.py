@@ -157,7 +157,7 @@ def render(db_path: Path | str | None = None, since: datetime | None = None, unt
 
     st.subheader("Cascades")
     if cascades.empty:
-        st.write("None detected in this range.")
+        st.write("No cascade detected in this range.")
     else:
         shown = pd.DataFrame({
             "venue": [_name(v) for v in cascades["venue"]],

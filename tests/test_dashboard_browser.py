@@ -257,3 +257,42 @@ def test_run_mode_with_no_venue_reachable_says_so(browser: Any, tmp_path: Path) 
     finally:
         context.close()
         _stop(proc)
+
+
+def test_empty_page_refreshes_by_itself_when_data_arrives(browser: Any, tmp_path: Path) -> None:
+    """The no-data page says it checks again by itself: it must switch to the data without a reload."""
+    import shutil
+    import urllib.request
+
+    from tests.test_dashboard_fixture import build_empty, build_fixture
+
+    db = build_empty(tmp_path / "live.duckdb")
+    port = _free_port()
+    with (tmp_path / "streamlit.log").open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless",
+             "true", "--server.address", "127.0.0.1", "--server.port", str(port), "--client.toolbarMode", "viewer",
+             "--browser.gatherUsageStats", "false", "--", "--db", str(db), "--refresh", "5"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.3)
+        _goto(page, f"http://127.0.0.1:{port}/")
+        page.get_by_text("Backstop has no data yet").wait_for(timeout=60_000)
+        filled = build_fixture(tmp_path / "filled.duckdb").path
+        shutil.copyfile(filled, tmp_path / "incoming.duckdb")
+        os.replace(tmp_path / "incoming.duckdb", db)  # the data arrives while the page is open
+        page.get_by_text("What needs attention now").wait_for(timeout=180_000)  # no reload
+        settle(page, "Overview")
+        _person_checks(page, "refreshed overview")
+    finally:
+        context.close()
+        _stop(proc)

@@ -259,7 +259,7 @@ def style(fig: go.Figure, height: int = 420, y_title: str | None = None, log: bo
     return fig
 
 
-LOG_TICKS = [m * 10.0 ** e for e in range(-4, 7) for m in (1, 2, 5)]
+LOG_TICKS = [m * 10.0 ** e for e in range(-4, 14) for m in (1, 2, 5)]
 
 
 def log_axis(fig: go.Figure, values: Sequence[float], suffix: str = "",

@@ -188,7 +188,7 @@ def render_no_data(ctx: AppContext, title: str | None = None) -> None:
             if not diagnosis.reachable:
                 st.error("No venue is reachable: check the network, a proxy (venues' base_url in backstop.toml), "
                          "or try everything on simulated data with `backstop demo`.", icon=":material/wifi_off:")
-            st.dataframe(diagnosis.errors, hide_index=True, column_config={
+            st.dataframe(diagnosis.errors, hide_index=True, height=36 * (len(diagnosis.errors) + 1) + 4, column_config={
                 "last error": st.column_config.TextColumn("last error", width="large")})
         st.markdown(
             "* `backstop collect` (or `backstop run`) polls every enabled venue and writes to this database;\n"

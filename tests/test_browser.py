@@ -162,7 +162,7 @@ def test_venue_filter_updates_the_url(server: str, browser: object) -> None:
         page.wait_for_function("() => location.search.includes('venues=okx')", timeout=30_000)
         page.keyboard.press("Escape")
         _settle(page, "Overview")
-        assert "venues=okx" in page.url and "range=30d" in page.url
+        assert "venues=okx" in page.url and "range=7d" in page.url  # the default range is 7 days
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(SHOTS / "overview-okx.png"), full_page=True)
     finally:

@@ -23,7 +23,8 @@ from backstop.catalog import catalog
 from tests.test_browser import CHARTS_DRAWN, ROOT, SHOTS, _free_port, launch_chromium, settle
 
 # the demo's 90-day backfill alone takes ~30 s on a quiet machine and minutes on a loaded one
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+BUSY_MS = 300_000  # a page whose reads wait for the demo's writer (one DuckDB writer) on a loaded machine
 VIEWPORT = {"width": 1500, "height": 1100}
 PAGES = ["", "overview", "alerts", "liquidations", "funds", "coverage", "divergence", "health"]
 PAYLOADS = ["![a](http://evil.example/pixel.png)", "[Log in again](https://evil.example/)"]
@@ -99,8 +100,8 @@ def shoot(page: Any, name: str) -> None:
 
 
 def _goto(page: Any, url: str, title: str | None = None) -> None:
-    page.goto(url)
-    settle(page, title)
+    page.goto(url, timeout=BUSY_MS)
+    settle(page, title, BUSY_MS)
 
 
 def test_demo_pages_as_a_person_sees_them(demo: str, browser: Any) -> None:
@@ -157,16 +158,16 @@ def test_every_range_and_venue_control_changes_liquidations(demo: str, browser: 
             if key == "24h":
                 continue
             _pick(page, sidebar.locator('[data-testid="stSelectbox"]'), label)
-            page.wait_for_function(f"() => location.search.includes('range={key}')", timeout=60_000)
-            settle(page, "Liquidations")
+            page.wait_for_function(f"() => location.search.includes('range={key}')", timeout=BUSY_MS)
+            settle(page, "Liquidations", BUSY_MS)
             signature = _liq_signature(page)
             assert signature not in seen, (key, signature)
             seen.add(signature)
             _person_checks(page, f"liquidations {key}")
         _pick(page, sidebar.locator('[data-testid="stMultiSelect"]'), "Hyperliquid")
-        page.wait_for_function("() => location.search.includes('venues=hyperliquid')", timeout=60_000)
+        page.wait_for_function("() => location.search.includes('venues=hyperliquid')", timeout=BUSY_MS)
         page.keyboard.press("Escape")
-        settle(page, "Liquidations")
+        settle(page, "Liquidations", BUSY_MS)
         signature = _liq_signature(page)
         assert signature not in seen and "Hyperliquid" in signature, signature
         shoot(page, "demo-liquidations-hyperliquid")

@@ -61,6 +61,7 @@ class VenueInfo:
     fund_label: str = "Insurance fund"
     cadence_s: dict[str, float] = field(default_factory=dict)  # dataset -> expected data age
     registered: bool = False  # True when the collector registry has an importable adapter
+    backfill_datasets: tuple[str, ...] = ()  # datasets `backstop backfill` walks for this venue
 
     def cadence(self, dataset: str) -> float:
         return self.cadence_s.get(dataset, default_cadence_s(dataset))
@@ -95,7 +96,9 @@ def registered_venues() -> dict[str, VenueInfo]:
             continue
         cadences = dict(DEFAULT_CADENCE_S)
         cadences.update({cap.dataset: float(cap.cadence_s) for cap in klass.capabilities})
-        found[key] = VenueInfo(key, klass.display_name, colour_for(key), klass.fund_label, cadences, True)
+        backfill = tuple(cap.dataset for cap in klass.capabilities if klass.has_backfill(cap.dataset))
+        found[key] = VenueInfo(key, klass.display_name, colour_for(key), klass.fund_label, cadences, True,
+                               backfill)
     return found
 
 

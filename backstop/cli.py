@@ -402,7 +402,7 @@ def dashboard_command(db: Path, host: str, port: int, simulated: bool = False,
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--", "--db", str(db),
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--", "--db", str(db),
     ]
     if simulated:
         command.append("--simulated")

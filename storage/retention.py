@@ -149,15 +149,16 @@ def compact(path: Path | str, rules: Mapping[str, RetentionRule], now: datetime 
     run = run_write or _own_writer(path)
     started = time.monotonic()
 
-    def retain_and_copy(con: duckdb.DuckDBPyConnection) -> tuple[int, dict[str, int]]:
-        before = file_bytes(path)
+    before = file_bytes(path)  # measured before opening: opening may replay and fold in a write-ahead log
+
+    def retain_and_copy(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         record_size(con, path, "compact-before", now, before)
         deleted = apply_retention(con, rules, now)
         con.execute("CHECKPOINT")
         _copy_into_fresh_file(con, path)
-        return before, deleted
+        return deleted
 
-    before, deleted = run(retain_and_copy)
+    deleted = run(retain_and_copy)
     after = file_bytes(path)
     run(lambda con: record_size(con, path, "compact-after", now, after))
     return CompactReport(before, after, deleted, time.monotonic() - started)

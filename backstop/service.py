@@ -236,8 +236,10 @@ class Collector:
         try:
             async for page in adapter.backfill(dataset, since):
                 pages_read += 1
-                inserted = await asyncio.to_thread(self.store.write, page, None)
-                total_rows += sum((inserted or {}).values())
+                # wait until the page is stored (a backfill may wait on a busy database; polls never do):
+                # memory stays bounded and the run's row count is exact
+                inserted = await asyncio.wrap_future(self.store.submit(page))
+                total_rows += sum(inserted.values())
                 if progress:
                     progress(page.row_count())
         except asyncio.CancelledError:

@@ -33,6 +33,7 @@ from collectors.liquidations.bybit import BybitAllLiquidationFeed
 from collectors.liquidations.gate import GateLiqOrdersFeed, GateLiquidatesFeed
 from collectors.liquidations.htx import HtxLiquidationFeed, HtxLiquidationOrdersFeed
 from collectors.liquidations.okx import OkxLiquidationFeed
+from collectors.liquidations.orderly import OrderlyLiquidatedPositionsFeed
 from metrics.cascades import CascadeParams
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,9 @@ def build_feeds(settings: Any, resume: Callable[[str, str], Callable[[], Awaitab
             feeds.append(HtxLiquidationOrdersFeed(config.base_url_str(), config.intervals.liquidations,
                                                   config.symbols, config.timeout_s,
                                                   resume=resume_for("htx", "swap_liquidation_orders:linear")))
+    if (config := cfg("orderly")) and config.intervals.liquidations > 0:
+        feeds.append(OrderlyLiquidatedPositionsFeed(config.base_url_str(), config.intervals.liquidations,
+                                                    config.timeout_s, resume=resume_for("orderly", "liquidated_positions")))
     return feeds
 
 

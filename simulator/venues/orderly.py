@@ -1,6 +1,7 @@
 """Simulated Orderly Network: ``/v1/public/insurancefund`` (the fund's value and the positions it holds, as
 the docs' example: numbers as JSON numbers, a settled leftover row with position_qty 0) and
-``/v1/public/futures`` (OI, predicted funding, mark and index per perpetual).
+``/v1/public/futures`` (OI, predicted funding, mark and index per perpetual) and
+``/v1/public/liquidated_positions`` (the market model's liquidations, one leg per account, paged).
 
 The fund holds a small standing short it took over earlier and, when the scenario hits Orderly or the whole
 market, takes over a large position (``simulator.inventory``); its total_account_value includes their
@@ -20,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.inventory import Holding, InventoryPlan, holdings
-from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import HOUR_MS, Market, SimContract, SimLiquidation, SimPool, SimVenue
 from simulator.respond import reply
 
 KEY = "orderly"
@@ -98,7 +99,34 @@ def routes(market: Market) -> list[web.RouteDef]:
     async def futures(_: web.Request) -> web.Response:
         return ok({"rows": [futures_row(c) for c in venue.contracts.values()]})
 
+    def liquidation_row(liq: SimLiquidation) -> dict[str, Any]:
+        qty = liq.qty_contracts if liq.position_side == "long" else -liq.qty_contracts
+        fee = (liq.qty_contracts * liq.fill_price * Decimal("0.006")).quantize(Decimal("0.000001"))
+        return {"timestamp": liq.ts_ms, "liquidation_id": liq.seq, "transfer_amount_to_insurance_fund": 0,
+                "type": "liquidated", "positions_by_perp": [{
+                    "symbol": liq.symbol, "position_qty": qty, "liquidator_fee": Decimal("0.015"),
+                    "cost_position_transfer": (qty * liq.fill_price).quantize(Decimal("0.000001")),
+                    "transfer_price": liq.fill_price, "insurance_fund_fee": Decimal("0.011999"),
+                    "abs_insurance_fund_fee": fee, "seq": liq.seq, "abs_liquidator_fee": fee}]}
+
+    async def liquidated_positions(request: web.Request) -> web.Response:
+        now = market.now_ms()
+        try:
+            start = int(request.query.get("start_t", str(now - HOUR_MS)))
+            end = int(request.query.get("end_t", str(now)))
+            page = int(request.query.get("page", "1"))
+            size = int(request.query.get("size", "25"))
+        except ValueError:
+            return reply({"success": False, "code": -1101, "message": "invalid parameter"}, status=400)
+        if page < 1 or not 1 <= size <= 500:
+            return reply({"success": False, "code": -1101, "message": "page >= 1, size 1..500"}, status=400)
+        market.advance()
+        matched = [liq for liq in reversed(venue.liquidations) if start <= liq.ts_ms <= end]  # newest first
+        rows = [liquidation_row(liq) for liq in matched[(page - 1) * size: page * size]]
+        return ok({"rows": rows, "meta": {"total": len(matched), "records_per_page": size, "current_page": page}})
+
     return [
         web.get("/v1/public/insurancefund", insurance_fund),
         web.get("/v1/public/futures", futures),
+        web.get("/v1/public/liquidated_positions", liquidated_positions),
     ]

@@ -12,6 +12,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from alerts.inventory import INVENTORY_LARGE
 from alerts.rules import RULES, SEVERITIES
 from dashboard import common
 from dashboard.context import cache_ttl_s
@@ -90,7 +91,7 @@ def body(state: common.PageState) -> None:
     st.subheader("History", anchor=False)
     st.caption(f"Alert episodes fired or resolved in {common.explain_range(state)}, plus every firing one.")
     left, mid, right = st.columns(3)
-    rules = left.multiselect("Rule", list(RULES), key="alerts_rules", placeholder="All rules")
+    rules = left.multiselect("Rule", [*RULES, INVENTORY_LARGE], key="alerts_rules", placeholder="All rules")
     venue_choices = sorted(set(frame["venue"]) | set(state.venues)) if not frame.empty else list(state.venues)
     venues = mid.multiselect("Venue", venue_choices, key="alerts_venues", format_func=lambda v: names.get(v, v),
                              placeholder="Selected venues (sidebar)")

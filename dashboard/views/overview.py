@@ -82,10 +82,20 @@ def venue_table(rows: list[Assessment], native: pd.DataFrame, sparks: dict[str, 
             "7 d": DASH if waiting else fmt_pct(a.change_pct("7d"), signed=True),
             "from 30 d max": DASH if waiting else fmt_pct(a.drawdown_30d_pct),
             "coverage": fmt_pct(a.coverage_pct, 2), "data age": fmt_age(a.data_age_s),
-            "trend": sparks.get(a.venue, []),
+            STRESS_COLUMN: stress_text(a), "trend": sparks.get(a.venue, []),
         })
     return pd.DataFrame(out, columns=["state", "venue", "fund", "24 h", "7 d", "from 30 d max", "coverage",
-                                      "data age", "trend", "reason", "since", "native"])
+                                      STRESS_COLUMN, "data age", "trend", "reason", "since", "native"])
+
+
+STRESS_COLUMN = "20 % fall (est.)"
+
+
+def stress_text(a: Assessment) -> str:
+    """The assessment's stress figure: the share of this fund a 20 % fall would consume (an estimate)."""
+    if a.stress_consumption_pct is None:
+        return DASH
+    return f"~{fmt_pct(a.stress_consumption_pct, 0)} of fund"
 
 
 def body(state: common.PageState) -> None:
@@ -115,6 +125,10 @@ def body(state: common.PageState) -> None:
                                  subset=["state"]),
                  hide_index=True, column_config={
                      "trend": st.column_config.LineChartColumn("trend (range)", width="small"),
+                     STRESS_COLUMN: st.column_config.TextColumn(
+                         STRESS_COLUMN, help="Estimated share of the fund a 20 % one-day fall of every asset "
+                         "would consume (liquidations beyond bankruptcy, worse fills at size): see the Stress "
+                         "page. At 100 % or more the venue is at least 'watch' (ADL likely)."),
                      "reason": st.column_config.TextColumn("reason", width="large"),
                      "native": st.column_config.TextColumn("native", width="medium")})
     common.download(table.drop(columns=["trend"]), "overview", "overview-table")

@@ -219,8 +219,10 @@ def bad_inputs(db: Path, work: Path, base_url: Callable[[str], str]) -> list[tup
     readonly.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     not_duckdb = work / "notes.duckdb"
     not_duckdb.write_text("this is not a database\n")
-    fast = work / "fast.toml"
+    fast = work / "fast.toml"  # a poll interval below 1 s: a config error
     fast.write_text(collector_config(base_url, ["binance"], {"funds": 0.5}))
+    sane = work / "sane.toml"  # a valid config, so the read-only case fails on the database, not the config
+    sane.write_text(collector_config(base_url, ["binance"], {"funds": 60}))
     (work / "outdir").mkdir(exist_ok=True)
     db_args = ["--db", str(copy)]
     return [
@@ -234,7 +236,7 @@ def bad_inputs(db: Path, work: Path, base_url: Callable[[str], str]) -> list[tup
         ("--db not a DuckDB file", ["--db", str(not_duckdb), "status"], {}),
         ("--db a directory", ["--db", str(work / "outdir"), "status"], {}),
         ("malformed BACKSTOP_ALERTS__TARGETS", [*db_args, "status"], {"BACKSTOP_ALERTS__TARGETS": "[not json"}),
-        ("collect --once on a read-only database", ["--config", str(fast), "--db",
+        ("collect --once on a read-only database", ["--config", str(sane), "--db",
                                                    str(readonly), "collect", "--once", "--venue", "binance"], {}),
         ("poll interval < 1 s", ["--config", str(fast), "--db", str(work / "fast.duckdb"), "collect", "--once"], {}),
     ]

@@ -157,15 +157,19 @@ class StoreSink:
             self._thread.shutdown(wait=False)
 
 
-def build_feeds(settings: Any, resume: Callable[[str, str], Callable[[], Awaitable[datetime | None]]] | None = None
-                ) -> list[Feed]:
+def build_feeds(settings: Any, resume: Callable[[str, str], Callable[[], Awaitable[datetime | None]]] | None = None,
+                only: Iterable[str] | None = None) -> list[Feed]:
     """Every feed of every enabled venue that has one (WS feeds need ``streams``; REST pollers need a
-    non-zero ``intervals.liquidations``). Venues not in the settings are skipped."""
+    non-zero ``intervals.liquidations``). Venues not in the settings are skipped; ``only`` limits the
+    feeds to those venues (``collect --venue X`` must not open other venues' streams)."""
     feeds: list[Feed] = []
     venues = settings.venues
+    wanted = None if only is None else set(only)
 
     def cfg(key: str) -> Any:
         config = venues.get(key)
+        if wanted is not None and key not in wanted:
+            return None
         return config if config is not None and config.enabled else None
 
     def resume_for(venue: str, feed: str) -> Callable[[], Awaitable[datetime | None]] | None:
@@ -242,7 +246,10 @@ def make_service(collector: Any, feeds: list[Feed] | None = None, backend: Liqui
     sink = StoreSink(store, backend, flush_s=flush_s)
     clock = VenueClock()  # shared: a venue's REST poller follows the time its streams report
     runners = []
-    for feed in feeds if feeds is not None else build_feeds(collector.settings, resume):
+    # the collector's venues (``collect --venue X``); one without REST adapters (streams only) runs every
+    # enabled venue's feeds
+    only = list(collector.adapters) or None
+    for feed in feeds if feeds is not None else build_feeds(collector.settings, resume, only=only):
         sink.register(feed.info)
         runners.append(FeedRunner(feed, sink, clock=clock))
     service = LiquidationService(sink, runners)

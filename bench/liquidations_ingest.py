@@ -1,15 +1,18 @@
-"""Liquidation ingest bench: the real feed code (ccxt.pro for Bybit/Binance/OKX, raw WebSocket for Gate/HTX)
-against the simulator in a separate process, writing to DuckDB through the collector's Store.
+"""Collector memory and liquidation ingest bench: the whole ``backstop collect`` daemon (REST jobs, the real
+feed code - ccxt.pro for Bybit/Binance/OKX, raw WebSocket for Gate/HTX -, alerts, rollups) in its own
+process against the simulator in another, a burst of liquidations, then an idle period.
 
-    .venv/bin/python bench/liquidations_ingest.py                 # 60 s at ~3,000 liquidations/s generated
-    .venv/bin/python bench/liquidations_ingest.py --duration 10   # quick run
+    .venv/bin/python bench/liquidations_ingest.py                 # 60 s burst at ~3,300/s generated, 10 min idle
+    .venv/bin/python bench/liquidations_ingest.py --duration 10 --idle-s 30   # quick run
     .venv/bin/python bench/liquidations_ingest.py --agg-rows 20000000   # aggregate speed on a big table
 
-Counts: a *message* is one liquidation event received and parsed by the collector (Bybit and HTX push
-every generated one, Binance/OKX/Gate at most one per symbol per second, so fewer of theirs reach us).
-``lost`` = liquidations the simulator emitted minus those stored (duplicates can never be stored).
-The last line is ``msgs_per_s=… duration_s=… rss_mb=… lost=…``; rss_mb is the collector process's peak RSS
-(the simulator runs in its own process).
+Counts: a *message* is one liquidation event the simulator pushed on a stream during the burst (Bybit and
+HTX push every generated one, Binance/OKX/Gate at most one per symbol per second).
+``lost`` = stream events the simulator emitted minus stream rows stored (duplicates can never be stored).
+Memory is the RSS of the collector's whole process tree, sampled every second (the simulator is not in it).
+The last line is ``msgs_per_s=… duration_s=… rss_mb=… lost=… collector_peak_mb=… collector_idle_growth_mb=…``
+(rss_mb = collector_peak_mb; idle growth = RSS at the end of the idle period minus RSS when it began).
+Targets: msgs_per_s >= 2000, lost = 0, collector_peak_mb <= 350, collector_idle_growth_mb <= 5.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import itertools
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,14 +53,18 @@ def symbol_name(venue: str, i: int) -> str:
 def bench_market() -> Market:
     from simulator.market import Market, SimContract, SimVenue
 
-    market = Market(venues=["binance"], speed=0)
+    market = Market(venues=list(SYMBOLS), speed=0)  # the venues' REST state too: the whole collector polls it
     for venue, count in SYMBOLS.items():
         state = market.venues.get(venue) or SimVenue(venue)
         market.venues[venue] = state
         size = {"okx": "0.01", "gate": "0.0001", "htx": "0.001"}.get(venue, "1")
+        template = next(iter(state.contracts.values()))
         for i in range(count):
             name = symbol_name(venue, i)
-            extra = {"category": "linear"} if venue == "bybit" else {}  # Bybit's tickers filter on it
+            # the venue's own first (linear USDT) contract is the template: its modules filter on these fields
+            extra = dict(template.extra) | ({"family": f"C{i:03d}-USDT"} if venue == "okx" else {})
+            if template.symbol in state.pools:  # HTX keeps one fund per contract: the template's serves
+                state.pools[name] = state.pools[template.symbol]
             state.contracts[name] = SimContract(name, f"C{i:03d}", "USDT", "USDT", Decimal(size), False, Decimal(1),
                                                 extra=extra)
     return market
@@ -124,124 +132,163 @@ async def serve(port: int) -> None:
 
 # -- the collector side -----------------------------------------------------------------------------------------
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def tree_rss_mb(pid: int) -> float:
+    """RSS of ``pid`` and all its descendants (the whole collector, however many processes it runs)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total_kb, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            status = (Path("/proc") / str(current) / "status").read_text()
+        except OSError:
+            continue
+        total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total_kb / 1024
 
 
-async def run_bench(duration: float, rates: dict[str, int], flush_s: float, verbose: bool = False) -> int:
-    from backstop.config import load_settings
-    from backstop.service import Collector
-    from collectors.liquidations.base import ContractSpec
-    from collectors.liquidations.binance import BinanceForceOrderFeed
-    from collectors.liquidations.bybit import BybitAllLiquidationFeed
-    from collectors.liquidations.gate import GateLiquidatesFeed
-    from collectors.liquidations.htx import HtxLiquidationFeed
-    from collectors.liquidations.integration import make_service
-    from collectors.liquidations.okx import OkxLiquidationFeed
+def write_config(path: Path, db: Path, root: str) -> None:
+    """A backstop.toml with the five stream venues pointed at the bench simulator (streams on, their REST
+    datasets at the default intervals, REST liquidation pollers off: ``lost`` compares stream events)."""
+    from collectors.registry import venue_keys
+
+    lines = [f'db = "{db.as_posix()}"', "simulated = true", ""]
+    for key in venue_keys():
+        lines.append(f"[venues.{key}]")
+        if key in SYMBOLS:
+            lines.append(f'base_url = "{root}/{key}"')
+            lines.append("intervals.liquidations = 0")
+            if key == "bybit":
+                names = ", ".join(f'"{symbol_name(key, i)}"' for i in range(SYMBOLS[key]))
+                lines.append(f"symbols = [{names}]")
+        else:
+            lines.append("enabled = false")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+async def emitted_events(http: aiohttp.ClientSession, root: str) -> dict[str, int]:
+    async with http.get(f"{root}/_control/liquidation-streams") as resp:
+        feeds = (await resp.json())["feeds"]
+    emitted: dict[str, int] = {}
+    for key, info in feeds.items():
+        emitted[key.split(":")[0]] = emitted.get(key.split(":")[0], 0) + int(info["events"])
+    return emitted
+
+
+async def run_bench(duration: float, idle_s: float, rates: dict[str, int], verbose: bool = False) -> int:
+    """The real ``backstop collect`` daemon in its own process (REST jobs, liquidation streams, alerts,
+    rollups), RSS of its whole process tree sampled every second through the burst and the idle period."""
     from storage.db import read_connection
 
     child = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    workdir: Path | None = None
+    collector: subprocess.Popen[bytes] | None = None
+    workdir = Path(tempfile.mkdtemp(prefix="liq-bench-"))
     try:
         assert child.stdout is not None
         line = child.stdout.readline().strip()
         if not line.startswith("PORT="):
             raise RuntimeError(f"simulator did not start: {line!r}")
         root = f"http://127.0.0.1:{line[5:]}"
-        base = lambda venue: f"{root}/{venue}"  # noqa: E731
-        workdir = Path(tempfile.mkdtemp(prefix="liq-bench-"))
-        settings = load_settings(db_path=workdir / "bench.duckdb")
-        collector = Collector(settings=settings)
-        okx_specs = {symbol_name("okx", i): ContractSpec(symbol_name("okx", i), f"C{i:03d}", "USDT", Decimal("0.01"), False)
-                     for i in range(SYMBOLS["okx"])}
-        gate_specs = {symbol_name("gate", i): ContractSpec(symbol_name("gate", i), f"C{i:03d}", "USDT",
-                                                           Decimal("0.0001"), False) for i in range(SYMBOLS["gate"])}
-        feeds = [
-            BybitAllLiquidationFeed("linear", base("bybit"), [symbol_name("bybit", i) for i in range(SYMBOLS["bybit"])]),
-            BinanceForceOrderFeed("usdm", base("binance")),
-            OkxLiquidationFeed("SWAP", base("okx"), specs=okx_specs),
-            GateLiquidatesFeed("usdt", base("gate"), specs=gate_specs),
-            HtxLiquidationFeed(base("htx")),
-        ]
-        service = make_service(collector, feeds, flush_s=flush_s)
-        tasks = [asyncio.create_task(service.sink.run())] + [asyncio.create_task(r.run()) for r in service.runners]
-        await asyncio.wait_for(asyncio.gather(*(r.started.wait() for r in service.runners)), 60)
-        if verbose:
-            print(f"subscribed; rss_mb={rss_mb():.0f}", flush=True)
+        db = workdir / "bench.duckdb"
+        config = workdir / "backstop.toml"
+        write_config(config, db, root)
+        collector = subprocess.Popen([sys.executable, "-m", "backstop.cli", "--config", str(config),
+                                      "--log-level", "WARNING", "collect"], cwd=ROOT, stdout=subprocess.DEVNULL)
+        peak = 0.0
 
-        def received() -> int:
-            return sum(r.stats.records + r.stats.duplicates for r in service.runners)
+        def sample() -> float:
+            nonlocal peak
+            assert collector is not None
+            if collector.poll() is not None:
+                raise RuntimeError(f"the collector exited with {collector.returncode}")
+            rss = tree_rss_mb(collector.pid)
+            peak = max(peak, rss)
+            return rss
 
         async with aiohttp.ClientSession() as http:
+            # subscribed = every stream venue has a connection (and the first REST cycle had time to run)
+            connected_by = time.monotonic() + 120
+            while True:
+                async with http.get(f"{root}/_control/liquidation-streams") as resp:
+                    feeds = (await resp.json())["feeds"]
+                live = {key.split(":")[0] for key, info in feeds.items() if info["connections"]}
+                sample()
+                if live >= set(rates):
+                    break
+                if time.monotonic() > connected_by:
+                    raise RuntimeError(f"streams not connected after 120 s: {sorted(live)}")
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(5.0)  # every subscription acknowledged; the first REST cycle done
+            if verbose:
+                print(f"subscribed; rss_mb={sample():.0f}", flush=True)
             async with http.post(f"{root}/_bench/start", json={"rates": rates, "duration": duration}) as resp:
                 resp.raise_for_status()
             began = time.monotonic()
-            start_count = received()
-            peak_rss = rss_mb()
+            before = sum((await emitted_events(http, root)).values())
             samples: list[float] = []
-            windows: list[float] = []
-            last_count, last_t = start_count, began
             while time.monotonic() - began < duration:
                 await asyncio.sleep(1.0)
-                now, count = time.monotonic(), received()
-                windows.append((count - last_count) / (now - last_t))
-                last_count, last_t = count, now
-                samples.append(rss_mb())
-                peak_rss = max(peak_rss, samples[-1])
+                samples.append(sample())
                 if verbose:
-                    print(f"t={now - began:5.1f}s rate={windows[-1]:6.0f}/s rss_mb={rss_mb():.0f} "
-                          f"pending={service.sink.pending}", flush=True)
+                    print(f"t={time.monotonic() - began:5.1f}s rss_mb={samples[-1]:.0f}", flush=True)
             elapsed = time.monotonic() - began
-            in_window = received() - start_count
-            # drain: the simulator's last pushes, then the writer
-            stable_since, seen = time.monotonic(), received()
-            while time.monotonic() - stable_since < 3.0 and time.monotonic() - began < duration + 60:
-                await asyncio.sleep(0.25)
-                if received() != seen or service.sink.pending:
-                    seen, stable_since = received(), time.monotonic()
-                peak_rss = max(peak_rss, rss_mb())
-                if verbose:
-                    print(f"drain rss_mb={rss_mb():.0f} pending={service.sink.pending}", flush=True)
-            async with http.get(f"{root}/_control/liquidation-streams") as resp:
-                emitted_by_feed = (await resp.json())["feeds"]
+            # drain: the simulator's last pushes reach the collector, its writer flushes (every second)
+            stable_since, seen = time.monotonic(), -1
+            while time.monotonic() - stable_since < 5.0:
+                await asyncio.sleep(0.5)
+                sample()
+                total = sum((await emitted_events(http, root)).values())
+                if total != seen:
+                    seen, stable_since = total, time.monotonic()
+            burst_events = seen - before
+            idle_start = sample()
+            idle_samples = [idle_start]
+            idle_began = time.monotonic()
+            while time.monotonic() - idle_began < idle_s:
+                await asyncio.sleep(1.0)
+                idle_samples.append(sample())
+                if verbose and len(idle_samples) % 30 == 0:
+                    print(f"idle t={time.monotonic() - idle_began:5.0f}s rss_mb={idle_samples[-1]:.0f}", flush=True)
+            emitted = await emitted_events(http, root)
             async with http.get(f"{root}/_bench/status") as resp:
                 generated = (await resp.json())["generated"]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        peak_rss = max(peak_rss, rss_mb())  # the collector's peak; what follows is the bench's own check
-        if verbose:
-            print(f"stopped rss_mb={rss_mb():.0f}", flush=True)
-        with read_connection(settings.db) as con:
+        collector.send_signal(signal.SIGTERM)  # the daemon flushes what it holds and exits
+        exit_code = collector.wait(60)
+        with read_connection(db) as con:
             stored_rows = con.execute("SELECT venue, count(*), count(DISTINCT (feed, event_key)) FROM liquidations "
-                                      "GROUP BY venue ORDER BY venue").fetchall()
+                                      "WHERE source = 'ws' GROUP BY venue ORDER BY venue").fetchall()
+            runs = con.execute("SELECT status, count(*) FROM collection_runs GROUP BY status ORDER BY status").fetchall()
         stored = {venue: n for venue, n, _ in stored_rows}
         duplicates = sum(n - d for _, n, d in stored_rows)
-        emitted = {key.split(":")[0]: 0 for key in emitted_by_feed}
-        for key, info in emitted_by_feed.items():
-            emitted[key.split(":")[0]] += int(info["events"])
         lost = sum(emitted.values()) - sum(stored.values())
-        stats = service.stats()
+        idle_growth = idle_samples[-1] - idle_start
         print(f"generated per venue: {generated}")
         print(f"emitted by the simulator: {emitted}")
-        print(f"stored: {stored}  duplicate rows stored: {duplicates}")
-        print("per feed: " + ", ".join(f"{k} frames={v.frames} records={v.records} dups={v.duplicates} "
-                                       f"errors={v.parse_errors} gaps={v.gaps}" for k, v in stats["feeds"].items()))
-        print(f"writer: flushes={service.sink.flushes} written={service.sink.written}; "
-              f"per-second rate min={min(windows):.0f} median={sorted(windows)[len(windows) // 2]:.0f} "
-              f"max={max(windows):.0f}; db={settings.db.stat().st_size / 1e6:.1f} MB")
-        print(f"collector RSS sampled every second: median {sorted(samples)[len(samples) // 2]:.0f} MB, "
-              f"peak {peak_rss:.0f} MB (rss_mb below is the peak)")
-        print(f"msgs_per_s={in_window / elapsed:.0f} duration_s={elapsed:.1f} rss_mb={peak_rss:.0f} lost={lost}")
-        return 0 if lost == 0 and duplicates == 0 else 1
+        print(f"stored (stream rows): {stored}  duplicate rows stored: {duplicates}")
+        print(f"REST runs by status: {dict(runs)}; collector exit code {exit_code}; "
+              f"db={db.stat().st_size / 1e6:.1f} MB")
+        print(f"collector tree RSS: burst median {sorted(samples)[len(samples) // 2]:.0f} MB, peak {peak:.0f} MB; "
+              f"idle {idle_s:.0f} s: start {idle_start:.1f} MB, end {idle_samples[-1]:.1f} MB, "
+              f"max {max(idle_samples):.1f} MB")
+        print(f"msgs_per_s={burst_events / elapsed:.0f} duration_s={elapsed:.1f} rss_mb={peak:.0f} lost={lost} "
+              f"collector_peak_mb={peak:.0f} collector_idle_growth_mb={idle_growth:.1f}")
+        return 0 if lost == 0 and duplicates == 0 and exit_code == 0 else 1
     finally:
+        if collector is not None and collector.poll() is None:
+            collector.kill()
+            collector.wait(10)
         child.terminate()
         child.wait(10)
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- aggregate speed on a big table ----------------------------------------------------------------------------
@@ -298,7 +345,8 @@ def main() -> int:
     parser.add_argument("--serve", action="store_true", help="(internal) run the simulator process")
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every generation rate")
-    parser.add_argument("--flush-s", type=float, default=1.0)
+    parser.add_argument("--idle-s", type=float, default=600.0,
+                        help="seconds of idling after the burst over which memory growth is measured")
     parser.add_argument("--verbose", action="store_true", help="print rate and RSS every second")
     parser.add_argument("--agg-rows", type=int, default=0, help="instead: aggregate speed on N synthetic rows")
     args = parser.parse_args()
@@ -308,7 +356,7 @@ def main() -> int:
     if args.agg_rows:
         return agg_bench(args.agg_rows)
     rates = {venue: int(rate * args.scale) for venue, rate in DEFAULT_RATES.items()}
-    return asyncio.run(run_bench(args.duration, rates, args.flush_s, args.verbose))
+    return asyncio.run(run_bench(args.duration, args.idle_s, rates, args.verbose))
 
 
 if __name__ == "__main__":

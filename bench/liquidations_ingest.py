@@ -245,7 +245,9 @@ async def run_bench(duration: float, idle_s: float, rates: dict[str, int], verbo
             stable_since, seen = time.monotonic(), -1
             while time.monotonic() - stable_since < 5.0:
                 await asyncio.sleep(0.5)
-                sample()
+                rss = sample()
+                if verbose:
+                    print(f"drain rss_mb={rss:.0f}", flush=True)
                 total = sum((await emitted_events(http, root)).values())
                 if total != seen:
                     seen, stable_since = total, time.monotonic()
@@ -256,7 +258,7 @@ async def run_bench(duration: float, idle_s: float, rates: dict[str, int], verbo
             while time.monotonic() - idle_began < idle_s:
                 await asyncio.sleep(1.0)
                 idle_samples.append(sample())
-                if verbose and len(idle_samples) % 30 == 0:
+                if verbose and len(idle_samples) % (1 if idle_s <= 60 else 30) == 0:
                     print(f"idle t={time.monotonic() - idle_began:5.0f}s rss_mb={idle_samples[-1]:.0f}", flush=True)
             emitted = await emitted_events(http, root)
             async with http.get(f"{root}/_bench/status") as resp:

@@ -234,11 +234,12 @@ def status(ctx: typer.Context) -> None:
             "last success": _fmt_ts(record["last_success"]), "age": _fmt_age(record["age_s"]),
             "rows": record["rows_written"],
             "last error": f"{record['last_error_class']}: {record['last_error_message']}"
-            if record["last_error_class"] else "",
+            if isinstance(record["last_error_class"], str) and record["last_error_class"] else "",
         })
     _print_table(f"collector status ({settings.db})", rows)
     from alerts.judgement import print_status
 
+    console.print("")  # the assessments follow the table as a block of their own
     print_status(settings, lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 

@@ -257,8 +257,11 @@ def test_status_piped_is_one_line_per_row(tmp_path: Path, db: Path) -> None:
     store.flush()
     result = backstop("--db", str(db), "status", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    table, _, assessments = result.stdout.partition("\n\n")  # the table, a blank line, then the assessments
+    lines = table.splitlines()
     assert len(lines) == 1 + len(pairs), result.stdout[:2000]  # a header, then one line per row
+    assert "nan: nan" not in table and "\tnan" not in table  # no error: an empty cell, never "nan: nan"
+    assert assessments.startswith("assessments")
     header = lines[0].split("\t")
     assert header[:2] == ["venue", "dataset"]
     assert all(len(line.split("\t")) == len(header) for line in lines[1:])

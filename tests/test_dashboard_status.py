@@ -51,8 +51,8 @@ def test_missing_database_gives_an_empty_diagnosis(tmp_path: Path) -> None:
 def test_backfill_progress_counts_venues_whose_history_is_in(tmp_path: Path) -> None:
     db = tmp_path / "bf.duckdb"
     store = Store(db)
-    info = catalog(["okx", "gate", "bitmex", "bybit"])
-    assert info["okx"].backfill_datasets and not info["bybit"].backfill_datasets
+    info = catalog(["okx", "gate", "bitmex", "kucoinfutures"])
+    assert info["okx"].backfill_datasets and not info["kucoinfutures"].backfill_datasets
     for dataset in info["okx"].backfill_datasets:
         _run(store, "okx", dataset, "backfill", NOW - timedelta(minutes=1), True)
     _run(store, "gate", "funds", "backfill", NOW - timedelta(minutes=2), False, "503")
@@ -60,9 +60,9 @@ def test_backfill_progress_counts_venues_whose_history_is_in(tmp_path: Path) -> 
     newest = run_state.newest_backfill_at(db)
     assert newest == NOW
     runs = run_state.backfill_runs(db, NOW - timedelta(hours=2))
-    progress = backfill_progress(runs, info, ["okx", "gate", "bitmex", "bybit"], newest, NOW)
+    progress = backfill_progress(runs, info, ["okx", "gate", "bitmex", "kucoinfutures"], newest, NOW)
     assert progress.active and progress.done == ("okx", "gate") and progress.pending == ("bitmex",)
-    assert progress.failed == ("gate",) and progress.total == 3  # bybit has nothing to backfill
+    assert progress.failed == ("gate",) and progress.total == 3  # kucoinfutures has nothing to backfill
     text = progress.text({"okx": "OKX", "gate": "Gate", "bitmex": "BitMEX"})
     assert text.startswith("Backfill 2/3 venues — still loading history for BitMEX; failed: Gate.")
     # a backfill whose newest run is long gone is over, done or not

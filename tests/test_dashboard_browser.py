@@ -68,7 +68,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("demo")
     port = _free_port()
     log = tmp / "demo.log"
-    proc = _start(["demo", "--headless", "--db", str(tmp / "demo.duckdb"), "--port", str(port)], log)
+    # the drained venue named, not left to the seed (adding venues changes which one a seed picks)
+    proc = _start(["demo", "--headless", "--scenario", "venue-drain:hyperliquid", "--db", str(tmp / "demo.duckdb"),
+                   "--port", str(port)], log)
     try:
         _wait_for_log(proc, log, "backfill done")
         _wait_for_log(proc, log, "dashboard on")

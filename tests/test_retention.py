@@ -32,7 +32,8 @@ def build_history(db: Path, days: int = DAYS, symbols: int = 12) -> None:
     start = NOW - timedelta(days=days)
     with write_connection(db) as con:
         con.execute("""
-            INSERT INTO open_interest
+            INSERT INTO open_interest (venue, symbol, ts, base_asset, settle_asset, oi_raw, oi_unit, contract_size,
+                                       inverse, oi_base, oi_usd, fetched_at)
             SELECT v.venue, 'S' || s.i, ?::TIMESTAMPTZ + to_minutes(5 * t.i), 'B' || s.i, 'USDT',
                    round(1e5 * (1 + random()), 4)::VARCHAR, 'contracts', 1.0, false, 1e5 * (1 + random()),
                    CASE WHEN (t.i + s.i) % 7 = 0 THEN NULL ELSE 1e9 * random() END,
@@ -40,7 +41,8 @@ def build_history(db: Path, days: int = DAYS, symbols: int = 12) -> None:
             FROM (VALUES ('okx'), ('gate')) v(venue), range(?) s(i), range(?) t(i)
         """, [start, start, symbols, days * 288])
         con.execute("""
-            INSERT INTO funding_rates
+            INSERT INTO funding_rates (venue, symbol, ts, funding_rate, funding_rate_raw, next_funding_ts, interval_h,
+                                       mark_price, fetched_at)
             SELECT v.venue, 'S' || s.i, ?::TIMESTAMPTZ + to_minutes(10 * t.i), r, r::VARCHAR, NULL, 8.0,
                    1e4 * (1 + random()), ?::TIMESTAMPTZ + to_minutes(10 * t.i) + to_microseconds((random() * 3e6)::BIGINT)
             FROM (VALUES ('okx'), ('gate')) v(venue), range(?) s(i), range(?) t(i),
@@ -54,7 +56,8 @@ def build_history(db: Path, days: int = DAYS, symbols: int = 12) -> None:
                  range(?) t(i)
         """, [start, start, days * 288])
         con.execute("""
-            INSERT INTO fund_balances
+            INSERT INTO fund_balances (venue, pool_id, asset, ts, balance, balance_raw, unit_raw, usd_value, usd_source,
+                                       kind, source, fetched_at)
             SELECT v.venue, 'pool' || p.i, 'USDT', ?::TIMESTAMPTZ + to_hours(t.i), 1e6 + t.i, (1e6 + t.i)::VARCHAR,
                    'USDT', 1e6 + t.i, 'stable', 'balance', 'poll', ?::TIMESTAMPTZ + to_hours(t.i)
             FROM (VALUES ('okx'), ('gate')) v(venue), range(3) p(i), range(?) t(i)

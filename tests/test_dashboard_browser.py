@@ -146,7 +146,10 @@ def _liq_signature(page: Any) -> str:
 
 
 def _pick(page: Any, widget: Any, option: str) -> None:
+    """Open the widget, type the option's name (long lists are virtualised: an option below the fold is not
+    in the page until the list is filtered or scrolled), then click it."""
     widget.click()
+    page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
 
 

@@ -98,6 +98,10 @@ ROLLUP_SNAPSHOTS = {
 }
 
 
+# Summed as DECIMAL: a DOUBLE sum depends on the order of the parallel aggregation (CI saw ...922 vs ...014).
+RECENT_OI_SQL = "SELECT count(*), sum(oi_base::DECIMAL(38, 9)) FROM open_interest WHERE ts >= ?"
+
+
 @pytest.mark.e2e
 def test_compact_shrinks_old_raw_rows_and_keeps_funds_and_rollups(tmp_path: Path) -> None:
     db = tmp_path / "history.duckdb"
@@ -107,7 +111,7 @@ def test_compact_shrinks_old_raw_rows_and_keeps_funds_and_rollups(tmp_path: Path
     expected_old_oi = rows(db, "SELECT count(DISTINCT (venue, symbol, oi_usd IS NULL, "
                                "time_bucket(INTERVAL 1 HOUR, ts - INTERVAL 1 MICROSECOND))) "
                                "FROM open_interest WHERE ts < ?", [cutoff])[0][0]
-    recent_oi = rows(db, "SELECT count(*), sum(oi_base) FROM open_interest WHERE ts >= ?", [cutoff])
+    recent_oi = rows(db, RECENT_OI_SQL, [cutoff])
     recent_liq = rows(db, "SELECT count(*) FROM liquidations WHERE ts >= ?", [NOW - timedelta(days=90)])[0][0]
     counts_before = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0]  # noqa: S608 - constant names
                      for t in ("open_interest", "funding_rates", "prices", "liquidations", "collection_runs")}
@@ -124,7 +128,7 @@ def test_compact_shrinks_old_raw_rows_and_keeps_funds_and_rollups(tmp_path: Path
     assert not (tmp_path / "history.duckdb.compacting").exists()
     # old raw rows: one per series and hour; recent rows untouched
     assert rows(db, "SELECT count(*) FROM open_interest WHERE ts < ?", [cutoff])[0][0] == expected_old_oi
-    assert rows(db, "SELECT count(*), sum(oi_base) FROM open_interest WHERE ts >= ?", [cutoff]) == recent_oi
+    assert rows(db, RECENT_OI_SQL, [cutoff]) == recent_oi
     assert report.deleted["open_interest"] == counts_before["open_interest"] - \
         rows(db, "SELECT count(*) FROM open_interest")[0][0] > 0
     assert rows(db, "SELECT max(n) FROM (SELECT count(*) AS n FROM funding_rates WHERE ts < ? "

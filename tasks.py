@@ -1,7 +1,7 @@
 """Two set-up commands for a fresh machine with only Python 3.11 and pip.
 
-    python tasks.py run    # venv + install, then collectors + dashboard on ./data/backstop.duckdb
-    python tasks.py test   # venv + install (+ Debian chromium when root), then ruff, import-linter, mypy, pytest
+    python tasks.py run    # venv + locked install, then collectors + dashboard on ./data/backstop.duckdb
+    python tasks.py test   # venv + locked install (+ Debian chromium, prometheus when root), then ruff, import-linter, mypy, pytest
 
 Extra arguments after the command are passed through (to `backstop run` or to pytest).
 """
@@ -20,6 +20,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed-stamp"
+LOCK = ROOT / "requirements.lock"  # pip-compile --extra dev --generate-hashes (see README, "Dependencies")
 
 
 def _run(*args: str | Path) -> None:
@@ -28,24 +29,32 @@ def _run(*args: str | Path) -> None:
         sys.exit(proc.returncode)
 
 
-def ensure_venv(dev: bool) -> None:
-    """Create .venv once; reinstall only when pyproject.toml changed since the last install."""
+def ensure_venv() -> None:
+    """Create .venv once; install the pinned, hash-checked requirements.lock (every dependency, dev tools
+    included), then the project itself without resolving anything else. Reinstalls only when the lock or
+    pyproject.toml changed since the last install."""
     if not PY.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = f"{(ROOT / 'pyproject.toml').stat().st_mtime_ns}:{dev}"
+    wanted = f"{LOCK.stat().st_mtime_ns}:{(ROOT / 'pyproject.toml').stat().st_mtime_ns}"
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    extra = ".[dev]" if dev else "."
-    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", extra)
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    _run(PY, "-m", "pip", "install", *quiet, "--require-hashes", "-r", LOCK)
+    _run(PY, "-m", "pip", "install", *quiet, "--no-deps", "-e", ".")
     STAMP.write_text(wanted)
 
 
-def ensure_chromium() -> None:
-    """The browser test drives Debian's chromium; install it when we can (root with apt)."""
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+SYSTEM_PACKAGES = {"chromium": "chromium", "prometheus": "prometheus"}  # command -> Debian package
+
+
+def ensure_system_packages() -> None:
+    """The browser tests drive Debian's chromium and the metrics test scrapes with Debian's prometheus;
+    install what is missing when we can (root with apt)."""
+    missing = [pkg for cmd, pkg in SYSTEM_PACKAGES.items() if not shutil.which(cmd)]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False,
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False,
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
@@ -55,11 +64,11 @@ def main() -> None:
         sys.exit(2)
     command, rest = sys.argv[1], sys.argv[2:]
     if command == "run":
-        ensure_venv(dev=False)
+        ensure_venv()
         _run(BIN / "backstop", "run", *rest)
     else:
-        ensure_venv(dev=True)
-        ensure_chromium()
+        ensure_venv()
+        ensure_system_packages()
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "lint-imports")
         _run(BIN / "mypy")  # strict for collectors, storage, metrics, alerts, records ([tool.mypy])

@@ -24,12 +24,11 @@ from urllib.parse import unquote, urlsplit
 import apprise
 from pydantic import SecretStr
 
+from records.alert_targets import REDACTED, SCHEME_RE, target_label
 from storage.alert_store import DeliveryAttempt
 
 log = logging.getLogger(__name__)
 
-REDACTED = "…"
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SPLIT_RE = re.compile(r"[/:@?&=#,;]+")
 _LOGGERS_WITH_URLS = ("apprise", "urllib3", "urllib3.connectionpool", "requests")
 
@@ -41,16 +40,10 @@ NOTIFY_TYPES = {
 }
 
 
-def target_label(url: str) -> str:
-    """What may be shown of a target: its scheme only, e.g. ``json://…``."""
-    match = _SCHEME_RE.match(url.strip())
-    return f"{match.group(1).lower()}://{REDACTED}" if match else f"(invalid URL){REDACTED}"
-
-
 def secret_fragments(url: str) -> set[str]:
     """Every piece of a target URL worth hiding: the URL, its parts after the scheme, and each token."""
     url = url.strip()
-    rest = _SCHEME_RE.sub("", url)
+    rest = SCHEME_RE.sub("", url)
     pieces = {url, rest, unquote(url), unquote(rest)}
     parts = urlsplit(url)
     pieces.update(p for p in (parts.netloc, parts.path, parts.query, parts.fragment) if p)

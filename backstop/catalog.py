@@ -7,6 +7,7 @@ collector registry; ``venue_facts`` hands alerts and assessments the adapters' d
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,21 @@ CATALOG_PATH = Path(__file__).resolve().parents[1] / "records" / CATALOG_FILE
 
 
 def generated_catalog() -> dict[str, dict[str, Any]]:
-    """The catalog as the collector registry declares it now (venue key -> name, fund label, cadences)."""
+    """The catalog as the collector registry declares it now: per venue what ``VenueAdapter.facts()`` says
+    (``records.venue_catalog.catalog_facts`` rebuilds the same ``VenueFacts`` from it)."""
     from collectors.registry import all_adapter_classes
 
-    return {
-        key: {"display_name": klass.display_name, "fund_label": klass.fund_label,
-              "cadence_s": {cap.dataset: float(cap.cadence_s) for cap in klass.capabilities}}
-        for key, klass in all_adapter_classes().items()
-    }
+    catalog: dict[str, dict[str, Any]] = {}
+    for key, klass in all_adapter_classes().items():
+        facts = klass.facts()
+        catalog[key] = {
+            "display_name": facts.display_name, "fund_label": facts.fund_label,
+            "cadence_s": {cap.dataset: float(cap.cadence_s) for cap in facts.capabilities},
+            "backfill_datasets": [cap.dataset for cap in facts.capabilities if cap.dataset in facts.backfills],
+            "fetches": sorted(facts.fetches),
+            "capabilities": [asdict(cap) for cap in facts.capabilities],
+        }
+    return catalog
 
 
 def catalog_text() -> str:

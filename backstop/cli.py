@@ -1,12 +1,12 @@
-"""The ``backstop`` command line. Global ``--config``/``--db`` on every command; errors are one line on
-stderr with a non-zero exit, never a traceback."""
+"""The ``backstop`` command line. Global ``--config``/``--db``/``--log-level`` on every command (before or
+after the command name); errors are one line on stderr with a non-zero exit, never a traceback; output is
+plain and unwrapped when stdout is not a terminal (tab-separated tables for scripts)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,31 +19,37 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from backstop.children import run_forwarding, spawn
+from backstop.cli_args import (
+    LOG_LEVELS,
+    MAX_AGE_DAYS,
+    SCENARIO_HELP,
+    ClickException,
+    CliError,
+    check_out_file,
+    parse_when,
+    parse_window,
+)
+from backstop.cli_args import reorder_global_options as _reorder
 from backstop.config import ConfigError, Settings, load_settings
 from backstop.lake_cli import lake_app
 
-try:  # typer >= 0.20 vendors click; older typer uses the click package
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException  # type: ignore[no-redef]
-
 app = typer.Typer(
     help="Backstop: monitor crypto-derivatives exchanges' insurance funds.",
+    epilog="Global options (--config, --db, --log-level) may also follow the command name.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: no "<bool>" metavars, "[alerts]" is not eaten as markup
 )
-console = Console()
-err_console = Console(stderr=True)
+# piped (not a terminal): no wrapping at 80 columns and no colour codes, so scripts get one line per row
+console = Console(soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("backstop")
 
 DATASET_NAMES = ("funds", "fund-flows", "pools", "open-interest", "funding", "prices", "runs", "adl", "liquidation-totals",
                  "backstop-positions", "liquidations", "liquidation-gaps", "cascades", "alerts", "assessments",
                  "fund-changes", "stress")
-
-
-class CliError(ClickException):
-    """A user-facing error: printed as one line."""
 
 
 def _state(ctx: typer.Context) -> dict[str, Any]:
@@ -56,22 +62,6 @@ def settings_from(ctx: typer.Context, db: Path | None = None, **overrides: Any) 
         return load_settings(state.get("config"), db or state.get("db"), **overrides)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-
-
-def parse_when(text: str | None, option: str) -> datetime | None:
-    """ISO date/datetime (UTC if no zone) or a relative age like 30d, 12h, 90m."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount), "m": timedelta(minutes=amount)}[unit]
-        return datetime.now(UTC) - delta
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"{option}: expected an ISO date/time or an age like 30d/12h, got {text!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _check_venues(settings: Settings, venues: list[str] | None) -> list[str]:
@@ -92,21 +82,31 @@ def _setup_logging(level: str) -> None:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="backstop.toml to read")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="DuckDB file (default ./data/backstop.duckdb)")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = "warning",
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="PATH",
+        help="backstop.toml to read (default ./backstop.toml if present, or $BACKSTOP_CONFIG)")] = None,
+    db: Annotated[Path | None, typer.Option("--db", metavar="PATH", help="DuckDB file (default ./data/backstop.duckdb)")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="one of: debug | info | warning | error")] = "warning",
 ) -> None:
-    if log_level.lower() not in {"debug", "info", "warning", "error"}:
-        raise CliError(f"--log-level: expected debug|info|warning|error, got {log_level!r}")
+    if log_level.lower() not in LOG_LEVELS:
+        raise CliError(f"--log-level: expected one of {' | '.join(LOG_LEVELS)}, got {log_level!r}")
     _state(ctx).update(config=config, db=db)
     _setup_logging(log_level)
 
 
 def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
-    table = Table(title=title)
+    """A rich table on a terminal; piped, a header line and one tab-separated line per row (no title)."""
     if not rows:
-        console.print(f"{title}: nothing yet")
+        console.print(f"{title}: nothing yet", markup=False)
         return
+    if not console.is_terminal:
+        def cell(value: Any) -> str:
+            return "" if value is None else " ".join(str(value).split())  # no tab/newline inside a cell
+
+        lines = ["\t".join(str(c) for c in rows[0])] + ["\t".join(cell(v) for v in row.values()) for row in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    table = Table(title=title)
     for column in rows[0]:
         table.add_column(str(column))
     for row in rows:
@@ -142,8 +142,11 @@ def _integrations(collector: Any, daemon: bool = False) -> None:
 def collect(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="one cycle, print a summary, exit")] = False,
-    venue: Annotated[list[str] | None, typer.Option("--venue", help="only this venue (repeatable)")] = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
+    venue: Annotated[list[str] | None, typer.Option("--venue", metavar="VENUE",
+                                                    help="only this venue (repeatable)")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, metavar="PORT",
+                                                     help="serve Prometheus /metrics on this port (127.0.0.1 "
+                                                          "unless metrics.host is set)")] = None,
 ) -> None:
     """Run the scheduled collector (or one cycle with --once)."""
     from backstop.service import Collector, summarize
@@ -152,6 +155,7 @@ def collect(
     venues = _check_venues(settings, venue)
     if metrics_port is not None:
         settings.metrics.port = metrics_port
+    _check_writable(settings.db)
 
     async def run() -> int:
         collector = Collector.for_venues(settings, venues)
@@ -173,8 +177,9 @@ def collect(
 @app.command()
 def backfill(
     ctx: typer.Context,
-    venue: Annotated[list[str] | None, typer.Option("--venue", help="only this venue (repeatable)")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO date or age (e.g. 90d)")] = None,
+    venue: Annotated[list[str] | None, typer.Option("--venue", metavar="VENUE",
+                                                    help="only this venue (repeatable)")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="ISO date or age (e.g. 90d)")] = None,
 ) -> None:
     """Walk the venues' history endpoints back to --since (default: collector.backfill_days)."""
     from backstop.service import Collector, backfill_pairs
@@ -182,6 +187,7 @@ def backfill(
     settings = settings_from(ctx)
     venues = _check_venues(settings, venue)
     start = parse_when(since, "--since") or datetime.now(UTC) - timedelta(days=settings.collector.backfill_days)
+    _check_writable(settings.db)
 
     async def run() -> int:
         collector = Collector.for_venues(settings, venues)
@@ -217,14 +223,10 @@ def status(ctx: typer.Context) -> None:
     """Per venue and dataset: last success, last error, rows, data age. Then each venue's assessment (and
     every pool that is not healthy): state (healthy, watch, stressed, critical, no published fund, blind),
     fund, 24 h change, drawdowns, coverage, divergence and anomaly z, data age, and the reasons."""
-    from storage.db import DatabaseMissing
     from storage.queries import collector_status
 
     settings = settings_from(ctx)
-    try:
-        frame = collector_status(settings.db)
-    except DatabaseMissing as exc:
-        raise CliError(str(exc)) from None
+    frame = collector_status(settings.db)
     rows = []
     for record in frame.to_dict("records"):
         rows.append({
@@ -232,12 +234,13 @@ def status(ctx: typer.Context) -> None:
             "last success": _fmt_ts(record["last_success"]), "age": _fmt_age(record["age_s"]),
             "rows": record["rows_written"],
             "last error": f"{record['last_error_class']}: {record['last_error_message']}"
-            if record["last_error_class"] else "",
+            if isinstance(record["last_error_class"], str) and record["last_error_class"] else "",
         })
     _print_table(f"collector status ({settings.db})", rows)
     from alerts.judgement import print_status
     from backstop.catalog import venue_facts
 
+    console.print("")  # the assessments follow the table as a block of their own
     print_status(settings, venue_facts(settings.enabled_venues()),
                  lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
@@ -259,18 +262,21 @@ def _fmt_age(seconds: Any) -> str:
 @app.command()
 def export(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Argument(help=f"one of: {', '.join(DATASET_NAMES)}")],
-    venue: Annotated[str | None, typer.Option("--venue")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO date/time or age (30d)")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="ISO date/time or age")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout; required for parquet)")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv | parquet (typed columns, for engines)")] = "csv",
-    move: Annotated[float | None, typer.Option("--move", help="stress only: the move in % (default 20)")] = None,
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help=f"one of: {', '.join(DATASET_NAMES)}")],
+    venue: Annotated[str | None, typer.Option("--venue", metavar="VENUE", help="only this venue (a venue key, e.g. okx)")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="from this ISO date/time or age (30d), inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="WHEN", help="to this ISO date/time or age, exclusive")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="file to write, in an existing folder "
+                                                           "(default: stdout; required for parquet)")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="csv | parquet (typed columns, for engines)")] = "csv",
+    move: Annotated[float | None, typer.Option("--move", metavar="PCT", help="stress only: the move in % (default 20)")] = None,
 ) -> None:
     """CSV (header row, UTC ISO-8601 timestamps, a venue column) or Parquet of a dataset. `assessments`: one
     row per venue x pool at --until (default now): venue, pool_id, state, figures, reasons. `fund-changes`:
     every change between two observations of a pool with its kind (trading, injection, transfer,
     restructure, valuation) and whether the kind was inferred (default: the last 7 days)."""
+    import duckdb
+
     from alerts.judgement import COMPUTED_EXPORTS, export_computed
     from backstop.catalog import venue_facts
     from backstop.integrations import load_optional_exports
@@ -289,11 +295,13 @@ def export(
         raise CliError(f"unknown dataset {dataset!r} (one of: {', '.join(EXPORTS)})")
     if venue is not None:
         _check_venues(settings, [venue])
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_window(since, until)
     if fmt not in {"csv", "parquet"}:
         raise CliError(f"--format: expected csv or parquet, got {fmt!r}")
     if fmt == "parquet" and out is None:
         raise CliError("--format parquet needs --out FILE (Parquet is not written to a terminal)")
+    if out is not None:
+        check_out_file(out, fmt)
     target = out if out is not None else Path("/dev/stdout")
     writer = export_parquet if fmt == "parquet" else export_csv
     try:
@@ -304,6 +312,10 @@ def export(
             count = writer(settings.db, dataset, target, venue=venue, since=start, until=end)
     except DatabaseMissing as exc:
         raise CliError(str(exc)) from None
+    except duckdb.IOException as exc:  # the database opened (that error is DatabaseUnusable): the file failed
+        if out is None and "Broken pipe" in str(exc):  # `| head`: the reader left, as with any Unix tool
+            raise typer.Exit(128 + signal.SIGPIPE) from None
+        raise CliError(f"--out: cannot write {target}: {str(exc).splitlines()[0].removeprefix('IO Error: ')}") from None
     if out is not None:
         err_console.print(f"wrote {count} rows to {out}")
 
@@ -334,16 +346,23 @@ def _stress(settings: Settings, dataset: str, move: float | None, venues: list[s
         raise CliError(str(exc)) from None
 
 
+def _check_writable(db: Path) -> None:
+    """A writer refuses to start on a database it cannot write (one line, before any venue is polled)."""
+    from storage.db import check_writable
+
+    check_writable(db)
+
+
 @app.command()
 def simulate(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
-    write_config: Annotated[Path | None, typer.Option("--write-config", help="write a backstop.toml pointing at the simulator")] = None,
-    scenario: Annotated[str, typer.Option("--scenario", help="calm | cascade | venue-drain[:VENUE] | adl")] = "calm",
-    speed: Annotated[float, typer.Option("--speed", min=0, help="simulated seconds per real second")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed")] = 1,
-    fault: Annotated[list[str] | None, typer.Option("--fault", help="VENUE:PATH:KIND[:ARG] (repeatable)")] = None,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="HTTP/WebSocket port (0 = any free)")] = 8765,
+    write_config: Annotated[Path | None, typer.Option("--write-config", metavar="FILE", help="write a backstop.toml pointing at the simulator")] = None,
+    scenario: Annotated[str, typer.Option("--scenario", metavar="SCENARIO", help=f"one of: {SCENARIO_HELP}")] = "calm",
+    speed: Annotated[float, typer.Option("--speed", metavar="X", min=0, help="simulated seconds per real second")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="market model seed (same seed, same market)")] = 1,
+    fault: Annotated[list[str] | None, typer.Option("--fault", metavar="SPEC", help="VENUE:PATH:KIND[:ARG][ xCOUNT] (repeatable); KIND one of 429, 500, 502, 503, error_rate, latency, timeout, malformed, rename, stringify, drop, dark, disconnect, duplicate")] = None,
 ) -> None:
     """Run the local venue simulator (real HTTP/WebSocket server) for tests and your own tools."""
     from backstop.demo import run_simulator
@@ -360,11 +379,12 @@ def simulate(
 @app.command()
 def demo(
     ctx: typer.Context,
-    db: Annotated[Path, typer.Option("--db", help="the demo's own DuckDB file")] = Path("data/demo.duckdb"),
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="dashboard port")] = 8501,
-    scenario: Annotated[str, typer.Option("--scenario")] = "venue-drain",
-    speed: Annotated[float | None, typer.Option("--speed", min=0)] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    db: Annotated[Path, typer.Option("--db", metavar="PATH", help="the demo's own DuckDB file")] = Path("data/demo.duckdb"),
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="dashboard port")] = 8501,
+    scenario: Annotated[str, typer.Option("--scenario", metavar="SCENARIO", help=f"one of: {SCENARIO_HELP}")] = "venue-drain",
+    speed: Annotated[float | None, typer.Option("--speed", metavar="X", min=0, help="market clock: simulated seconds per real second (default 720 until it "
+                               "reaches the present, then real time)")] = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="market model seed (same seed, same market)")] = 7,
     headless: Annotated[bool, typer.Option("--headless", help="no browser window")] = False,
 ) -> None:
     """Everything on simulated data: simulator + backfill + collector + dashboard (labelled SIMULATED)."""
@@ -387,7 +407,7 @@ def dashboard_command(db: Path, host: str, port: int, simulated: bool = False,
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--", "--db", str(db),
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--", "--db", str(db),
     ]
     if simulated:
         command.append("--simulated")
@@ -399,25 +419,25 @@ def dashboard_command(db: Path, host: str, port: int, simulated: bool = False,
 @app.command()
 def dashboard(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
-    host: Annotated[str | None, typer.Option("--host", help="bind address (default 127.0.0.1)")] = None,
+    db: Annotated[Path | None, typer.Option("--db", metavar="PATH", help="DuckDB file to show (default: the global --db)")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT", min=1, max=65535, help="port (default [dashboard] port, 8501)")] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """Serve the Streamlit dashboard (localhost by default)."""
     settings = settings_from(ctx, db)
     command = dashboard_command(settings.db, host or settings.dashboard.host, port or settings.dashboard.port,
                                 refresh_s=settings.dashboard.refresh_s)
     console.print(f"dashboard on http://{host or settings.dashboard.host}:{port or settings.dashboard.port}")
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(run_forwarding(command))  # SIGTERM reaches Streamlit; it dies with us (no orphan)
 
 
 @app.command()
 def run(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
-    host: Annotated[str | None, typer.Option("--host")] = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
-    api_port: Annotated[int | None, typer.Option("--api-port", min=1, max=65535, help="also serve the read-only JSON API on this port (same host as the dashboard)")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT", min=1, max=65535, help="dashboard port (default [dashboard] port, 8501)")] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="dashboard bind address (default 127.0.0.1)")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", metavar="PORT", min=1, max=65535, help="serve Prometheus /metrics on this port (127.0.0.1 unless metrics.host is set)")] = None,
+    api_port: Annotated[int | None, typer.Option("--api-port", metavar="PORT", min=1, max=65535, help="also serve the read-only JSON API on this port (same host as the dashboard)")] = None,
 ) -> None:
     """The main job: the scheduled collector and the dashboard on one embedded DuckDB file."""
     from backstop.service import Collector
@@ -425,13 +445,13 @@ def run(
     settings = settings_from(ctx)
     if metrics_port is not None:
         settings.metrics.port = metrics_port
+    _check_writable(settings.db)
     dash_host, dash_port = host or settings.dashboard.host, port or settings.dashboard.port
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     from storage.db import ensure_database
 
     ensure_database(settings.db)
-    proc = subprocess.Popen(dashboard_command(settings.db, dash_host, dash_port,
-                                              refresh_s=settings.dashboard.refresh_s))
+    proc = spawn(dashboard_command(settings.db, dash_host, dash_port, refresh_s=settings.dashboard.refresh_s))
     console.print(f"dashboard on http://{dash_host}:{dash_port} - collecting into {settings.db} (Ctrl-C to stop)")
     if api_port is not None:
         from backstop.api import serve_in_thread
@@ -460,8 +480,8 @@ def run(
 @app.command()
 def api(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="listen port")] = 8502,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="listen port")] = 8502,
 ) -> None:
     """Serve the read-only JSON API (/v1/venues, /v1/assessments, /v1/funds, /v1/alerts; /openapi.json)."""
     from backstop.api import serve
@@ -471,7 +491,16 @@ def api(
     serve(settings.db, host, port)
 
 
-alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True)
+@app.command()
+def compact(ctx: typer.Context) -> None:
+    """Apply [retention] (old raw rows downsampled or dropped; funds and rollups kept) and rewrite the
+    file to reclaim the space; prints rows removed and bytes before/after."""
+    from backstop.maintenance import run_compact
+
+    raise typer.Exit(run_compact(settings_from(ctx), echo=lambda line: console.print(line, markup=False)))
+
+
+alerts_app = typer.Typer(help="Alert targets and alert history.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(lake_app, name="lake")
 
@@ -487,7 +516,8 @@ def alerts_test_command(ctx: typer.Context) -> None:
 @alerts_app.command("list")
 def alerts_list_command(
     ctx: typer.Context,
-    days: Annotated[float, typer.Option("--days", min=0, help="resolved alerts of the last N days")] = 7.0,
+    days: Annotated[float, typer.Option("--days", metavar="N", min=0, max=MAX_AGE_DAYS,
+                                        help="resolved alerts of the last N days")] = 7.0,
 ) -> None:
     """Firing alerts, then those fired or resolved in the last --days days."""
     from alerts.commands import alerts_list, print_alerts
@@ -513,22 +543,42 @@ def replay(
     raise typer.Exit(code)
 
 
+def reorder_global_options(argv: list[str]) -> list[str]:
+    """``backstop export funds --db X`` -> ``backstop --db X export funds`` (see backstop.cli_args)."""
+    return _reorder(argv, typer.main.get_command(app))
+
+
+def _error_line(message: str) -> int:
+    sys.stderr.write(f"backstop: error: {' '.join(message.split())}\n")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: click errors and config errors become one line on stderr."""
+    """Entry point: click errors, config errors and database errors become one line on stderr."""
+    import duckdb
+
+    from storage.db import DatabaseBusy, DatabaseMissing, DatabaseUnusable
+
     command = typer.main.get_command(app)
+    args = reorder_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = command.main(args=argv, prog_name="backstop", standalone_mode=False)
+        result = command.main(args=args, prog_name="backstop", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:
         err_console.print("backstop: aborted")
         return 130
     except ClickException as exc:
-        message = exc.format_message().replace("\n", " ")
-        sys.stderr.write(f"backstop: error: {message}\n")
-        return 2
+        return _error_line(exc.format_message())
+    except (DatabaseMissing, DatabaseBusy, DatabaseUnusable) as exc:
+        return _error_line(str(exc))
+    except duckdb.Error as exc:
+        return _error_line(f"database: {str(exc).splitlines()[0]}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: still one line; the traceback at debug level
+        log.debug("unexpected error", exc_info=True)
+        return _error_line(f"unexpected {type(exc).__name__}: {exc} (--log-level debug shows the traceback)")
     return int(result or 0) if isinstance(result, int) else 0
 
 

@@ -11,9 +11,11 @@ from configuration.settings import (
     CollectorConfig,
     ConfigError,
     DashboardConfig,
+    DatasetRetention,
     Intervals,
     LakeConfig,
     MetricsConfig,
+    RetentionConfig,
     Settings,
     StressConfig,
     VenueConfig,
@@ -22,6 +24,6 @@ from configuration.settings import (
 
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_DB_PATH", "AlertRuleConfig", "AlertsConfig", "CollectorConfig", "ConfigError",
-    "DashboardConfig", "Intervals", "LakeConfig", "MetricsConfig", "Settings", "StressConfig", "VenueConfig",
+    "DashboardConfig", "DatasetRetention", "Intervals", "LakeConfig", "MetricsConfig", "RetentionConfig", "Settings", "StressConfig", "VenueConfig",
     "load_settings",
 ]

@@ -274,7 +274,9 @@ def start_dashboard(db_path: Path, port: int, refresh_s: int | None = None) -> s
 
     env = {**os.environ, "BACKSTOP_SIMULATED": "1", "BACKSTOP_DB": str(db_path)}
     command = dashboard_command(db_path, "127.0.0.1", port, simulated=True, refresh_s=refresh_s)
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from backstop.children import spawn  # dies with the demo, even on kill -9
+
+    return spawn(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:

@@ -108,6 +108,9 @@ class AlertHook:
 def attach(collector: Collector) -> None:
     """Every feature of a running collector (``collect``, ``run``, ``demo``)."""
     collector.background.append(refresh_rollups_forever)
+    from backstop.maintenance import storage_upkeep_forever  # size samples + [retention] compact_every_h
+
+    collector.background.append(storage_upkeep_forever)
     backend = liquidation_store.BACKEND
     collector.background.extend(liquidations.liquidation_tasks(collector, backend))
     collector.after_cycle.append(CascadeDetector(collector).after_cycle)

@@ -55,6 +55,8 @@ class Collector:
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.db)
+        self._cycle: dict[str, list[RunOutcome]] = {}  # venue -> polls since the last summary line
+        self._cycles = 0
         self._newest: dict[tuple[str, str], datetime | None] = {}
         self.policy = RetryPolicy(
             self.settings.collector.max_retries,
@@ -164,6 +166,7 @@ class Collector:
     async def _scheduled(self, venue: str, dataset: str) -> None:
         try:
             outcome = await self.run_one(venue, dataset, wait=False)
+            self._cycle.setdefault(venue, []).append(outcome)
         except asyncio.CancelledError:
             # shutdown abandons an in-flight fetch; nothing was written for it (writes are atomic)
             log.info("%s %s abandoned at shutdown", venue, dataset)
@@ -183,6 +186,13 @@ class Collector:
             outcomes, self._hook_outcomes = self._hook_outcomes, []
             await self._after(outcomes)
 
+    def _summarise_cycle(self) -> None:
+        """One line per cycle in the terminal, so a collector that reaches nothing says so."""
+        self._cycles += 1
+        line, ok = cycle_summary(self._cycles, self._cycle, len(self.adapters))
+        self._cycle = {}
+        (log.info if ok else log.warning)("%s", line)
+
     async def serve(self, stop: asyncio.Event) -> None:
         """The daemon: one APScheduler job per venue x dataset until ``stop`` is set."""
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -195,6 +205,8 @@ class Collector:
                 args=[venue, dataset], id=f"{venue}:{dataset}", max_instances=1, coalesce=True,
                 next_run_time=datetime.now(UTC), misfire_grace_time=max(30, int(interval)),
             )
+        scheduler.add_job(self._summarise_cycle, IntervalTrigger(seconds=CYCLE_SUMMARY_S), id="cycle-summary",
+                          max_instances=1, coalesce=True)
         tasks = [asyncio.create_task(task(self)) for task in self.background]
         scheduler.start()
         try:
@@ -224,8 +236,10 @@ class Collector:
         try:
             async for page in adapter.backfill(dataset, since):
                 pages_read += 1
-                inserted = await asyncio.to_thread(self.store.write, page, None)
-                total_rows += sum((inserted or {}).values())
+                # wait until the page is stored (a backfill may wait on a busy database; polls never do):
+                # memory stays bounded and the run's row count is exact
+                inserted = await asyncio.wrap_future(self.store.submit(page))
+                total_rows += sum(inserted.values())
                 if progress:
                     progress(page.row_count())
         except asyncio.CancelledError:
@@ -255,6 +269,23 @@ def backfill_pairs(collector: Collector) -> list[tuple[str, str]]:
         for cap in adapter.capabilities
         if adapter.has_backfill(cap.dataset)
     ]
+
+
+CYCLE_SUMMARY_S = 60.0  # the daemon's "cycle": one summary line per minute of polling
+
+
+def cycle_summary(n: int, polls: dict[str, list[RunOutcome]], venues: int) -> tuple[str, bool]:
+    """'cycle 12: 0/14 venues ok — last error: okx funds: VenueUnavailable: DNS lookup failed …'; a venue is
+    ok when one of its polls since the last line succeeded. Returns the line and whether any venue was ok."""
+    ok = sum(1 for outcomes in polls.values() if any(o.status == "ok" for o in outcomes))
+    errors = [o for outcomes in polls.values() for o in outcomes if o.status != "ok"]
+    line = f"cycle {n}: {ok}/{venues} venues ok"
+    if not polls:
+        line += " (no poll finished in this cycle)"
+    if errors:
+        last = errors[-1]
+        line += f" — last error: {last.venue} {last.dataset}: {last.error_class}: {last.error_message}"[:300]
+    return line, ok > 0 or not polls
 
 
 def jittered(seconds: float) -> float:

@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collectors.registry import adapter_class  # noqa: E402
 from simulator.harness import PROJECT_ROOT, CollectorProcess, collector_config, hold_reader  # noqa: E402
 from storage.db import DatabaseBusy, read_connection  # noqa: E402
 
@@ -153,13 +154,17 @@ def unrecorded_gaps(db: Path, windows: list[tuple[datetime, datetime]]) -> int:
 
 
 # -- phase 2: a reader holds the file ----------------------------------------------------------------------
-def hold_phase(config: Path, db: Path, log: Path, hold_s: float, holds: int,
+def hold_phase(config: Path, db: Path, log: Path, hold_s: float, holds: int, venues: list[str],
                intervals: dict[str, float]) -> tuple[int, int]:
     """(polls due with no run row, polls recorded as skipped or failed) during the holds."""
     proc = CollectorProcess(config, db, log).start()
     since = datetime.now(UTC)
-    jobs = _wait_for(lambda: _rows(db, "SELECT DISTINCT venue, dataset FROM collection_runs WHERE kind = 'poll' "
-                                       "AND started_at > ? AND status = 'ok'", [since]), 180, "the first polls")
+    jobs = [(venue, dataset) for venue in venues for dataset in adapter_class(venue).datasets()
+            if intervals.get(dataset, 0) > 0 and hasattr(adapter_class(venue), f"fetch_{dataset}")]
+    # warm: every job has polled twice (ccxt market loading makes a first poll slow), then hold
+    _wait_for(lambda: len(_rows(db, "SELECT venue, dataset FROM collection_runs WHERE kind = 'poll' AND "
+                                    "started_at > ? AND status = 'ok' GROUP BY ALL HAVING count(*) >= 2",
+                                [since])) >= len(jobs), 300, "every job's first polls")
     windows = []
     for index in range(holds):
         reader = hold_reader(db, hold_s)
@@ -181,10 +186,14 @@ def hold_phase(config: Path, db: Path, log: Path, hold_s: float, holds: int,
         for venue, dataset in jobs:
             interval = intervals[dataset]
             due = int((end - start).total_seconds() // interval)
-            runs = _rows(db, "SELECT status FROM collection_runs WHERE venue = ? AND dataset = ? AND kind = 'poll' "
-                             "AND started_at BETWEEN ? AND ?", [venue, dataset, start, end])
+            runs = _rows(db, "SELECT status, error_class, error_message FROM collection_runs WHERE venue = ? "
+                             "AND dataset = ? AND kind = 'poll' AND started_at BETWEEN ? AND ?",
+                         [venue, dataset, start, end])
             unrecorded += max(0, due - len(runs) - 1)  # -1: a poll straddling either edge of the window
-            recorded_bad += sum(1 for (status,) in runs if status != "ok")
+            for status, error_class, message in runs:
+                if status != "ok":
+                    recorded_bad += 1
+                    print(f"  {venue} {dataset} during the hold: {status} {error_class}: {str(message)[:100]}")
     return unrecorded, recorded_bad
 
 
@@ -210,8 +219,10 @@ def bad_inputs(db: Path, work: Path, base_url: Callable[[str], str]) -> list[tup
     readonly.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     not_duckdb = work / "notes.duckdb"
     not_duckdb.write_text("this is not a database\n")
-    fast = work / "fast.toml"
+    fast = work / "fast.toml"  # a poll interval below 1 s: a config error
     fast.write_text(collector_config(base_url, ["binance"], {"funds": 0.5}))
+    sane = work / "sane.toml"  # a valid config, so the read-only case fails on the database, not the config
+    sane.write_text(collector_config(base_url, ["binance"], {"funds": 60}))
     (work / "outdir").mkdir(exist_ok=True)
     db_args = ["--db", str(copy)]
     return [
@@ -225,7 +236,7 @@ def bad_inputs(db: Path, work: Path, base_url: Callable[[str], str]) -> list[tup
         ("--db not a DuckDB file", ["--db", str(not_duckdb), "status"], {}),
         ("--db a directory", ["--db", str(work / "outdir"), "status"], {}),
         ("malformed BACKSTOP_ALERTS__TARGETS", [*db_args, "status"], {"BACKSTOP_ALERTS__TARGETS": "[not json"}),
-        ("collect --once on a read-only database", ["--config", str(fast), "--db",
+        ("collect --once on a read-only database", ["--config", str(sane), "--db",
                                                    str(readonly), "collect", "--once", "--venue", "binance"], {}),
         ("poll interval < 1 s", ["--config", str(fast), "--db", str(work / "fast.duckdb"), "collect", "--once"], {}),
     ]
@@ -267,7 +278,7 @@ def main() -> None:
         windows = kill_phase(config, db, log, args.kills, rng, (args.alive_min_s, args.alive_max_s))
         gaps = unrecorded_gaps(db, windows)
         print(f"holding a reader {args.holds} x {args.hold_s:.0f} s", flush=True)
-        unrecorded, hold_skips = hold_phase(config, db, log, args.hold_s, args.holds, INTERVALS)
+        unrecorded, hold_skips = hold_phase(config, db, log, args.hold_s, args.holds, venues, INTERVALS)
         lost, dups = stored_figures(db)
         print("bad inputs", flush=True)
         tracebacks = traceback_inputs(db, work, sim.base_url)

@@ -37,7 +37,7 @@ from collectors.base import (
     Price,
     VenueAdapter,
 )
-from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.ccxt_client import ccxt_call, ccxt_request, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, num, opt_dec, raw_text, require_list, ts_ms
@@ -272,8 +272,7 @@ class BitfinexAdapter(VenueAdapter):
             params: dict[str, Any] = {"symbol": key, "start": start, "limit": HIST_LIMIT, "sort": -1}
             if end is not None:
                 params["end"] = end
-            payload = await self.page(lambda p=params: ccxt_call(self.exchange,
-                                                                 self.exchange.publicGetStatusDerivSymbolHist(p)))
+            payload = await self.page(ccxt_request(self.exchange, "publicGetStatusDerivSymbolHist", params))
             rows = [r for r in parse_status_hist(key, payload) if r.ts >= since]
             yield rows
             if len(payload) < HIST_LIMIT or not rows:

@@ -27,7 +27,7 @@ from collectors.base import (
     PoolMember,
     VenueAdapter,
 )
-from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.ccxt_client import ccxt_call, ccxt_request, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import dec, norm_asset, num, opt_num, raw_text, require, require_list, ts_ms
@@ -267,9 +267,7 @@ class BitgetAdapter(VenueAdapter):
         yield current
         for pool_id in pools[: self.config.max_symbols]:
             params = {"category": RESERVE_CATEGORY, "symbol": pool_id}
-            hourly = await self.page(lambda p=params: ccxt_call(
-                self.exchange, self.exchange.publicUtaGetV3MarketRiskReserveHour(p)))
+            hourly = await self.page(ccxt_request(self.exchange, "publicUtaGetV3MarketRiskReserveHour", params))
             yield Batch(funds=parse_risk_reserve(self.key, pool_id, hourly, since))
-            daily = await self.page(lambda p=params: ccxt_call(
-                self.exchange, self.exchange.publicUtaGetV3MarketRiskReserve(p)))
+            daily = await self.page(ccxt_request(self.exchange, "publicUtaGetV3MarketRiskReserve", params))
             yield Batch(funds=parse_risk_reserve(self.key, pool_id, daily, since))

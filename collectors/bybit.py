@@ -50,7 +50,7 @@ from collectors.base import (
     Price,
     VenueAdapter,
 )
-from collectors.ccxt_client import ccxt_call, make_exchange
+from collectors.ccxt_client import ccxt_call, ccxt_request, make_exchange
 from collectors.errors import PayloadError
 from collectors.exact_json import use_exact_numbers
 from collectors.parsing import (
@@ -429,9 +429,9 @@ class BybitAdapter(VenueAdapter):
         """4-hour mark closes over [start_ms, end_ms], 1000 bars per call (newest first, ``end`` paging)."""
         closes: dict[int, float] = {}
         while end_ms >= start_ms:
-            payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketMarkPriceKline({
-                "category": category, "symbol": symbol, "interval": KLINE_INTERVAL, "start": start_ms,
-                "end": end_ms, "limit": KLINE_PAGE}))
+            params = {"category": category, "symbol": symbol, "interval": KLINE_INTERVAL, "start": start_ms,
+                      "end": end_ms, "limit": KLINE_PAGE}
+            payload = await self.page(ccxt_request(self.exchange, "publicGetV5MarketMarkPriceKline", params))
             page = parse_mark_price_kline(payload)
             closes.update(page)
             if len(page) < KLINE_PAGE:
@@ -443,7 +443,7 @@ class BybitAdapter(VenueAdapter):
         """4-hourly one-side OI per perpetual back to ``since`` (cursor paging), each point valued with the
         mark close of its own 4 hours (read once per symbol)."""
         since_ms, now_ms = int(since.timestamp() * 1000), int(datetime.now(UTC).timestamp() * 1000)
-        for category, symbol in await self._history_contracts():
+        for category, symbol in await self.page(self._history_contracts):
             marks = await self._marks(category, symbol, since_ms - OI_HISTORY_MS, now_ms)
             cursor = ""
             found: list[OpenInterest] = []  # one write per symbol: a write per 200-row page costs more than the read
@@ -452,7 +452,7 @@ class BybitAdapter(VenueAdapter):
                                           "startTime": since_ms, "endTime": now_ms, "limit": self.history_page}
                 if cursor:
                     params["cursor"] = cursor
-                payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketOpenInterest(params))
+                payload = await self.page(ccxt_request(self.exchange, "publicGetV5MarketOpenInterest", params))
                 page = parse_open_interest_history(self.key, payload, marks=marks, bar_ms=OI_HISTORY_MS)
                 rows = [r for r in page if r.ts >= since]
                 found += rows
@@ -464,12 +464,12 @@ class BybitAdapter(VenueAdapter):
 
     async def backfill_funding(self, since: datetime) -> AsyncIterator[Batch]:
         """Settled funding rates per perpetual back to ``since`` (newest first, ``endTime`` paging)."""
-        for category, symbol in await self._history_contracts():
+        for category, symbol in await self.page(self._history_contracts):
             end_ms = int(datetime.now(UTC).timestamp() * 1000)
             found: list[FundingRate] = []  # one write per symbol
             while True:
-                payload = await ccxt_call(self.exchange, self.exchange.publicGetV5MarketFundingHistory({
-                    "category": category, "symbol": symbol, "endTime": end_ms, "limit": self.history_page}))
+                params = {"category": category, "symbol": symbol, "endTime": end_ms, "limit": self.history_page}
+                payload = await self.page(ccxt_request(self.exchange, "publicGetV5MarketFundingHistory", params))
                 rows = parse_funding_history(self.key, payload)
                 kept = [r for r in rows if r.ts >= since]
                 found += kept

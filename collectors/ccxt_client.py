@@ -79,6 +79,17 @@ def _retry_after(headers: dict[str, Any] | None) -> float | None:
     return None
 
 
+def ccxt_request(exchange: ccxt_async.Exchange, method: str, params: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    """A request that can be made again: each call awaits a fresh ``exchange.<method>(params)`` through
+    ``ccxt_call`` (what ``VenueAdapter.page`` retries inside a history walk; ``params`` bound now)."""
+    bound = dict(params)
+
+    async def call() -> Any:
+        return await ccxt_call(exchange, getattr(exchange, method)(bound))
+
+    return call
+
+
 async def ccxt_call(exchange: ccxt_async.Exchange, awaitable: Awaitable[T]) -> T:
     """Await a ccxt call; a 429 becomes ``RetryAfter`` carrying the venue's Retry-After seconds."""
     try:

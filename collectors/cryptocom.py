@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from collectors.base import (
@@ -166,7 +167,7 @@ class CryptocomAdapter(VenueAdapter):
         until a page is empty or reaches ``since``: correct whatever the venue's row order or page cap."""
         end: datetime | None = None
         while True:
-            rows = await self.page(lambda e=end: self._insurance(since, e, "history"))
+            rows = await self.page(partial(self._insurance, since, end, "history"))
             rows = [r for r in rows if r.ts >= since and (end is None or r.ts <= end)]
             if not rows:
                 return

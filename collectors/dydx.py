@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from collectors.base import (
@@ -304,7 +305,7 @@ class DydxAdapter(VenueAdapter):
         """Per market (``symbols``, else every market, capped at ``max_symbols``), page back through the
         settled hourly rates with ``effectiveBeforeOrAt`` until ``since`` or the start of the history; one
         batch per market."""
-        tickers = [str(require(row, "ticker", "perpetualMarkets")) for row in market_rows(await self._markets())]
+        tickers = [str(require(row, "ticker", "perpetualMarkets")) for row in market_rows(await self.page(self._markets))]
         if self.config.symbols:
             tickers = [t for t in tickers if t in self.config.symbols]
         for ticker in sorted(tickers)[: self.config.max_symbols]:
@@ -314,7 +315,7 @@ class DydxAdapter(VenueAdapter):
                 params = {"limit": str(self.funding_page_size)}
                 if before is not None:
                     params["effectiveBeforeOrAt"] = before.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                payload = await self.indexer.get(f"/v4/historicalFunding/{ticker}", params)
+                payload = await self.page(partial(self.indexer.get, f"/v4/historicalFunding/{ticker}", params))
                 rates, oldest = parse_historical_funding(self.key, payload, since)
                 found += rates
                 page_len = len(require_list(payload["historicalFunding"], "historicalFunding"))

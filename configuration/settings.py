@@ -9,7 +9,9 @@ CLI can print it and exit non-zero without a traceback.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from metrics import stress as stress_model
 from records.config import (  # the types the layers read, importable from here as before
@@ -31,9 +33,11 @@ from records.config import (  # the types the layers read, importable from here 
     CollectorConfig,
     ConfigError,
     DashboardConfig,
+    DatasetRetention,
     Intervals,
     LakeConfig,
     MetricsConfig,
+    RetentionConfig,
     VenueConfig,
 )
 from records.venue_catalog import venue_keys  # the collector registry, as generated plain data
@@ -43,7 +47,7 @@ DEFAULT_CONFIG_PATH = Path("backstop.toml")
 
 __all__ = [
     "ConfigError", "Intervals", "VenueConfig", "CollectorConfig", "DashboardConfig", "AlertRuleConfig",
-    "AlertsConfig", "LakeConfig", "MetricsConfig", "Settings", "StressConfig", "load_settings", "DEFAULT_DB_PATH",
+    "AlertsConfig", "DatasetRetention", "LakeConfig", "MetricsConfig", "RetentionConfig", "Settings", "StressConfig", "load_settings", "DEFAULT_DB_PATH",
     "DEFAULT_CONFIG_PATH",
 ]
 
@@ -105,6 +109,7 @@ class Settings(BaseSettings):
     lake: LakeConfig = Field(default_factory=LakeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     stress: StressConfig = Field(default_factory=StressConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("venues", mode="after")
     @classmethod
@@ -142,6 +147,22 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: invalid value for '{key}': {first['msg']}"
 
 
+def _environment_problem(err: SettingsError) -> str:
+    """Name the unparseable BACKSTOP_* variable, never its value (alert targets are secrets)."""
+    match = re.search(r'field "([^"]+)"', str(err))
+    prefix = "BACKSTOP_" + (match.group(1).upper() if match else "")
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix))
+    for name in names:
+        value = os.environ[name].strip()
+        if value[:1] in "[{":
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                return f"environment: {name} is not valid JSON ({exc.msg} at character {exc.pos})"
+    listed = ", ".join(names) or prefix + "*"
+    return f"environment: cannot parse {listed} (lists and tables are JSON, e.g. '[\"json://…\"]')"
+
+
 def load_settings(config_path: Path | None = None, db_path: Path | None = None, **overrides: Any) -> Settings:
     """Load settings. A missing explicit --config file is an error; a missing default one is fine."""
     data: dict[str, Any] = {}
@@ -156,6 +177,8 @@ def load_settings(config_path: Path | None = None, db_path: Path | None = None, 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
+            raise ConfigError(f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     elif DEFAULT_CONFIG_PATH.exists():
         source = str(DEFAULT_CONFIG_PATH)
         try:
@@ -169,6 +192,8 @@ def load_settings(config_path: Path | None = None, db_path: Path | None = None, 
         settings = Settings(**data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    except SettingsError as err:  # a BACKSTOP_* variable that pydantic-settings could not even parse
+        raise ConfigError(_environment_problem(err)) from None
     if db_path is not None:  # --db beats the environment too
         settings.db = db_path
     return settings

@@ -24,7 +24,8 @@ import streamlit as st  # noqa: E402
 from dashboard import common, data  # noqa: E402
 from dashboard.context import AppContext, load_context  # noqa: E402
 from dashboard.model import dataset_states, states_for_blindness  # noqa: E402
-from dashboard.params import RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
+from dashboard.params import DEFAULT_RANGE, RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
+from dashboard.status import backfill_progress  # noqa: E402
 from metrics.health import blindness  # noqa: E402
 from storage.analytics import DatabaseBusy  # noqa: E402
 
@@ -53,16 +54,28 @@ def _pages(ctx: AppContext) -> list[st.Page]:
             log.exception("liquidations page not available")
         else:
             def liquidations() -> None:
-                module.render(ctx.db)
+                common.run_page("Liquidations", module.page_body,
+                                caption="Liquidated positions per venue; the sidebar sets the range and venues.")
 
             pages.insert(2, st.Page(liquidations, title="Liquidations", icon=":material/waterfall_chart:",
                                     url_path="liquidations"))
     return pages
 
 
+def _alias_overview() -> None:
+    """``/overview`` opens the Overview: Streamlit serves the default page only at ``/`` and would answer
+    "Page not found" to its own url_path, so a request for it is pointed at the default page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    run = get_script_run_ctx()
+    if run is not None and run.pages_manager.intended_page_name == "overview" \
+            and not run.pages_manager.intended_page_script_hash:
+        run.pages_manager.set_script_intent("", "")
+
+
 def _sync_url() -> None:
     known = st.session_state.get("ctl_known", [])
-    controls = Controls(st.session_state.get("ctl_range", "30d"), tuple(st.session_state.get("ctl_venues", [])))
+    controls = Controls(st.session_state.get("ctl_range", DEFAULT_RANGE), tuple(st.session_state.get("ctl_venues", [])))
     wanted = to_params(controls, known)
     for key, value in wanted.items():
         if st.query_params.get(key) != value:
@@ -74,7 +87,9 @@ def _sync_url() -> None:
 def _controls(known: list[str], names: dict[str, str]) -> Controls:
     """Sidebar controls, initialised from the URL on a session's first run; the URL follows them."""
     st.session_state["ctl_known"] = known
-    if "ctl_range" not in st.session_state:
+    url = (st.query_params.get("range"), st.query_params.get("venues"))
+    if "ctl_range" not in st.session_state or (any(url) and url != st.session_state.get("ctl_url", url)):
+        # a new session, or a link (a signal's "Funds"/"Divergence") / edited URL: the URL wins
         parsed = parse_params(st.query_params.to_dict(), known)
         st.session_state["ctl_range"] = parsed.range_key
         st.session_state["ctl_venues"] = list(parsed.venues)
@@ -86,9 +101,10 @@ def _controls(known: list[str], names: dict[str, str]) -> Controls:
         st.multiselect("Venues", known, key="ctl_venues", format_func=lambda v: names.get(v, v),
                        placeholder="All venues", on_change=_sync_url)
     _sync_url()
+    st.session_state["ctl_url"] = (st.query_params.get("range"), st.query_params.get("venues"))
     notices = st.session_state.pop("ctl_notices", [])
     for notice in notices:
-        st.info(notice, icon=":material/link_off:")
+        common.show_notice(notice.message, notice.rejected)
     return Controls(st.session_state["ctl_range"], tuple(st.session_state["ctl_venues"]), tuple(notices))
 
 
@@ -103,21 +119,40 @@ def _blind_banner(state: common.PageState) -> None:
         st.warning(report.message, icon=":material/visibility_off:")
 
 
+def _backfill_banner(state: common.PageState) -> None:
+    runs, newest = data.backfill_state(state.ctx.db, state.now)
+    progress = backfill_progress(runs, state.info, state.known, newest, state.now)
+    st.session_state[common.BACKFILL_KEY] = progress.pending if progress.active else ()
+    if progress.active:
+        st.info(progress.text({v: state.name(v) for v in state.known}), icon=":material/history:")
+
+
+def _state_without_data(ctx: AppContext) -> common.PageState:
+    """No fund or OI rows: the venues the collector tried (its run rows), for Collector health and Alerts."""
+    now = data.quantised_now()
+    health = data.collector_health(ctx.db, now) if Path(ctx.db).exists() else None
+    known = sorted(set(health["venue"].astype(str))) if health is not None and not health.empty else []
+    info = common.venue_catalog(known)
+    return common.PageState(ctx, Controls(), tuple(known), tuple(known), info, now,
+                            now - RANGES[DEFAULT_RANGE], False)  # type: ignore[operator]
+
+
 def main() -> None:
     ctx = load_context(sys.argv[1:], os.environ)
     st.set_page_config(page_title="Backstop", page_icon=":material/shield:", layout="wide")
+    _alias_overview()
     nav = st.navigation(_pages(ctx))
     if ctx.simulated:
         st.warning("SIMULATED DATA — these numbers come from Backstop's built-in simulator, not from exchanges.",
                    icon=":material/science:")
     if ctx.notice:
-        st.info(ctx.notice)
+        common.show_notice("Configuration problem: using the defaults.", (ctx.notice,))
     overview = data.database_overview(ctx.db)
     has_data = bool(not overview.empty
                     and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
     state = None
-    if has_data:
-        try:
+    try:
+        if has_data:
             known = data.known_venues(ctx.db)
             info = common.venue_catalog(known)
             controls = _controls(known, {v: info[v].display_name for v in known})
@@ -126,9 +161,12 @@ def main() -> None:
             state = common.PageState(ctx, controls, tuple(known), tuple(controls.selected(known)), info, now,
                                      common.range_start(controls, now, first_ts), True)
             _blind_banner(state)
-        except DatabaseBusy as exc:
-            st.error(f"The database is busy (locked by another process): {exc}. Retrying on the next refresh.")
-            state = None
+            _backfill_banner(state)
+        else:
+            state = _state_without_data(ctx)
+    except DatabaseBusy as exc:
+        st.error(f"The database is busy (locked by another process): {exc}. Retrying on the next refresh.")
+        state = None
     st.session_state[common.STATE_KEY] = state
     st.session_state["backstop_ctx"] = ctx
     nav.run()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,10 +25,12 @@ from alerts.incidents import chart_annotations
 from dashboard.context import AppContext
 from dashboard.params import RANGES, Controls
 from metrics.csv_safe import to_csv_bytes
+from metrics.formatting import DASH
 from records.venue_catalog import VenueInfo, catalog
 from storage.analytics import DatabaseBusy
 
 STATE_KEY = "backstop_page_state"
+BACKFILL_KEY = "backstop_backfilling"
 STRESS_EVENTS = Path(__file__).with_name("stress_events.csv")
 HEALTH_ICONS = {"healthy": ":material/check_circle:", "watch": ":material/visibility:",
                 "stressed": ":material/warning:"}
@@ -84,20 +88,152 @@ def venue_catalog(keys: Sequence[str]) -> dict[str, VenueInfo]:
     return catalog(list(keys))
 
 
-def render_empty(ctx: AppContext) -> None:
-    """The friendly first-run page."""
-    st.title("Backstop has no data yet")
-    exists = Path(ctx.db).exists()
-    st.write(
-        f"The database `{ctx.db}` " + ("holds no fund or open-interest data yet." if exists else "does not exist yet.")
-    )
-    st.markdown(
-        "Start collecting, then come back (this page refreshes by itself):\n\n"
-        "* `backstop collect` polls every enabled venue and writes to the database;\n"
-        "* `backstop demo` runs the built-in simulator and a collector against it (no internet needed);\n"
-        "* `backstop dashboard --db PATH` opens this dashboard on another database file."
-    )
-    st.caption("Configuration: backstop.toml or BACKSTOP_* environment variables (see the README).")
+# state -> (Markdown colour of the badge, table cell fill): critical red, stressed orange, watch amber,
+# blind violet (Backstop cannot see), healthy and no-fund neutral
+STATE_COLOURS = {"critical": "red", "stressed": "orange", "watch": "yellow", "blind": "violet",
+                 "healthy": "gray", "no_fund": "gray"}
+STATE_FILL = {"critical": "rgba(198, 40, 40, 0.30)", "stressed": "rgba(239, 108, 0, 0.28)",
+              "watch": "rgba(255, 193, 7, 0.30)", "blind": "rgba(123, 31, 162, 0.20)",
+              "backfilling": "rgba(120, 120, 120, 0.15)"}
+
+
+def state_badge(state: str) -> str:
+    """A coloured Markdown badge for an assessment state (our own words only)."""
+    from metrics.assessment import state_label
+
+    return f":{STATE_COLOURS.get(state, 'gray')}-background[**{state_label(state).upper()}**]"
+
+
+def url_controls(defaults: Mapping[str, object], choices: Mapping[str, Sequence[str]] | None = None) -> None:
+    """A page's own controls live in the URL too: on the first run that shows them they start from the
+    URL's value (validated: booleans 0/1, choices from ``choices``; anything else keeps the default), then
+    the URL follows them (``sync_controls``). Never free text from the URL."""
+    choices = choices or {}
+    for key, default in defaults.items():
+        if key in st.session_state:
+            continue
+        raw = st.query_params.get(key)
+        value = default
+        if raw is not None and isinstance(default, bool):
+            value = {"1": True, "0": False}.get(raw, default)
+        elif raw is not None and isinstance(default, list):
+            value = [v for v in raw.split(",") if v in choices.get(key, ())]
+        elif raw is not None and key in choices and raw in choices[key]:
+            value = raw
+        st.session_state[key] = value
+
+
+def sync_controls(keys: Sequence[str]) -> None:
+    for key in keys:
+        if key not in st.session_state:
+            continue
+        value = st.session_state[key]
+        text = ("1" if value else "0") if isinstance(value, bool) else \
+            ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
+
+
+ZOOMS = {"range": "Selected range", "signal": "Since the signal started"}
+
+
+def zoom_control(key: str, assessments: Sequence[Any]) -> datetime | None:
+    """'Since the signal started': the x-axis starts a little before the earliest ``state_since`` of the
+    shown venues that are not healthy (None: show the whole range)."""
+    url_controls({key: "range"}, {key: list(ZOOMS)})
+    choice = st.radio("Zoom", list(ZOOMS), format_func=ZOOMS.get, key=key, horizontal=True,
+                      label_visibility="collapsed")
+    sync_controls([key])
+    if choice != "signal":
+        return None
+    starts = [a.state_since for a in assessments if a.state_since is not None and a.state not in ("healthy", "no_fund")]
+    if not starts:
+        st.caption("No signal with a known start among these venues: showing the whole range.")
+        return None
+    start = min(starts)
+    end = max(a.as_of for a in assessments)
+    return start - max((end - start) * 0.15, timedelta(minutes=30))
+
+
+def backfilling() -> tuple[str, ...]:
+    """Venues whose history is still being backfilled: their change metrics are held back."""
+    return tuple(st.session_state.get(BACKFILL_KEY, ()))
+
+
+def render_no_data(ctx: AppContext, title: str | None = None) -> None:
+    """The no-data page: where the dashboard looks, what the collector is doing (its state, the venues it
+    reaches, their last errors, from the run rows), what to do; it re-checks every refresh and switches to
+    the real page as soon as the first fund or open-interest row lands."""
+    from dashboard import data
+    from dashboard.status import diagnose
+
+    if title:
+        st.title(title)
+
+    def check() -> None:
+        if data.has_data_now(ctx.db):
+            data.clear()
+            st.rerun(scope="app")
+        st.subheader("Backstop has no data yet", anchor=False)
+        exists = Path(ctx.db).exists()
+        st.text(f"Database: {ctx.db} " + ("(no fund or open-interest rows yet)" if exists else "(does not exist yet)"))
+        now = data.quantised_now(1)
+        activity = data.poll_activity(ctx.db, now) if exists else None
+        activity = activity if activity is not None else pd.DataFrame()
+        names = {k: v.display_name for k, v in venue_catalog(
+            activity["venue"].astype(str).tolist() if not activity.empty else []).items()}
+        diagnosis = diagnose(activity, names, now)
+        if diagnosis.last_run_at is not None:
+            box = st.warning if diagnosis.running else st.error
+            box(diagnosis.headline(now), icon=":material/lan:")
+            if not diagnosis.reachable:
+                st.error("No venue is reachable: check the network, a proxy (venues' base_url in backstop.toml), "
+                         "or try everything on simulated data with `backstop demo`.", icon=":material/wifi_off:")
+            st.dataframe(diagnosis.errors, hide_index=True, height=36 * (len(diagnosis.errors) + 1) + 4, column_config={
+                "last error": st.column_config.TextColumn("last error", width="large")})
+        st.markdown(
+            "* `backstop collect` (or `backstop run`) polls every enabled venue and writes to this database;\n"
+            "* `backstop demo` runs the built-in simulator and a collector against it (no internet needed);\n"
+            "* `backstop dashboard --db PATH` opens this dashboard on another database file.\n\n"
+            f"This page checks again every {ctx.refresh_s} s and shows the data as soon as it arrives; "
+            "Collector health and Alerts work already."
+        )
+        st.caption("Configuration: backstop.toml or BACKSTOP_* environment variables (see the README).")
+
+    fragment(check, ctx)
+
+
+def show_notice(message: str, rejected: Sequence[str] = ()) -> None:
+    """Our own sentence in an info box; what the user (URL) or a file supplied only as plain text below it,
+    never as Markdown: ``?range=![a](http://host/pixel.png)`` must not make the browser fetch anything."""
+    st.info(message, icon=":material/link_off:")
+    for value in rejected:
+        st.text(f"not understood: {value}")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'/@^%;?])")
+
+
+def md_escape(text: object) -> str:
+    """Text from an exchange, an alert or a user, made inert for Markdown (``st.markdown``, ``st.table``
+    cells): every punctuation mark backslash-escaped, so no link, image, autolink, directive
+    (``:red[...]``, ``:material/...:``), LaTeX or HTML can form; newlines become spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def fmt_ts(value: object) -> str:
+    """'2026-11-26 12:03 UTC'; missing -> '—'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return DASH
+    return f"{pd.Timestamp(value).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC" if pd.Timestamp(value).tzinfo \
+        else f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+
+
+def fmt_text(value: object) -> str:
+    """Text cells: '—' for missing, never 'None' or 'nan'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return DASH
+    return str(value)
 
 
 def plain(text: object) -> str:
@@ -124,6 +260,25 @@ def style(fig: go.Figure, height: int = 420, y_title: str | None = None, log: bo
     return fig
 
 
+LOG_TICKS = [m * 10.0 ** e for e in range(-4, 14) for m in (1, 2, 5)]
+
+
+def log_axis(fig: go.Figure, values: Sequence[float], suffix: str = "",
+             fmt: Callable[[float], str] | None = None, **where: Any) -> None:
+    """A log y-axis with clean ticks (1, 2, 5 × 10ⁿ, every label a full number with its unit), limited
+    to the data's span so no tick floats without context."""
+    finite = [v for v in values if v is not None and v > 0 and v == v]
+    if not finite:
+        fig.update_yaxes(type="log", **where)
+        return
+    lo, hi = min(finite), max(finite)
+    ticks = [t for t in LOG_TICKS if lo / 2.5 <= t <= hi * 2.5]
+    if len(ticks) > 8:
+        ticks = [t for t in ticks if str(t).lstrip("0.").startswith("1")]
+    fmt = fmt or (lambda t: f"{t:,.4g}{suffix}")
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[fmt(t) for t in ticks], **where)
+
+
 def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
     """Curated stress events (dashboard/stress_events.csv) and the replay's incident library
     (alerts/incidents.toml: incidents the CSV does not already hold for that day and venue), overlapping
@@ -142,12 +297,17 @@ def stress_events(start: datetime, end: datetime) -> pd.DataFrame:
 
 
 def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str], str]) -> None:
-    """Shaded bands + a short label per stress event (our curated text, not exchange text)."""
-    for e in events.itertuples():
+    """Shaded bands + a short label per stress event (our curated text, not exchange text); labels that
+    would overlap go on separate lines."""
+    if events.empty:
+        return
+    span = events["end_date"].max() - events["date"].min()
+    levels = _label_levels(list(events["date"]), span)
+    for e, level in zip(events.itertuples(), levels, strict=True):
         who = names(e.venue) if e.venue else "market-wide"
         fig.add_vrect(x0=e.date, x1=e.end_date, fillcolor="#999999", opacity=0.15, line_width=0, layer="below")
-        fig.add_annotation(x=e.date, y=1, yref="paper", text=f"{e.date:%d %b %Y} · {who}", showarrow=False,
-                           xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
+        fig.add_annotation(x=e.date, y=1 - 0.07 * level, yref="paper", text=f"{e.date:%d %b %Y} · {who}",
+                           showarrow=False, xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
 
 
 CASCADE_FILL = "rgba(255, 127, 14, 0.18)"  # detected cascades, on every chart that shows them
@@ -170,14 +330,32 @@ def annotate_cascades(fig: go.Figure, cascades: pd.DataFrame, names: Callable[[s
             bands[-1][2].add(who)
         else:
             bands.append([c.start_ts, end, {who}])
-    for start, end, who in bands:
+    labelled = len(bands) <= MAX_CASCADE_LABELS
+    span = (until - min(b[0] for b in bands)) if bands else timedelta(0)
+    levels = _label_levels([b[0] for b in bands], span) if labelled else []
+    for (start, end, who), level in zip(bands, levels or [0] * len(bands), strict=True):
         fig.add_vrect(x0=start, x1=end, fillcolor=CASCADE_FILL, line_width=0, layer="below")
-        if len(bands) <= MAX_CASCADE_LABELS:
+        if labelled:
             venues = sorted(w for w in who if w != "market")
             text = "cascade · " + (plain(", ".join(venues[:3])) + (" …" if len(venues) > 3 else "")
                                    if venues else "market")
-            fig.add_annotation(x=start, y=0, yref="paper", text=text, showarrow=False,
-                               xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"})
+            fig.add_annotation(x=start, y=0.01 + 0.07 * level, yref="paper", text=text, showarrow=False,
+                               xanchor="left", yanchor="bottom", font={"size": 10, "color": "#b35900"},
+                               bgcolor="rgba(255,255,255,0.7)")
+
+
+def _label_levels(starts: Sequence[Any], span: Any, min_gap: float = 0.18, levels: int = 4) -> list[int]:
+    """Vertical level per label so that labels closer than ``min_gap`` of the span never share a line."""
+    out: list[int] = []
+    last_at: dict[int, Any] = {}
+    total = pd.Timedelta(span).total_seconds() or 1.0
+    for x in starts:
+        level = next((lv for lv in range(levels)
+                      if lv not in last_at or (pd.Timestamp(x) - pd.Timestamp(last_at[lv])).total_seconds()
+                      >= min_gap * total), len(out) % levels)
+        last_at[level] = x
+        out.append(level)
+    return out
 
 
 def add_alert_markers(fig: go.Figure, markers: pd.DataFrame, names: Callable[[str], str]) -> None:
@@ -197,26 +375,51 @@ def add_alert_markers(fig: go.Figure, markers: pd.DataFrame, names: Callable[[st
         ))
 
 
+REFRESH_COST_KEY = "backstop_refresh_cost_s"
+
+
+def refresh_every_s(ctx: AppContext, cost_s: float) -> int:
+    """The auto-refresh interval: ``dashboard.refresh_s``, stretched to 3× what a refresh last cost, so a
+    slow machine shows a page that is idle most of the time instead of one that is always re-running."""
+    return max(ctx.refresh_s, math.ceil(3 * cost_s))
+
+
 def fragment(body: Callable[[], None], ctx: AppContext) -> None:
-    """Run a page body as an auto-refreshing fragment (settings.dashboard.refresh_s)."""
-    st.fragment(run_every=timedelta(seconds=ctx.refresh_s))(body)()
+    """Run a page body as an auto-refreshing fragment (``refresh_every_s``)."""
+
+    def timed() -> None:
+        started = time.monotonic()
+        try:
+            body()
+        finally:
+            st.session_state[REFRESH_COST_KEY] = time.monotonic() - started
+
+    every = refresh_every_s(ctx, float(st.session_state.get(REFRESH_COST_KEY, 0.0)))
+    st.fragment(run_every=timedelta(seconds=every))(timed)()
 
 
 def explain_range(state: PageState) -> str:
     return f"{state.range_start:%Y-%m-%d %H:%M} → {state.now:%Y-%m-%d %H:%M} UTC"
 
 
-def run_page(title: str, body: Callable[[PageState], None], caption: str | None = None) -> None:
-    """Page frame: the empty-database page, or the title and an auto-refreshing body."""
+def run_page(title: str, body: Callable[[PageState], None], caption: str | None = None,
+             needs_data: bool = True) -> None:
+    """Page frame: the no-data diagnosis (pages that need data), or the title and an auto-refreshing body.
+    Pages that work without data (Collector health, Alerts) show the diagnosis above their body."""
     ctx: AppContext | None = st.session_state.get("backstop_ctx")
     state = page_state()
-    if state is None or ctx is None:
-        if ctx is not None:
-            render_empty(ctx)
+    if ctx is None:
+        return
+    if state is None or (not state.has_data and needs_data):
+        render_no_data(ctx, None if state is None else title)
         return
     st.title(title)
     if caption:
         st.caption(caption)
+    if not state.has_data:
+        render_no_data(ctx)
+        if not Path(ctx.db).exists():
+            return
 
     def refreshing() -> None:
         current = page_state()

@@ -22,6 +22,7 @@ class AppContext:
     cache_ttl_s: int
     intervals: dict[str, dict[str, float]]  # venue -> dataset -> poll interval (s)
     notice: str | None = None  # a config problem, shown once; defaults are used
+    config: str | None = None  # the settings file (the assessments use the deployment's alert rules)
 
 
 def _args(argv: Sequence[str]) -> argparse.Namespace:
@@ -29,6 +30,7 @@ def _args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--db", type=Path)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--simulated", action="store_true")
+    parser.add_argument("--refresh", type=int)  # seconds between auto-refreshes (dashboard.refresh_s)
     known, _ = parser.parse_known_args(list(argv))
     return known
 
@@ -50,7 +52,9 @@ def load_context(argv: Sequence[str], env: Mapping[str, str]) -> AppContext:
                      or getattr(settings, "simulated", False))
     dash = settings.dashboard
     intervals = {key: cfg.intervals.model_dump() for key, cfg in settings.venues.items()}
-    return AppContext(str(db), simulated, int(dash.refresh_s), int(dash.cache_ttl_s), intervals, notice)
+    refresh_s = args.refresh if args.refresh and args.refresh > 0 else int(dash.refresh_s)
+    return AppContext(str(db), simulated, refresh_s, int(dash.cache_ttl_s), intervals, notice,
+                      None if notice or args.config is None else str(args.config))
 
 
 def cache_ttl_s() -> int:

@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from alerts.engine import RuleSet
 from dashboard.context import cache_ttl_s
 from metrics.assessment import Assessment
-from storage import alert_store, analytics, liquidations
+from metrics.divergence import DivergenceRule
+from storage import alert_store, analytics, liquidations, run_state
 from storage.analytics import HOUR, Grid, floor_hour
-from storage.assessments import AssessmentConfig, load_assessments
 
 TTL_S = cache_ttl_s()
 
@@ -114,13 +115,67 @@ def alert_markers(db: str, venues: tuple[str, ...], start: datetime, end: dateti
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def assessments(db: str, now: datetime, labels: tuple[tuple[str, str], ...],
-                fund_expected_s: tuple[tuple[str, float], ...]) -> list[Assessment]:
-    """The assessments (``storage.assessments``: the same object as the alert engine, the CLI and the
-    export) at the data clock; ``now`` (quantised) only keys the cache. Build the last two arguments with
-    ``model.assessment_keys``."""
-    del now
-    return load_assessments(db, None, AssessmentConfig(labels=dict(labels), fund_expected_s=dict(fund_expected_s)))
+def backfill_state(db: str, now: datetime) -> tuple[pd.DataFrame, datetime | None]:
+    """This backfill session's runs (``storage.run_state.backfill_runs``) and when the newest finished."""
+    from dashboard.status import BACKFILL_SESSION
+
+    newest = run_state.newest_backfill_at(db)
+    if newest is None:
+        return pd.DataFrame(columns=run_state.BACKFILL_COLUMNS), None
+    return run_state.backfill_runs(db, newest - BACKFILL_SESSION), newest
+
+
+def poll_activity(db: str, now: datetime) -> pd.DataFrame:
+    """Not cached: the no-data page polls it to notice the first rows and the collector's errors."""
+    return run_state.poll_activity(db, now - timedelta(days=1))
+
+
+def has_data_now(db: str) -> bool:
+    """Fund or open-interest rows exist (uncached: the no-data page uses it to switch to the real pages)."""
+    overview = analytics.database_overview(db)
+    return bool(not overview.empty
+                and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def assessments(db: str, config: str | None, now: datetime) -> list[Assessment]:
+    """Every venue's and pool's assessment exactly as the alert rules see it (``alerts.judgement``: same
+    venues, cadences and thresholds), so a page and a firing alert never disagree. ``now`` is the cache key
+    (quantised); the assessment's own clock is the data clock."""
+    from pathlib import Path
+
+    from alerts.judgement import assessments_for
+    from configuration.settings import ConfigError, Settings, load_settings
+    from records.venue_catalog import catalog_facts
+
+    try:
+        settings = load_settings(config_path=Path(config) if config else None, db_path=Path(db))
+    except ConfigError:
+        settings = Settings(db=Path(db))
+    return assessments_for(settings, catalog_facts(settings.enabled_venues()))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def alert_rules(db: str, config: str | None) -> RuleSet:
+    """The deployment's alert rule parameters (``[alerts.rules.*]``): the pages flag and draw what the
+    alerts use (divergence rule, coverage floor)."""
+    from pathlib import Path
+
+    from alerts.engine import rule_set
+    from configuration.settings import ConfigError, load_settings
+
+    try:
+        return rule_set(load_settings(config_path=Path(config) if config else None, db_path=Path(db)).alerts)
+    except ConfigError:
+        return RuleSet()
+
+
+def divergence_rule(db: str, config: str | None) -> DivergenceRule:
+    return alert_rules(db, config).divergence.rule()
+
+
+def coverage_floor_pct(db: str, config: str | None) -> float:
+    return float(alert_rules(db, config).coverage.threshold_pct)
 
 
 def clear() -> None:

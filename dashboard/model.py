@@ -52,15 +52,6 @@ def expected_age_s(info: VenueInfo, dataset: str, intervals: Mapping[str, Mappin
     return max(info.cadence(dataset), poll)
 
 
-def assessment_keys(info: Mapping[str, VenueInfo], intervals: Mapping[str, Mapping[str, float]],
-                    ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, float], ...]]:
-    """(labels, fund cadences) for ``data.assessments``: the display names and the expected age of each
-    venue's fund (its cadence or our poll interval, whichever is longer: what the alert engine uses)."""
-    venues = sorted(info)
-    return (tuple((v, info[v].display_name) for v in venues),
-            tuple((v, expected_age_s(info[v], "funds", intervals)) for v in venues))
-
-
 def change_note(row: Mapping[str, object], label: str) -> str:
     """What a change leaves out: pools without a USD value at one end (history before the first price)."""
     left_out = int(_num(row.get(f"change_{label}_excluded")) or 0)

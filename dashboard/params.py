@@ -1,6 +1,9 @@
 """Global controls <-> URL query parameters (pure, so the fallback rules are unit-tested).
 
 ``?range=7d&venues=binance,okx``. A bad value never raises: it falls back to the default and says so.
+The rejected value is kept apart from the sentence (``ParamNotice.rejected``) because it is attacker
+text: the page shows it only as plain text, never as Markdown (a ``![a](http://…)`` range would fetch an
+external image, a ``[Log in](https://…)`` one would plant a link).
 """
 
 from __future__ import annotations
@@ -22,15 +25,26 @@ RANGE_LABELS: dict[str, str] = {
     "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
     "1y": "Last year", "2y": "Last 2 years", "all": "All history",
 }
-DEFAULT_RANGE = "30d"
+DEFAULT_RANGE = "7d"
 MAX_PARAM_LEN = 2_000
+
+
+@dataclass(frozen=True)
+class ParamNotice:
+    """A URL parameter was not understood: our sentence (safe) and the rejected values (user text)."""
+
+    message: str
+    rejected: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
 class Controls:
     range_key: str = DEFAULT_RANGE
     venues: tuple[str, ...] = ()  # empty = every venue
-    notices: tuple[str, ...] = field(default_factory=tuple)
+    notices: tuple[ParamNotice, ...] = field(default_factory=tuple)
 
     def selected(self, known: Sequence[str]) -> list[str]:
         return list(self.venues) if self.venues else list(known)
@@ -46,15 +60,15 @@ def _first(value: str | Sequence[str] | None) -> str | None:
 
 def parse_params(params: Mapping[str, str | Sequence[str]], known_venues: Sequence[str]) -> Controls:
     """Controls from query parameters; unknown range/venues fall back to defaults with a notice."""
-    notices: list[str] = []
+    notices: list[ParamNotice] = []
     raw_range = _first(params.get("range"))
     range_key = DEFAULT_RANGE
     if raw_range is not None:
         if raw_range in RANGES:
             range_key = raw_range
         else:
-            notices.append(f"Unknown time range {raw_range[:40]!r} in the URL: showing "
-                           f"{RANGE_LABELS[DEFAULT_RANGE].lower()} instead.")
+            notices.append(ParamNotice(f"Unknown time range in the URL: showing "
+                                       f"{RANGE_LABELS[DEFAULT_RANGE].lower()} instead.", (raw_range[:40],)))
     venues: list[str] = []
     raw_venues = params.get("venues")
     if raw_venues is not None:
@@ -63,9 +77,9 @@ def parse_params(params: Mapping[str, str | Sequence[str]], known_venues: Sequen
         unknown = [v for v in wanted if v not in known_venues]
         venues = [v for v in dict.fromkeys(wanted) if v in known_venues]
         if unknown:
-            shown = ", ".join(repr(v[:30]) for v in unknown[:5])
             fallback = "the others" if venues else "all venues"
-            notices.append(f"Unknown venue(s) {shown} in the URL: showing {fallback}.")
+            notices.append(ParamNotice(f"Unknown venue(s) in the URL: showing {fallback}.",
+                                       tuple(v[:30] for v in unknown[:5])))
     return Controls(range_key, tuple(venues), tuple(notices))
 
 

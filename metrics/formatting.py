@@ -78,6 +78,19 @@ def fmt_age(seconds: float | None) -> str:
     return f"{s / 86400:.1f} d"
 
 
+def fmt_bytes(value: float | None) -> str:
+    """A file size in binary units: 912 B, 8.3 MiB, 1.2 GiB."""
+    if not _finite(value):
+        return DASH
+    assert value is not None
+    size, sign = abs(float(value)), "-" if value < 0 else ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{sign}{size:.0f} {unit}" if unit == "B" else f"{sign}{size:.1f} {unit}"
+        size /= 1024
+    return DASH  # pragma: no cover - the loop always returns
+
+
 def fmt_duration(seconds: float) -> str:
     """A window or cadence: 3600 -> '1 h', 86400 -> '24 h', 604800 -> '7 d', 60 -> '1 min'."""
     td = timedelta(seconds=seconds)

@@ -8,7 +8,11 @@ Unknown keys and bad types raise pydantic errors that ``backstop.config.load_set
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+MIN_POLL_INTERVAL_S = 1.0
 
 
 class ConfigError(ValueError):
@@ -26,6 +30,14 @@ class Intervals(BaseModel):
     prices: float = Field(default=300, ge=0)
     adl: float = Field(default=600, ge=0)
     liquidations: float = Field(default=300, ge=0)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _off_or_at_least_one_second(cls, seconds: float) -> float:
+        # sub-second polling would hammer a venue and the database; 0 is the documented "off"
+        if 0 < seconds < MIN_POLL_INTERVAL_S:
+            raise ValueError(f"a poll interval is 0 (off) or at least {MIN_POLL_INTERVAL_S:g} s, got {seconds:g}")
+        return seconds
 
 
 class VenueConfig(BaseModel):
@@ -80,6 +92,53 @@ class AlertsConfig(BaseModel):
     cooldown_s: float = Field(default=3600, ge=0)
     delivery_retries: int = Field(default=3, ge=0)
     rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
+
+    @field_validator("targets", mode="after")
+    @classmethod
+    def _apprise_accepts(cls, targets: list[SecretStr]) -> list[SecretStr]:
+        """Checked with apprise's own URL parsing now, not at the first alert; named by position and
+        scheme only (a target URL carries tokens)."""
+        if not targets:
+            return targets
+        from records.alert_targets import target_label, target_problem
+
+        for index, target in enumerate(targets):
+            url = target.get_secret_value()
+            problem = target_problem(url)
+            if problem:
+                raise ValueError(f"targets[{index}] ({target_label(url)}): {problem}")
+        return targets
+
+
+class DatasetRetention(BaseModel):
+    """Raw rows older than ``keep_days`` are downsampled (newest row per series and hour) or dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_days: float = Field(ge=0, description="0 = keep every raw row forever")
+    action: Literal["downsample", "drop"] = "downsample"
+
+
+class RetentionConfig(BaseModel):
+    """What ``backstop compact`` (and the collector, every ``compact_every_h`` hours) lets go. Fund rows,
+    fund flows, hourly rollups, cascades, gaps and alerts are always kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open_interest: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    funding: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    prices: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=30))
+    liquidations: DatasetRetention = Field(
+        default_factory=lambda: DatasetRetention(keep_days=90, action="drop"))  # per-minute sums kept
+    runs: DatasetRetention = Field(default_factory=lambda: DatasetRetention(keep_days=180, action="drop"))
+    compact_every_h: float = Field(default=0, ge=0, description="collector compacts on this schedule; 0 = never")
+
+    @field_validator("liquidations", "runs", mode="after")
+    @classmethod
+    def _drop_only(cls, rule: DatasetRetention) -> DatasetRetention:
+        if rule.action != "drop" and rule.keep_days > 0:
+            raise ValueError("only action = 'drop' (liquidations keep their per-minute sums; runs are events)")
+        return rule
 
 
 class LakeConfig(BaseModel):

@@ -15,6 +15,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from records.batch import Capability
+from records.venues import VenueFacts
 from records.vocabulary import DEFAULT_CADENCE_S as VOCABULARY_CADENCE_S
 from records.vocabulary import default_cadence_s
 
@@ -64,6 +66,7 @@ class VenueInfo:
     fund_label: str = "Insurance fund"
     cadence_s: dict[str, float] = field(default_factory=dict)  # dataset -> expected data age
     registered: bool = False  # True when the venue is in the collector registry (the generated catalog)
+    backfill_datasets: tuple[str, ...] = ()  # datasets `backstop backfill` walks for this venue
 
     def cadence(self, dataset: str) -> float:
         return self.cadence_s.get(dataset, default_cadence_s(dataset))
@@ -81,7 +84,8 @@ def _fallback(key: str) -> VenueInfo:
 
 
 def catalog_data() -> dict[str, dict[str, Any]]:
-    """The generated catalog: venue key -> display_name, fund_label, cadence_s (dataset -> seconds)."""
+    """The generated catalog: venue key -> display_name, fund_label, cadence_s (dataset -> seconds),
+    backfill_datasets."""
     data: dict[str, dict[str, Any]] = json.loads(resources.files("records").joinpath(CATALOG_FILE).read_text("utf-8"))
     return data
 
@@ -99,7 +103,7 @@ def registered_venues() -> dict[str, VenueInfo]:
         cadences = dict(DEFAULT_CADENCE_S)
         cadences.update({dataset: float(seconds) for dataset, seconds in item["cadence_s"].items()})
         found[key] = VenueInfo(key, str(item["display_name"]), colour_for(key), str(item["fund_label"]), cadences,
-                               True)
+                               True, tuple(str(dataset) for dataset in item.get("backfill_datasets", ())))
     return found
 
 
@@ -113,3 +117,19 @@ def catalog(keys: list[str] | None = None) -> dict[str, VenueInfo]:
     for key in keys or []:
         out.setdefault(key, _fallback(key))
     return out
+
+
+def catalog_facts(keys: list[str] | None = None) -> dict[str, VenueFacts]:
+    """The adapters' declarations (``VenueAdapter.facts()``) as the generated catalog holds them, for a
+    process that must not import the adapters (the dashboard): the same venues, cadences and capabilities
+    the collector and the alert engine use (``tests/test_layering.py`` checks they are equal)."""
+    data = catalog_data()
+    facts: dict[str, VenueFacts] = {}
+    for key in keys if keys is not None else list(data):
+        item = data.get(key)
+        if item is None:
+            continue
+        capabilities = tuple(Capability(**cap) for cap in item.get("capabilities", ()))
+        facts[key] = VenueFacts(key, str(item["display_name"]), str(item["fund_label"]), capabilities,
+                                frozenset(item.get("fetches", ())), frozenset(item.get("backfill_datasets", ())))
+    return facts

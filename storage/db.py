@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import random
 import re
 import time
@@ -36,6 +37,23 @@ class DatabaseMissing(FileNotFoundError):
     """A read-only open of a database file that does not exist yet."""
 
 
+class DatabaseUnusable(RuntimeError):
+    """The path cannot be used as a database: a directory, not a DuckDB file, or not writable."""
+
+
+def _unusable(path: Path, exc: BaseException, read_only: bool) -> DatabaseUnusable:
+    """One line that says what is wrong with the file (DuckDB's own reason kept, its prefix dropped)."""
+    reason = str(exc).splitlines()[0].removeprefix("IO Error: ").strip()
+    if path.is_dir():
+        return DatabaseUnusable(f"database {path} is a directory, not a DuckDB file")
+    if "not a valid DuckDB database" in reason:
+        return DatabaseUnusable(f"database {path} is not a DuckDB file (or one from an incompatible version)")
+    if "permission denied" in reason.lower():
+        mode = "reading" if read_only else "writing"
+        return DatabaseUnusable(f"database {path} cannot be opened for {mode}: permission denied")
+    return DatabaseUnusable(f"database {path} cannot be opened: {reason}")
+
+
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     # "different configuration": a read-only and a read-write connection to one file inside one process
@@ -61,7 +79,7 @@ def _connect_with_retry(path: Path, read_only: bool, budget_s: float) -> duckdb.
             return con
         except duckdb.Error as exc:
             if not is_lock_error(exc):
-                raise
+                raise _unusable(path, exc, read_only) from exc
             if time.monotonic() >= deadline:
                 raise DatabaseBusy(f"database {path} is locked by another process ({exc})") from None
             time.sleep(delay * (0.5 + random.random()))
@@ -179,3 +197,18 @@ def ensure_database(path: Path | str) -> int:
     """Create/migrate the file; returns the schema version."""
     with write_connection(path) as con:
         return current_version(con)
+
+
+def check_writable(path: Path | str) -> int:
+    """Before a writer starts: the file opens read-write (created/migrated) and its folder takes the
+    write-ahead log, so a read-only database is one clear error up front, not a failure per poll."""
+    path = Path(path)
+    if path.is_dir():
+        raise DatabaseUnusable(f"database {path} is a directory, not a DuckDB file")
+    try:
+        version = ensure_database(path)
+    except (OSError, duckdb.Error) as exc:  # e.g. the folder cannot be created
+        raise _unusable(path, exc, read_only=False) from exc
+    if not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+        raise DatabaseUnusable(f"database {path} is not writable (file or folder is read-only)")
+    return version

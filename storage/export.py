@@ -1,7 +1,7 @@
 """CSV export of any dataset: DuckDB writes the file itself (no round trip through pandas).
 
 Timestamps are UTC ISO-8601; text cells that a spreadsheet would read as a formula (= + - @, tab, CR)
-are prefixed with a quote; numbers stay numbers.
+are prefixed with a quote unless the cell is a plain number (metrics.csv_safe holds the one rule).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from metrics.csv_safe import FORMULA_START_PATTERN, PLAIN_NUMBER_PATTERN
 from records.vocabulary import DATASET_TABLES
 from storage.db import read_connection
 
@@ -48,10 +49,13 @@ def register_export(name: str, spec: ExportSpec) -> None:
 
 
 def neutralise_sql(column: str) -> str:
-    """SQL expression: a text cell starting with = + - @ TAB CR gets a leading apostrophe."""
+    """SQL expression: the metrics.csv_safe rule (formula-looking text gets a leading apostrophe, a plain
+    number never does), built from the same two patterns so the CLI export and dashboard downloads agree."""
+    col = f'"{column}"'
     return (
-        f"CASE WHEN regexp_matches(\"{column}\", '^[=+\\-@\\t\\r]') "
-        f"THEN '''' || \"{column}\" ELSE \"{column}\" END AS \"{column}\""
+        f"CASE WHEN regexp_matches({col}, '{_quote(FORMULA_START_PATTERN)}') "
+        f"AND NOT regexp_full_match({col}, '{_quote(PLAIN_NUMBER_PATTERN)}') "
+        f"THEN '''' || {col} ELSE {col} END AS {col}"
     )
 
 

@@ -17,7 +17,7 @@ from storage.grid import (
 HOUR = timedelta(hours=1)
 
 
-_HOUR_END = "time_bucket(INTERVAL 1 HOUR, ts - INTERVAL 1 MICROSECOND) + INTERVAL 1 HOUR"
+HOUR_END_SQL = "time_bucket(INTERVAL 1 HOUR, ts - INTERVAL 1 MICROSECOND) + INTERVAL 1 HOUR"
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class RollupSpec:
 ROLLUPS: dict[str, RollupSpec] = {
     "oi_hourly": RollupSpec("open_interest", f"""
         WITH last AS (
-            SELECT venue, symbol, {_HOUR_END} AS hour, arg_max(oi_usd, ts) AS oi, max(ts) AS ts
+            SELECT venue, symbol, {HOUR_END_SQL} AS hour, arg_max(oi_usd, ts) AS oi, max(ts) AS ts
             FROM open_interest WHERE ts > $lo AND ts <= $hi AND oi_usd IS NOT NULL GROUP BY ALL
         ), members AS (SELECT DISTINCT venue, pool_id, symbol FROM fund_pool_members)
         SELECT venue, '*' AS pool_id, hour, max(ts) AS ts, sum(oi) AS oi_usd, count(*) AS contracts
@@ -42,7 +42,7 @@ ROLLUPS: dict[str, RollupSpec] = {
         ORDER BY hour
     """, timedelta(days=2)),  # noqa: S608 - constant
     "fund_hourly": RollupSpec("fund_balances", f"""
-        SELECT venue, pool_id, asset, {_HOUR_END} AS hour, max(ts) AS ts,
+        SELECT venue, pool_id, asset, {HOUR_END_SQL} AS hour, max(ts) AS ts,
                arg_max(usd_value::DOUBLE, ts) AS usd_value, arg_max(balance::DOUBLE, ts) AS balance
         FROM fund_balances WHERE ts > $lo AND ts <= $hi GROUP BY ALL ORDER BY hour
     """, None),  # noqa: S608 - constant

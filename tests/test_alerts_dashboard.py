@@ -49,20 +49,22 @@ def test_alerts_page_tables_filters_and_text_safety(db: Path) -> None:
     at = page(db).run()
     assert not at.exception
     assert [m.value for m in at.metric] == ["1", "1", "0"]  # firing, critical, warning
-    firing, history = at.dataframe[0].value, at.dataframe[1].value
-    assert firing["rule"].tolist() == ["fund_drawdown"] and firing["name"].tolist() == ["OKX"]
-    assert not bool(firing["notified"].iloc[0])  # kept quiet by the cooldown
+    firing, history = at.table[0].value, at.dataframe[0].value
+    assert firing["rule"].tolist() == ["fund\\_drawdown"] and firing["venue"].tolist() == ["OKX"]
+    # the whole sentence, escaped for the Markdown the wrapped table renders (no tag, no bold, no link)
+    assert firing["what happened"].iloc[0].startswith("OKX USDT pool \\<script\\>alert\\(1\\)")
+    assert not bool(history[history["rule"] == "fund_drawdown"]["notified"].iloc[0])  # kept quiet by the cooldown
     assert sorted(history["rule"]) == ["fund_drawdown", "stale"]
     # exchange text only inside dataframes / st.text, never as markdown
     assert all(HOSTILE not in str(md.value) for md in at.markdown)
     assert any(HOSTILE in t.value for t in at.text)
     # filter by rule
     at.multiselect(key="alerts_rules").set_value(["stale"]).run()
-    assert at.dataframe[1].value["rule"].tolist() == ["stale"]
+    assert at.dataframe[0].value["rule"].tolist() == ["stale"]
     # filter by venue
     at.multiselect(key="alerts_rules").set_value([]).run()
     at.multiselect(key="alerts_venues").set_value(["okx"]).run()
-    assert at.dataframe[1].value["venue"].tolist() == ["okx"]
+    assert at.dataframe[0].value["venue"].tolist() == ["okx"]
     assert not at.exception
 
 

@@ -93,14 +93,10 @@ def test_venue_drain_one_state_one_z_one_drawdown(sim_factory: Any, tmp_path: Pa
     assert "OKX: critical" in text or "okx: critical" in text
     assert f"divergence z {fmt_signed(okx.divergence_z)}" in text
 
-    # the dashboard's data layer serves the same object (the pages switch to it)
-    from dashboard import data, model
-    from records.venue_catalog import catalog
+    # the dashboard's data layer serves the same object (the pages read it, with the deployment's config)
+    from dashboard import data
 
-    intervals = {key: cfg.intervals.model_dump() for key, cfg in settings.venues.items()}
-    labels, cadences = model.assessment_keys({v: i for v, i in catalog(FUND_VENUES).items() if v in FUND_VENUES},
-                                             intervals)
-    served = data.assessments(str(settings.db), evaluation.now, labels, cadences)
+    served = data.assessments(str(settings.db), None, evaluation.now)
     served_okx = next(a for a in served if a.venue == "okx" and a.pool_id == M.ALL_POOLS)
     assert served_okx.state == M.CRITICAL and served_okx.display_name == "OKX"
     assert served_okx.divergence_z == pytest.approx(okx.divergence_z)

@@ -86,25 +86,27 @@ def test_every_page_explains_how_to_start(kind: str, tmp_path: Path, monkeypatch
 
 
 def test_overview_figures_match_independent_computation(app: AppTest, fx: Fixture) -> None:
+    from backstop.catalog import catalog
+
+    name = {k: v.display_name for k, v in catalog(list(fx.funds_usd)).items()}
     app.run()
     no_exception(app)
-    table = frame_with(app, "coverage_pct").set_index("venue")
+    table = frame_with(app, "coverage").set_index("venue")
     now = fx.now
+    # ranked worst first: Gate's 18 % fall (stressed), then HTX (blind: stale for 5 days), then the healthy
+    assert list(table.index[:2]) == [name["gate"], name["htx"]]
+    assert table.loc[name["gate"], "state"] == "stressed" and table.loc[name["htx"], "state"] == "blind"
+    assert table.loc[name["okx"], "state"] == "healthy"
     # coverage = fund / OI, both as of the newest point, summed over pools / contracts
     okx_cov = fx.fund_at("okx", now) / fx.oi_at("okx", now) * 100
-    assert table.loc["okx", "coverage_pct"] == pytest.approx(okx_cov, rel=1e-9)
-    assert fmt_pct(okx_cov, 2) in [m.value for m in app.metric if m.label == "Coverage"]
-    # 24 h change
+    assert table.loc[name["okx"], "coverage"] == fmt_pct(okx_cov, 2)
     for venue in ("binance", "gate", "bitmex"):
         expected = (fx.fund_at(venue, now) / fx.fund_at(venue, now - timedelta(hours=24)) - 1) * 100
-        assert table.loc[venue, "change_24h_pct"] == pytest.approx(expected, abs=1e-9)
-    deltas = [m.delta for m in app.metric if m.label == "Fund (USD)"]
-    assert "-18.00 % 24 h" in deltas and "+0.50 % 24 h" in deltas
-    # daily-cadence venues get no 1 h change (the venue cannot move within it)
-    assert pd.isna(table.loc["binance", "change_1h_pct"])
-    assert table.loc["gate", "health"] == "stressed"
-    assert table.loc["okx", "health"] == "healthy"
-    assert table.loc["htx", "freshness"] == "stale"
+        assert table.loc[name[venue], "24 h"] == fmt_pct(expected, signed=True)
+    assert "None" not in table.drop(columns=["trend"]).to_string()
+    # "what needs attention now" names Gate first, with its state badge
+    attention = [m.value for m in app.markdown if "STRESSED" in m.value or "BLIND" in m.value]
+    assert attention and name["gate"] in attention[0] and "STRESSED" in attention[0]
     shown = " ".join(texts(app))
     assert "Backstop is blind on" in shown and "HTX" in shown
 
@@ -114,20 +116,24 @@ def test_divergence_z_score_matches_independent_computation(app: AppTest, fx: Fi
     app.run()
     app.switch_page("views/divergence.py").run()
     no_exception(app)
-    table = frame_with(app, "z")
+    table = frame_with(app, "robust z")
     day = table[table["window"] == "24 h"].set_index("venue")
     now = fx.now
     fresh = [v for v in fx.funds_usd if v != "htx"]  # HTX is stale: left out of the comparison
     changes = {v: (fx.fund_at(v, now) / fx.fund_at(v, now - timedelta(hours=24)) - 1) * 100 for v in fresh}
-    peers = [c for v, c in changes.items() if v != "gate"]  # the one algorithm: leave-one-out, floored scale
+    # leave-one-out robust z (metrics.divergence), computed here from the raw points
+    peers = [c for v, c in changes.items() if v != "gate"]
     med = statistics.median(peers)
     mad = statistics.median([abs(c - med) for c in peers])
     z_gate = (changes["gate"] - med) / max(1.4826 * mad, 0.5, abs(med))
-    assert set(day.index) == set(fresh)
-    assert day.loc["gate", "z"] == pytest.approx(z_gate, rel=1e-9)
-    assert bool(day.loc["gate", "flagged"]) and not day.drop(index="gate")["flagged"].any()
+    assert len(day) == len(fresh)
+    gate = next(n for n in day.index if n.startswith("Gate"))
+    assert day.loc[gate, "robust z"] == f"{z_gate:+.1f}".replace("-", "−")
+    assert bool(day.loc[gate, "flagged"]) and not day.drop(index=gate)["flagged"].any()
     warnings = [w.value for w in app.warning]
-    assert any(w.startswith("Gate") and "\u221218.0 % in 24 h while the other venues' median moved" in w for w in warnings)
+    assert any("−18.0 % in 24 h while the other venues" in w.replace("\\", "") for w in warnings)
+    captions = " ".join(c.value for c in app.caption)
+    assert "Left out (stale data): HTX" in captions
 
 
 def test_coverage_per_pool_uses_pool_members(app: AppTest, fx: Fixture) -> None:
@@ -135,13 +141,21 @@ def test_coverage_per_pool_uses_pool_members(app: AppTest, fx: Fixture) -> None:
     app.run()
     app.switch_page("views/coverage.py").run()
     no_exception(app)
-    pools = frame_with(app, "contracts_with_oi").set_index(["venue", "pool_id"])
+    pools = frame_with(app, "contracts with OI").set_index(["venue", "pool"])
+    bybit = next(n for n, _ in pools.index if n.startswith("Bybit"))
     members = fx.members[("bybit", "USDT")]
     fund = fx.funds_usd["bybit"][("USDT", "USDT")][-1][1]
     expected = fund / fx.oi_at("bybit", fx.now, members) * 100
-    assert pools.loc[("bybit", "USDT"), "coverage_pct"] == pytest.approx(expected, rel=1e-9)
+    assert pools.loc[(bybit, "USDT"), "coverage"] == fmt_pct(expected, 2)
     iso = fx.funds_usd["bybit"][("1000PEPEUSDT", "USDT")][-1][1] / fx.oi_at("bybit", fx.now, ["1000PEPEUSDT"]) * 100
-    assert pools.loc[("bybit", "1000PEPEUSDT"), "coverage_pct"] == pytest.approx(iso, rel=1e-9)
+    assert pools.loc[(bybit, "1000PEPEUSDT"), "coverage"] == fmt_pct(iso, 2)
+    assert not ({"None", "nan", "NaN"} & {str(v) for v in pools.to_numpy().ravel()})
+    # the venue chart: one continuous line per venue with coverage, clean log ticks, the alert floor
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert all(t.get("connectgaps") for t in spec["data"]) and len(spec["data"]) == len(fx.funds_usd)
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert all(str(t).endswith(" %") for t in spec["layout"]["yaxis"]["ticktext"])
+    assert any("alert floor" in a["text"] for a in spec["layout"]["annotations"])
 
 
 def test_bad_url_params_fall_back_with_a_notice(app: AppTest) -> None:
@@ -151,14 +165,28 @@ def test_bad_url_params_fall_back_with_a_notice(app: AppTest) -> None:
     no_exception(app)
     notices = " ".join(i.value for i in app.info)
     assert "Unknown time range" in notices and "Unknown venue" in notices
-    assert app.selectbox(key="ctl_range").value == "30d"
+    assert app.selectbox(key="ctl_range").value == "7d"
     assert app.multiselect(key="ctl_venues").value == ["okx"]
-    assert app.query_params.get("range") in ("30d", ["30d"])
-    # the filter applies: only OKX's card
-    assert [s.value for s in app.subheader][:1] == ["OKX"]
+    assert app.query_params.get("range") in ("7d", ["7d"])
+    # the filter applies: only OKX in the ranked table
+    assert frame_with(app, "coverage")["venue"].tolist() == ["OKX"]  # display name
     app.multiselect(key="ctl_venues").set_value(["gate", "okx"]).run()
     no_exception(app)
     assert app.query_params.get("venues") in ("gate,okx", ["gate,okx"])
+
+
+@pytest.mark.parametrize("payload", ["![a](http://evil.example/pixel.png)",
+                                     "[Log in again](https://evil.example/)"])
+def test_url_parameters_are_never_rendered_as_markdown(payload: str, app: AppTest) -> None:
+    app.query_params["range"] = payload
+    app.query_params["venues"] = f"okx,{payload}"
+    app.run()
+    no_exception(app)
+    markdown_like = [str(e.value) for kind in ("markdown", "info", "warning", "error", "caption", "success")
+                     for e in app.get(kind)]
+    assert not any("evil.example" in text for text in markdown_like)
+    plain = [str(t.value) for t in app.text]
+    assert f"not understood: {payload}" in plain  # shown, verbatim, as plain text
 
 
 def test_simulated_banner_on_every_page(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,22 +211,43 @@ def test_health_page_shows_exchange_text_as_plain_data(app: AppTest) -> None:
     assert row["freshness"] == "fresh" and row["success_rate_24h"] == 1.0
 
 
+def button_group(at: AppTest, key: str):  # type: ignore[no-untyped-def]
+    return next(b for b in at.button_group if b.key == key)
+
+
 def test_funds_page_controls(app: AppTest) -> None:
     app.switch_page("views/funds.py")
     app.run()
     app.switch_page("views/funds.py").run()
-    app.toggle(key="funds-indexed").set_value(True)
-    app.toggle(key="funds-log").set_value(True)
+    no_exception(app)
+    # the fixture's funds range from $21 M to $1.9 B (> 10×): log scale by default, and in the URL
+    assert button_group(app, "funds-scale").value == "log"
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert app.query_params.get("funds-scale") in ("log", ["log"])
+    button_group(app, "funds-scale").set_value("indexed")
     app.run()
     no_exception(app)
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     firsts = [plotly_values(trace["y"])[0] for trace in spec["data"] if trace.get("y") is not None]
     assert firsts and all(v == pytest.approx(100.0) for v in firsts)
-    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert app.query_params.get("funds-scale") in ("indexed", ["indexed"])
     app.radio(key="funds-unit").set_value("native").run()
     no_exception(app)
     app.selectbox(key="funds-by").set_value("pool_asset").run()
     no_exception(app)
+    assert app.query_params.get("funds-by") in ("pool_asset", ["pool_asset"])
+
+
+def test_funds_controls_start_from_the_url(app: AppTest) -> None:
+    app.query_params.update({"funds-scale": "linear", "funds-unit": "native", "funds-overlays": "alerts,bogus"})
+    app.switch_page("views/funds.py")
+    app.run()
+    app.switch_page("views/funds.py").run()
+    no_exception(app)
+    assert button_group(app, "funds-scale").value == "linear"
+    assert app.radio(key="funds-unit").value == "native"
+    assert button_group(app, "funds-overlays").value == ["alerts"]
 
 
 def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,8 +288,7 @@ def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatc
     assert len(bands) == 1 and bands[0]["x0"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
     assert any("cascade · OKX" in a["text"] for a in spec["layout"]["annotations"])
 
-    app.toggle(key="funds-alerts").set_value(False)
-    app.toggle(key="funds-cascades").set_value(False).run()
+    button_group(app, "funds-overlays").set_value(["events"]).run()
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert not [t for t in spec["data"] if str(t.get("name", "")).startswith("alert")]
     assert not any("cascade" in a["text"] for a in spec["layout"].get("annotations", []))

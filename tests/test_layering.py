@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backstop.catalog import generated_catalog
-from records.venue_catalog import catalog_data, venue_keys
+from backstop.catalog import generated_catalog, venue_facts
+from records.venue_catalog import catalog_data, catalog_facts, venue_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +52,5 @@ def test_the_venue_catalog_matches_the_collector_registry() -> None:
     from collectors.registry import venue_keys as registry_keys
 
     assert venue_keys() == registry_keys()
+    # the dashboard's facts (from the catalog) are the collector's and the alert engine's (from the adapters)
+    assert catalog_facts() == venue_facts(registry_keys())

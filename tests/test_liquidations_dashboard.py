@@ -65,7 +65,7 @@ def test_page_renders_bars_labels_cascades_and_gaps(tmp_path) -> None:
     assert not app.exception, app.exception
     reported = next(df.value for df in app.dataframe if "buckets" in df.value.columns)
     assert reported.to_dict("records")[0] | {"newest_bucket": None} == {
-        "venue": "gate", "long_usd": 3_000.0, "short_usd": 750.0, "total_usd": 3_750.0, "contracts": 1,
+        "venue": "Gate futures", "long_usd": 3_000.0, "short_usd": 750.0, "total_usd": 3_750.0, "contracts": 1,
         "buckets": 3, "newest_bucket": None}
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Longs liquidated"] == "≥ $12.3 M"  # Binance is sampled: a lower bound

@@ -138,9 +138,16 @@ def test_formatting() -> None:
     assert fmt_duration(3600) == "1 h" and fmt_duration(86_400) == "24 h" and fmt_duration(604_800) == "7 d"
 
 
-@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("x")'])
+@pytest.mark.parametrize("text", ["=1+1", "+1+1", "-1-", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("x")',
+                                  "-2+3+cmd|' /C calc'!A0", "-inf", "- 1", "-1e", "\t1", "+-1"])
 def test_formula_cells_are_neutralised(text: str) -> None:
     assert neutralise_cell(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["-0.00081069", "-7.5e-07", "+1", "-1", "-.5", "3.", "1E+10", "0"])
+def test_numeric_strings_are_never_neutralised(text: str) -> None:
+    """A raw number stored as text (funding_rate_raw) must stay a number in the spreadsheet."""
+    assert neutralise_cell(text) == text
 
 
 def test_csv_keeps_numbers_and_neutralises_text() -> None:

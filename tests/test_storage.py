@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 import textwrap
@@ -108,7 +109,27 @@ def test_export_neutralises_formulas_and_keeps_numbers(tmp_path: Path) -> None:
     assert header.startswith("venue,pool_id,asset,ts,balance")
     assert "'=HYPERLINK" in line and ",'@XBt," in line
     assert ",-1.500000000000000000," in line  # full precision (migration 008); a negative number is a number, not a formula
+    assert ",-1.5,'@XBt," in line  # ... and so is a raw number kept as text (balance_raw), never "'-1.5"
     assert ",2025-03-01T00:00:00.000000Z," in line
+
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-0.00081069", "-7.5e-07", "+1", "-.5", "1E+10", "-2+3+cmd|' /C calc'!A0", "=1+1", "@x", "\tx", "\rx",
+     "-inf", "+-1", "-1-", "plain"],
+)
+def test_sql_export_neutralises_exactly_like_python(tmp_path: Path, text: str) -> None:
+    """storage.export (DuckDB COPY) and metrics.csv_safe (dashboard downloads) make the same call on a cell."""
+    from metrics.csv_safe import neutralise_cell
+
+    store = Store(tmp_path / "n.duckdb")
+    store.write(Batch(funds=[FundBalance("bitmex", "p", "BTC", T0, Decimal("1"), text, "XBt")]))
+    out = tmp_path / "funds.csv"
+    assert export_csv(store.path, "funds", out) == 1
+    with out.open(newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["balance_raw"] == neutralise_cell(text)
 
 
 WRITER = textwrap.dedent(

@@ -14,13 +14,13 @@ import streamlit as st
 
 from alerts.inventory import INVENTORY_LARGE
 from alerts.rules import RULES, SEVERITIES
-from dashboard import common
+from dashboard import common, data
 from dashboard.context import cache_ttl_s
 from storage import alert_store
 
 TTL_S = cache_ttl_s()
-SEVERITY_ICONS = {"critical": "🔴 critical", "warning": "🟠 warning", "info": "🔵 info"}
-STATUS_ICONS = {"firing": "🔔 firing", "resolved": "✅ resolved"}
+SEVERITY_LABELS = {"critical": "critical", "warning": "warning", "info": "info"}
+STATUS_LABELS = {"firing": "firing", "resolved": "resolved"}
 TABLE_COLUMNS = ["status_label", "severity_label", "rule", "name", "message", "fired_at", "last_seen_at",
                  "resolved_at", "notified", "max_severity", "resolved_reason", "venue", "alert_id"]
 
@@ -36,12 +36,49 @@ def load_deliveries(db: str) -> pd.DataFrame:
 
 
 def present(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Display columns: icons for status/severity, the venue's display name (data stays plain text)."""
+    """Display columns: plain words for status/severity, the venue's display name, times as text with '—'
+    for "not yet" (never None); the data stays plain text."""
     out = frame.copy()
-    out["status_label"] = out["status"].map(STATUS_ICONS).fillna(out["status"])
-    out["severity_label"] = out["severity"].map(SEVERITY_ICONS).fillna(out["severity"])
+    out["status_label"] = out["status"].map(STATUS_LABELS).fillna(out["status"])
+    out["severity_label"] = out["severity"].map(SEVERITY_LABELS).fillna(out["severity"])
     out["name"] = [names.get(v, v) for v in out["venue"]]
+    for column in ("fired_at", "last_seen_at", "resolved_at"):
+        if column in out.columns:
+            out[column] = [common.fmt_ts(v) for v in out[column]]
+    if "resolved_reason" in out.columns:
+        out["resolved_reason"] = [common.fmt_text(v) for v in out["resolved_reason"]]
     return out[[c for c in TABLE_COLUMNS if c in out.columns]].reset_index(drop=True)
+
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+SEVERITY_BADGES = {"critical": ":red-background[**critical**]", "warning": ":orange-background[**warning**]",
+                   "info": ":blue-background[info]"}  # Markdown badges in the wrapped firing table
+
+
+def worst_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Firing before resolved, then critical before warning before info, then newest first."""
+    if frame.empty:
+        return frame
+    order = frame.assign(_firing=(frame["status"] != "firing").astype(int),
+                         _sev=frame["severity"].map(SEVERITY_RANK).fillna(9))
+    return order.sort_values(["_firing", "_sev", "fired_at"], ascending=[True, True, False]).drop(
+        columns=["_firing", "_sev"])
+
+
+def firing_table(frame: pd.DataFrame, names: dict[str, str], states: dict[str, str] | None = None
+                 ) -> pd.DataFrame:
+    """The firing alerts as a wrapped table: every cell escaped for Markdown (``st.table`` renders it);
+    ``states``: the venue's assessment now (the state the Overview shows)."""
+    rows = []
+    states = states or {}
+    for r in worst_first(frame).itertuples():
+        rows.append({"severity": SEVERITY_BADGES.get(str(r.severity), common.md_escape(r.severity)),
+                     "venue state": common.state_badge(states[str(r.venue)]) if str(r.venue) in states else "—",
+                     "venue": common.md_escape(names.get(str(r.venue), str(r.venue))),
+                     "rule": common.md_escape(r.rule), "what happened": common.md_escape(r.message),
+                     "since": common.fmt_ts(r.fired_at), "last seen": common.fmt_ts(r.last_seen_at)})
+    return pd.DataFrame(rows, columns=["severity", "venue", "venue state", "rule", "what happened", "since",
+                                       "last seen"])
 
 
 def filter_alerts(frame: pd.DataFrame, rules: list[str], venues: list[str], severities: list[str]) -> pd.DataFrame:
@@ -61,9 +98,11 @@ COLUMN_CONFIG = {
     "severity_label": st.column_config.TextColumn("severity"),
     "name": st.column_config.TextColumn("venue"),
     "message": st.column_config.TextColumn("what happened", width="large"),
-    "fired_at": st.column_config.DatetimeColumn("fired (UTC)", format="YYYY-MM-DD HH:mm"),
-    "last_seen_at": st.column_config.DatetimeColumn("last seen (UTC)", format="YYYY-MM-DD HH:mm"),
-    "resolved_at": st.column_config.DatetimeColumn("resolved (UTC)", format="YYYY-MM-DD HH:mm"),
+    "fired_at": st.column_config.TextColumn("fired"),
+    "last_seen_at": st.column_config.TextColumn("last seen"),
+    "resolved_at": st.column_config.TextColumn("resolved"),
+    "resolved_reason": st.column_config.TextColumn("why resolved"),
+    "max_severity": st.column_config.TextColumn("worst severity"),
     "notified": st.column_config.CheckboxColumn("notified", help="False = kept quiet by the cooldown so far"),
     "venue": None, "alert_id": None,
 }
@@ -86,7 +125,9 @@ def body(state: common.PageState) -> None:
         st.success("No alert is firing." if firing.empty else "No alert is firing for the selected venues.",
                    icon=":material/notifications_off:")
     else:
-        st.dataframe(present(shown_firing, names), hide_index=True, column_config=COLUMN_CONFIG)
+        states = {a.venue: a.state for a in data.assessments(db, state.ctx.config, state.now) if a.is_venue} \
+            if state.has_data else {}
+        st.table(firing_table(shown_firing, names, states), border="horizontal")
 
     st.subheader("History", anchor=False)
     st.caption(f"Alert episodes fired or resolved in {common.explain_range(state)}, plus every firing one.")
@@ -97,7 +138,7 @@ def body(state: common.PageState) -> None:
                              placeholder="Selected venues (sidebar)")
     severities = right.multiselect("Severity", list(SEVERITIES), key="alerts_severities",
                                    placeholder="All severities")
-    history = filter_alerts(frame, rules, venues or list(state.venues), severities)
+    history = worst_first(filter_alerts(frame, rules, venues or list(state.venues), severities))
     if history.empty:
         st.info("No alert matches." if not frame.empty else "No alert has fired in this range.")
     else:
@@ -130,7 +171,7 @@ def _label(frame: pd.DataFrame, alert_id: str, names: dict[str, str]) -> str:
 
 def render() -> None:
     common.run_page("Alerts", body, caption="Rules over the collected data: fund drawdowns, coverage, "
-                    "divergence, cascades, ADL, blind spots.")
+                    "divergence, cascades, ADL, blind spots.", needs_data=False)
 
 
 if __name__ == "__main__":  # streamlit runs page scripts as __main__

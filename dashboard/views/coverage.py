@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard import common, data, model
 from metrics.coverage import coverage_pct
+from metrics.formatting import fmt_pct, fmt_usd
 
 
 def body(state: common.PageState) -> None:
@@ -22,13 +24,27 @@ def body(state: common.PageState) -> None:
     cov = model.coverage_frame(funds, oi, ["venue"])
 
     st.subheader("Coverage by venue (fund ÷ OI)", anchor=False)
-    log = st.toggle("Log scale", value=True, key="coverage-log", help="Coverage ranges from under 1 % to over 100 %.")
+    common.url_controls({"coverage-log": True})
+    log = st.toggle("Log scale", key="coverage-log", help="Coverage ranges from under 1 % to over 100 %.")
+    floor = data.coverage_floor_pct(db, state.ctx.config)
     fig = go.Figure()
-    for venue, group in cov.groupby("venue"):
-        fig.add_trace(go.Scattergl(x=group["ts"], y=group["coverage_pct"], mode="lines", name=state.name(str(venue)),
-                                   line={"color": state.info[str(venue)].colour}))
-    st.plotly_chart(common.style(fig, 380, "coverage (%)", log), key="coverage-venues")
-    st.caption(f"{common.explain_range(state)} · one point every {grid.step}.")
+    drawn = cov.dropna(subset=["coverage_pct"])
+    for venue, group in drawn.groupby("venue"):
+        # continuous at any range: fund and OI grids do not always share points, so gaps are bridged
+        fig.add_trace(go.Scatter(x=group["ts"], y=group["coverage_pct"], mode="lines", connectgaps=True,
+                                 name=state.name(str(venue)), line={"color": state.info[str(venue)].colour}))
+    fig.add_hline(y=floor, line_dash="dash", line_color="#c62828",
+                  annotation_text=f"alert floor {floor:g} %", annotation_position="bottom right")
+    common.style(fig, 380, "coverage (%)")
+    if log:
+        common.log_axis(fig, [*drawn["coverage_pct"].tolist(), floor], " %")
+    st.plotly_chart(fig, key="coverage-venues")
+    missing = sorted(set(state.venues) - set(drawn["venue"]))
+    st.caption(f"{common.explain_range(state)} · one point every {grid.step}. Dashed red: the coverage alert's "
+               f"floor ({floor:g} % of open interest)."
+               + (f" No coverage (fund or open interest missing): {', '.join(state.name(v) for v in missing)}."
+                  if missing else ""))
+    common.sync_controls(["coverage-log"])
     common.download(cov, "coverage-venues", "coverage-venues")
 
     with_oi = [v for v in state.venues if v in set(oi["venue"])] or list(state.venues)
@@ -41,13 +57,15 @@ def body(state: common.PageState) -> None:
 
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=("Fund (USD)", "Open interest (USD)", "Coverage per pool (%)"))
-    fig.add_trace(go.Scattergl(x=one["ts"], y=one["fund_usd"], name="fund", line={"color": colour}), row=1, col=1)
-    fig.add_trace(go.Scattergl(x=one["ts"], y=one["oi_usd"], name="open interest",
-                               line={"color": colour, "dash": "dot"}), row=2, col=1)
+    fig.add_trace(go.Scatter(x=one["ts"], y=one["fund_usd"], name="fund", line={"color": colour},
+                             connectgaps=True), row=1, col=1)
+    fig.add_trace(go.Scatter(x=one["ts"], y=one["oi_usd"], name="open interest", connectgaps=True,
+                             line={"color": colour, "dash": "dot"}), row=2, col=1)
     dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
-    for i, (pool, group) in enumerate(pool_cov.groupby("pool_id")):
-        fig.add_trace(go.Scattergl(x=group["ts"], y=group["coverage_pct"], name=f"pool {common.plain(pool)}",
-                                   line={"color": colour, "dash": dashes[i % len(dashes)]}), row=3, col=1)
+    for i, (pool, group) in enumerate(pool_cov.dropna(subset=["coverage_pct"]).groupby("pool_id")):
+        fig.add_trace(go.Scatter(x=group["ts"], y=group["coverage_pct"], name=f"pool {common.plain(pool)}",
+                                 connectgaps=True, line={"color": colour, "dash": dashes[i % len(dashes)]}),
+                      row=3, col=1)
     fig.update_layout(hovermode="x unified", height=640, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     st.plotly_chart(fig, key="coverage-detail")
     detail = pool_cov.merge(one[["ts", "fund_usd", "oi_usd"]].rename(
@@ -63,10 +81,14 @@ def body(state: common.PageState) -> None:
         columns={"contracts": "contracts_with_oi"}), on=["venue", "pool_id"], how="left")
     table["coverage_pct"] = [coverage_pct(f, o) for f, o in zip(table["fund_usd"], table["oi_usd"], strict=True)]
     table.insert(0, "name", [state.name(v) for v in table["venue"]])
-    st.dataframe(table, hide_index=True, column_config={
-        "fund_usd": st.column_config.NumberColumn("fund (USD)", format="compact"),
-        "oi_usd": st.column_config.NumberColumn("OI (USD)", format="compact"),
-        "coverage_pct": st.column_config.NumberColumn("coverage (%)", format="%.2f")})
+    table = table.sort_values("coverage_pct", na_position="last").reset_index(drop=True)
+    shown = pd.DataFrame({
+        "venue": table["name"], "pool": [common.fmt_text(p) for p in table["pool_id"]],
+        "fund": [fmt_usd(v) for v in table["fund_usd"]], "open interest": [fmt_usd(v) for v in table["oi_usd"]],
+        "coverage": [fmt_pct(v, 2) for v in table["coverage_pct"]],
+        "contracts with OI": [common.fmt_text(None if pd.isna(v) else int(v)) for v in table["contracts_with_oi"]],
+    })
+    st.dataframe(shown, hide_index=True)
     common.download(table, "coverage-pools-now", "coverage-pools")
 
 

@@ -11,19 +11,35 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard import common, data, model
-from metrics.divergence import WINDOWS_S, DivergenceRule
+from metrics.assessment import BLIND, NO_FUND, Assessment
+from metrics.divergence import WINDOWS_S, DivergenceRule, divergence, explain
+from metrics.formatting import DASH, fmt_pct, fmt_signed
 
-RULE = DivergenceRule()
-EMPTY_SERIES = pd.DataFrame(columns=["venue", "ts", "fund_usd"])
-EMPTY_OI = pd.DataFrame(columns=["venue", "oi_usd"])
-EMPTY_NATIVE = pd.DataFrame(columns=["venue", "asset", "balance"])
+WINDOW_KEYS = {"1 h": "1h", "8 h": "8h", "24 h": "24h", "7 d": "7d"}  # page window -> assessment window
 
 
-def _bars(state: common.PageState, div: pd.DataFrame) -> go.Figure:
+def divergence_now(assessments: list[Assessment], rule: DivergenceRule) -> pd.DataFrame:
+    """Per window × venue, from the assessments' native changes: the change, the other venues' median,
+    the robust z and the flag of ``metrics.divergence`` (the 24 h z is the assessment's own). Venues
+    without a published fund and venues whose data is stale (blind) take no part."""
+    rows = [a for a in assessments if a.is_venue and a.state not in (NO_FUND, BLIND)]
+    names = {a.venue: a.display_name for a in rows}
+    out = []
+    for label, window_s in WINDOWS_S.items():
+        changes = {a.venue: a.change_pct(WINDOW_KEYS[label]) for a in rows}
+        for d in divergence(changes, window_s, rule):
+            out.append({"window": label, "window_s": window_s, "venue": d.venue, "name": names[d.venue],
+                        "change_pct": d.change_pct, "median_pct": d.median_pct, "z": d.z, "flagged": d.flagged,
+                        "venues_compared": d.n_venues, "explanation": explain(d, names[d.venue])})
+    return pd.DataFrame(out, columns=["window", "window_s", "venue", "name", "change_pct", "median_pct", "z",
+                                      "flagged", "venues_compared", "explanation"])
+
+
+def _bars(state: common.PageState, div: pd.DataFrame, rule: DivergenceRule) -> go.Figure:
     titles = []
     for window in WINDOWS_S:
         n = int(div[div["window"] == window]["venues_compared"].max()) if (div["window"] == window).any() else 0
-        titles.append(window if n >= RULE.min_venues else f"{window} ({n} venue{'s' if n != 1 else ''}: not compared)")
+        titles.append(window if n >= rule.min_venues else f"{window} ({n} venue{'s' if n != 1 else ''}: not compared)")
     fig = make_subplots(rows=1, cols=len(WINDOWS_S), subplot_titles=titles, shared_yaxes=False)
     for col, window in enumerate(WINDOWS_S, start=1):
         part = div[div["window"] == window]
@@ -35,40 +51,44 @@ def _bars(state: common.PageState, div: pd.DataFrame) -> go.Figure:
                 hovertemplate=f"{state.name(r.venue)}: %{{y:+.2f}} %" +
                 (f" · z {r.z:+.1f}" if r.z is not None and pd.notna(r.z) else "") + "<extra></extra>",
             ), row=1, col=col)
-        median = part["median_pct"].dropna()
-        if not median.empty:
-            fig.add_hline(y=float(median.iloc[0]), line_dash="dash", line_color="#555555", row=1, col=col)
     fig.update_yaxes(title_text="change (%)", row=1, col=1)
-    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0.25)
+    fig.update_xaxes(tickangle=-45, automargin=True)
+    fig.update_layout(height=440, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0.25)
     return fig
 
 
 def body(state: common.PageState) -> None:
     db, everyone = state.ctx.db, state.known
-    asof = data.fund_asof(db, everyone, tuple(model.CHANGE_OFFSETS_S.values()))
-    summary = model.venue_summary(list(everyone), state.info, asof, EMPTY_NATIVE, EMPTY_SERIES, EMPTY_SERIES,
-                                  EMPTY_OI, None, state.now, state.ctx.intervals)
-    div = model.divergence_table(summary, RULE)
+    rule = data.divergence_rule(db, state.ctx.config)
+    assessments = data.assessments(db, state.ctx.config, state.now)
+    div = divergence_now(assessments, rule)
     shown = div[div["venue"].isin(state.venues)].reset_index(drop=True)
 
     flagged = shown[shown["flagged"]]
     if flagged.empty:
         st.success("No venue's fund is moving unlike the others.", icon=":material/check_circle:")
     for text in flagged["explanation"]:
-        st.warning(text, icon=":material/call_split:")
+        st.warning(common.md_escape(text), icon=":material/call_split:")
 
-    st.plotly_chart(_bars(state, shown), key="divergence-bars")
-    st.caption("Bars: each venue's fund change (USD) over the window ending at its newest value; dashed line: "
-               "median of all venues that publish within the window; outlined: past the threshold. "
-               f"Rule: {RULE.describe()}.")
-    left_out = summary[(summary["freshness"] == "stale")]["venue"].tolist()
-    if left_out:
-        st.caption("Left out (stale data): " + ", ".join(state.name(v) for v in left_out) + ".")
-    st.dataframe(shown, hide_index=True, column_config={
-        "window_s": None, "venue": None,
-        "change_pct": st.column_config.NumberColumn("change (%)", format="%.2f"),
-        "median_pct": st.column_config.NumberColumn("median (%)", format="%.2f"),
-        "z": st.column_config.NumberColumn("robust z", format="%.1f")})
+    st.plotly_chart(_bars(state, shown, rule), key="divergence-bars")
+    st.caption("Bars: each venue's fund change in its own units (native: a BTC fund is not moved by the BTC "
+               "price) over the window; outlined: past the threshold. Each venue is compared with the median "
+               f"of the others. Rule: {rule.describe()}.")
+    venue_rows = [a for a in assessments if a.is_venue and a.venue in state.venues]
+    no_fund = [a.display_name for a in venue_rows if a.state == NO_FUND]
+    stale = [a.display_name for a in venue_rows if a.state == BLIND]
+    if stale:
+        st.caption("Left out (stale data): " + ", ".join(stale) + ".")
+    if no_fund:
+        st.caption("Not compared (no published fund, open interest only): " + ", ".join(no_fund) + ".")
+    table = pd.DataFrame({
+        "window": shown["window"], "venue": shown["name"],
+        "change": [fmt_pct(v, 2, signed=True) for v in shown["change_pct"]],
+        "others' median": [fmt_pct(v, 2, signed=True) for v in shown["median_pct"]],
+        "robust z": [DASH if v is None or pd.isna(v) else fmt_signed(v) for v in shown["z"]],
+        "flagged": shown["flagged"].astype(bool), "venues compared": shown["venues_compared"],
+    })
+    st.dataframe(table, hide_index=True)
     common.download(shown, "divergence-now", "divergence-table")
     with st.expander("In words"):
         for text in shown["explanation"]:
@@ -82,7 +102,7 @@ def body(state: common.PageState) -> None:
     daily_ok = [v for v in everyone if state.info[v].cadence("funds") <= 86_400]
     series = data.fund_series(db, tuple(daily_ok), grid.end, step_s, grid.points + lag, "venue")
     changes = model.rolling_change(series, 86_400, step_s)
-    z = model.robust_z_over_time(changes[["ts", "venue", "change_pct"]], RULE)
+    z = model.robust_z_over_time(changes[["ts", "venue", "change_pct"]], rule)
     z = z[z["venue"].isin(state.venues) & (z["ts"] >= pd.Timestamp(state.now - span))]
     fig = go.Figure()
     for venue, group in z.groupby("venue"):
@@ -93,8 +113,9 @@ def body(state: common.PageState) -> None:
             fig.add_trace(go.Scattergl(x=hits["ts"], y=hits["z"], mode="markers", showlegend=False,
                                        marker={"color": state.info[str(venue)].colour, "size": 9,
                                                "line": {"color": "#000000", "width": 1}}))
-    for level in (RULE.z_threshold, -RULE.z_threshold):
+    for level in (rule.z_threshold, -rule.z_threshold):
         fig.add_hline(y=level, line_dash="dot", line_color="#AA0000")
+    fig.update_xaxes(nticks=8, tickformat="%d %b\n%H:%M")
     st.plotly_chart(common.style(fig, 360, "robust z of 24 h change"), key="divergence-z")
     common.download(z, "divergence-24h-z", "divergence-z")
 

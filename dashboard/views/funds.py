@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import common, data
 from dashboard.views import positions
+from metrics.formatting import fmt_usd
 
 GROUPS = {"venue": "Venue", "pool": "Pool", "asset": "Asset", "pool_asset": "Pool × asset"}
 
@@ -24,18 +25,27 @@ def _label(state: common.PageState, row: pd.Series, by: str) -> str:
     return name  # plain text: escaped for Plotly where it is drawn
 
 
+SCALES = {"linear": "Linear", "log": "Log", "indexed": "Indexed (start = 100)"}
+OVERLAYS = {"events": "Stress events", "cascades": "Cascades", "alerts": "Alerts"}
+SPREAD_FOR_LOG = 10.0  # funds differing by more than this factor: a linear axis hides the small ones
+CONTROL_KEYS = ["funds-by", "funds-unit", "funds-scale", "funds-overlays", "funds-zoom"]
+
+
+def default_scale(frame: pd.DataFrame, value: str) -> str:
+    """Log when the series' newest values differ by more than ``SPREAD_FOR_LOG``×, else linear."""
+    newest = frame.dropna(subset=[value]).groupby("series")[value].last()
+    newest = newest[newest > 0]
+    return "log" if len(newest) > 1 and newest.max() / newest.min() > SPREAD_FOR_LOG else "linear"
+
+
 def body(state: common.PageState) -> None:
-    c1, c2, c3, c4, c5, c6, c7 = st.columns([2, 2, 1, 1, 1, 1, 1])
+    common.url_controls({"funds-by": "venue", "funds-unit": "USD", "funds-overlays": list(OVERLAYS)},
+                        {"funds-by": list(GROUPS), "funds-unit": ["USD", "native"],
+                         "funds-overlays": list(OVERLAYS)})
+    c1, c2, c3 = st.columns([1, 1, 2])
     by = c1.selectbox("Group by", list(GROUPS), format_func=GROUPS.get, key="funds-by")
     unit = c2.radio("Unit", ["USD", "native"], horizontal=True, key="funds-unit",
                     help="Native = the fund's own asset (BTC, USDT, …): price moves removed.")
-    log = c3.toggle("Log scale", key="funds-log")
-    indexed = c4.toggle("Indexed", key="funds-indexed", help="Each series = 100 at the range start.")
-    show_events = c5.toggle("Events", value=True, key="funds-events", help="Curated stress events.")
-    show_cascades = c6.toggle("Cascades", value=True, key="funds-cascades",
-                              help="Liquidation cascades Backstop detected (orange bands).")
-    show_alerts = c7.toggle("Alerts", value=True, key="funds-alerts",
-                            help="Alerts raised for these venues (triangles along the top; hover for the reason).")
     if unit == "native" and by in ("venue", "pool"):
         by = "pool_asset" if by == "pool" else "asset"
         st.caption("Native units need one asset per line: grouped by asset.")
@@ -50,6 +60,14 @@ def body(state: common.PageState) -> None:
     keys = [c for c in ("venue", "pool_id", "asset") if c in frame.columns]
     chart = frame[[*keys, "ts", value, "unvalued"]].copy()
     chart["series"] = [_label(state, r, by) for _, r in chart.iterrows()] if not chart.empty else []
+    common.url_controls({"funds-scale": default_scale(chart, value)}, {"funds-scale": list(SCALES)})
+    scale = c3.segmented_control("Scale", list(SCALES), format_func=SCALES.get, key="funds-scale",
+                                 help="Log or indexed when the funds differ by more than 10× (the default then).")
+    overlays = st.pills("Overlays", list(OVERLAYS), format_func=OVERLAYS.get, selection_mode="multi",
+                        key="funds-overlays", help="Curated stress events, detected liquidation cascades (orange "
+                        "bands) and alerts (triangles along the top; hover for the reason).")
+    log, indexed = scale == "log", scale == "indexed"
+    show_events, show_cascades, show_alerts = (k in (overlays or []) for k in OVERLAYS)
     if indexed:
         first = chart.dropna(subset=[value]).groupby("series")[value].transform("first")
         chart["indexed"] = chart[value] / first.where(first > 0) * 100.0
@@ -71,7 +89,16 @@ def body(state: common.PageState) -> None:
     if show_alerts:
         common.add_alert_markers(
             fig, data.alert_markers(state.ctx.db, state.venues, state.range_start, state.now), state.name)
-    st.plotly_chart(common.style(fig, 480, y_title, log), key="funds-chart")
+    zoom = common.zoom_control("funds-zoom", [a for a in data.assessments(state.ctx.db, state.ctx.config, state.now)
+                                              if a.is_venue and a.venue in state.venues])
+    if zoom is not None:
+        fig.update_xaxes(range=[max(zoom, state.range_start), state.now])
+    common.style(fig, 480, y_title)
+    if log:
+        common.log_axis(fig, chart[y].dropna().tolist(),
+                        fmt=(lambda t: fmt_usd(t, 0)) if unit == "USD" and not indexed else None)
+    st.plotly_chart(fig, key="funds-chart")
+    common.sync_controls(CONTROL_KEYS)
     st.caption(f"{common.explain_range(state)} · one point every {grid.step} (value as of that instant).")
     if (chart["unvalued"] > 0).any() and unit == "USD":
         st.caption("Some points lack a USD price (no price collected near that time): they are left out, "

@@ -1,7 +1,8 @@
 """Liquidations page: long/short liquidated USD per venue (stacked bars), detected cascades shaded, feed
 gaps marked, and every sampled feed's number labelled as a lower bound ("≥ $12.3 M").
 
-``render(db_path)`` draws the page; the dashboard app owns navigation and passes the database path.
+``render(db_path, since, until, venues)`` draws the page; the dashboard app owns navigation and passes the
+database path and the sidebar's range and venues (``page_body``).
 Exchange text (symbols, notes) is shown only through Streamlit's escaped widgets, never as HTML.
 """
 
@@ -16,15 +17,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard.common import CASCADE_FILL
+from dashboard.common import CASCADE_FILL, PageState, fmt_text
+from metrics.formatting import DASH, fmt_pct, fmt_usd
 from records.venue_catalog import venue_info
 from storage import liquidations as liq
 
-RANGES: dict[str, timedelta] = {
-    "6 hours": timedelta(hours=6), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7),
-    "30 days": timedelta(days=30), "90 days": timedelta(days=90),
-}
-AUTO_BUCKET = {"6 hours": "5m", "24 hours": "15m", "7 days": "1h", "30 days": "4h", "90 days": "1d"}
+BUCKETS_TEXT = {"5m": "5-minute", "1m": "1-minute", "15m": "15-minute", "1h": "hourly", "4h": "4-hour",
+                "1d": "daily"}
 LONG_COLOR = "#d62728"  # longs wiped out
 SHORT_COLOR = "#2ca02c"
 GAP_FILL = "rgba(128, 128, 128, 0.25)"
@@ -107,27 +106,44 @@ def default_db() -> Path:
     return Path(os.environ.get("BACKSTOP_DB", "data/backstop.duckdb"))
 
 
-def render(db_path: Path | str | None = None) -> None:
-    st.header("Liquidations")
+def auto_bucket(span: timedelta) -> str:
+    """A bucket giving a readable number of bars for the range (sidebar range → bucket)."""
+    for limit, bucket in ((timedelta(hours=6), "5m"), (timedelta(days=1), "15m"), (timedelta(days=7), "1h"),
+                          (timedelta(days=30), "4h")):
+        if span <= limit:
+            return bucket
+    return "1d"
+
+
+def _name(venue: object) -> str:
+    return "market-wide" if venue == "market" else venue_info(str(venue)).display_name
+
+
+
+
+def render(db_path: Path | str | None = None, since: datetime | None = None, until: datetime | None = None,
+           venues: tuple[str, ...] = (), title: bool = True) -> None:
+    """The page over [since, until] (default: the last 24 h) for ``venues`` (default: all). The dashboard
+    passes the sidebar's range and venues."""
+    if title:
+        st.header("Liquidations")
     st.caption("Liquidated positions per venue, from each venue's public liquidation feed. Most feeds are "
                "sampled by the venue, so their sums are lower bounds (shown as ≥). Hatched bars overlap a "
-               "gap in a feed (a disconnect, or Backstop's collector not running); orange bands are detected "
-               "cascades.")
+               "gap in a feed (a disconnect, or Backstop's collector not running); orange bands are detected cascades. The sidebar sets the range and venues.")
     db = str(db_path or default_db())
-    left, middle, right = st.columns([1, 1, 2])
-    range_name = left.selectbox("Range", list(RANGES), index=1, key="liq_range")
-    bucket = middle.selectbox("Bucket", ["auto", *liq.BUCKETS], index=0, key="liq_bucket")
-    bucket = AUTO_BUCKET[range_name] if bucket == "auto" else bucket
-    until = datetime.now(UTC)
-    since = until - RANGES[range_name]
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(hours=24)
+    choices = {"auto": f"auto ({auto_bucket(until - since)})", **liq.BUCKETS}
+    bucket = st.selectbox("Bucket", list(choices), format_func=choices.get, key="liq_bucket")
+    bucket = auto_bucket(until - since) if bucket == "auto" else bucket
     try:
-        all_feeds = liq.liquidation_feeds(db)
+        liq.liquidation_feeds(db)
     except FileNotFoundError as exc:
         st.info(str(exc))
         return
-    venues = right.multiselect("Venues", sorted(all_feeds["venue"].unique()) if not all_feeds.empty else [],
-                               key="liq_venues")
     volumes, cascades, gaps, feeds = _load(db, bucket, since, until, tuple(venues))
+    st.caption(f"{since:%Y-%m-%d %H:%M} → {until:%Y-%m-%d %H:%M} UTC · "
+               + (", ".join(_name(v) for v in venues) if venues else "all venues") + f" · {BUCKETS_TEXT[bucket]} bars")
     if volumes.empty and cascades.empty:
         st.info("No liquidations recorded in this range.")
     totals = venue_totals(volumes)
@@ -137,16 +153,31 @@ def render(db_path: Path | str | None = None) -> None:
         cols[0].metric("Longs liquidated", usd_label(float(totals["long_usd"].sum()), lower))
         cols[1].metric("Shorts liquidated", usd_label(float(totals["short_usd"].sum()), lower))
         cols[2].metric("Cascades", f"{len(cascades)}")
-    st.plotly_chart(figure(volumes, cascades, gaps, since, until), width="stretch")
+    st.plotly_chart(figure(volumes, cascades, gaps, since, until), width="stretch", key="liq-chart")
 
     st.subheader("Cascades")
     if cascades.empty:
-        st.write("None detected in this range.")
+        st.write("No cascade detected in this range.")
     else:
-        shown = cascades[["venue", "start_ts", "end_ts", "minutes", "total_long_usd", "total_short_usd", "peak_usd",
-                          "dominant_asset", "price_move_pct", "fund_change_usd", "lower_bound", "incomplete"]].copy()
-        shown["total"] = [usd_label(lo + sh, bool(lb)) for lo, sh, lb in
-                          zip(shown["total_long_usd"], shown["total_short_usd"], shown["lower_bound"], strict=True)]
+        shown = pd.DataFrame({
+            "venue": [_name(v) for v in cascades["venue"]],
+            "from": [f"{t:%Y-%m-%d %H:%M}" for t in cascades["start_ts"]],
+            "until": ["ongoing" if pd.isna(t) else f"{t:%Y-%m-%d %H:%M}" for t in cascades["end_ts"]],
+            "minutes": cascades["minutes"].astype("Int64"),
+            "total": [usd_label(lo + sh, bool(lb)) for lo, sh, lb in
+                      zip(cascades["total_long_usd"], cascades["total_short_usd"], cascades["lower_bound"],
+                          strict=True)],
+            "longs": [usd_label(v, bool(lb)) for v, lb in zip(cascades["total_long_usd"], cascades["lower_bound"],
+                                                               strict=True)],
+            "shorts": [usd_label(v, bool(lb)) for v, lb in zip(cascades["total_short_usd"],
+                                                                cascades["lower_bound"], strict=True)],
+            "peak minute": [usd_label(v, bool(lb)) for v, lb in zip(cascades["peak_usd"], cascades["lower_bound"],
+                                                                     strict=True)],
+            "asset": [fmt_text(v) for v in cascades["dominant_asset"]],
+            "price move": [fmt_pct(v, signed=True) for v in cascades["price_move_pct"]],
+            "fund change": [DASH if pd.isna(v) else fmt_usd(v) for v in cascades["fund_change_usd"]],
+            "incomplete": cascades["incomplete"].astype(bool),
+        })
         st.dataframe(shown, hide_index=True, width="stretch")
 
     reported = liq.venue_reported_totals(db, since, until)
@@ -156,12 +187,27 @@ def render(db_path: Path | str | None = None) -> None:
         st.subheader("Venue-reported totals")
         st.caption("What venues publish as their own liquidation totals (Gate: long/short USD per completed "
                    "5-minute bucket of contract_stats), beside the sampled feeds above.")
-        st.dataframe(reported, hide_index=True, width="stretch")
+        st.dataframe(reported.assign(venue=[_name(v) for v in reported["venue"]]), hide_index=True,
+                     width="stretch", column_config={
+                         "long_usd": st.column_config.NumberColumn("longs (USD)", format="dollar"),
+                         "short_usd": st.column_config.NumberColumn("shorts (USD)", format="dollar"),
+                         "total_usd": st.column_config.NumberColumn("total (USD)", format="dollar"),
+                         "newest_bucket": st.column_config.DatetimeColumn("newest bucket (UTC)",
+                                                                          format="YYYY-MM-DD HH:mm")})
 
     st.subheader("Feeds and coverage")
     if not feeds.empty:
-        st.dataframe(feeds[["venue", "feed", "coverage", "lower_bound", "note", "last_seen"]], hide_index=True,
-                     width="stretch")
+        st.dataframe(pd.DataFrame({
+            "venue": [_name(v) for v in feeds["venue"]], "feed": feeds["feed"], "coverage": feeds["coverage"],
+            "lower bound": feeds["lower_bound"].astype(bool), "note": [fmt_text(v) for v in feeds["note"]],
+            "last message": [fmt_text(None if pd.isna(t) else f"{t:%Y-%m-%d %H:%M:%S}") for t in feeds["last_seen"]],
+        }), hide_index=True, width="stretch")
     if not gaps.empty:
         st.caption(f"{len(gaps)} feed gap(s) in range; volumes over them are incomplete.")
-        st.dataframe(gaps, hide_index=True, width="stretch")
+        st.dataframe(gaps.assign(venue=[_name(v) for v in gaps["venue"]]), hide_index=True, width="stretch")
+
+
+def page_body(state: PageState) -> None:
+    """The dashboard's Liquidations page: the sidebar's range and venues."""
+    render(state.ctx.db, state.range_start, state.now, state.venues if state.venues != state.known else (),
+           title=False)

@@ -279,11 +279,9 @@ def export(
 
     from alerts.judgement import COMPUTED_EXPORTS, export_computed
     from backstop.catalog import venue_facts
-    from backstop.integrations import load_optional_exports
     from storage.db import DatabaseMissing
     from storage.export import EXPORTS, export_csv, export_parquet
 
-    load_optional_exports()
     settings = settings_from(ctx)
     if dataset == "stress" or move is not None:
         if since or until:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -57,36 +56,18 @@ Echo = Callable[[str], None]
 
 # -- which venues ---------------------------------------------------------------------------------
 def simulated_venues() -> list[str]:
-    """Venues that have both a collector adapter and a simulator module that imports."""
+    """Venues that have both a collector adapter and a simulator module (in the registry's order)."""
     from collectors.registry import venue_keys
     from simulator.venues import SIM_VENUES
 
-    found = []
-    for key in venue_keys():
-        if key not in SIM_VENUES:
-            continue
-        try:
-            importlib.import_module(SIM_VENUES[key])
-        except ImportError as exc:  # a venue still being written: the demo runs without it
-            log.warning("simulator module for %s not available: %s", key, exc)
-            continue
-        found.append(key)
-    return found
+    return [key for key in venue_keys() if key in SIM_VENUES]
 
 
 def simulator_venues() -> list[str]:
-    """Every simulator module that imports (``simulate`` serves venues even without an adapter)."""
+    """Every venue the simulator serves (``simulate`` serves venues even without an adapter)."""
     from simulator.venues import SIM_VENUES
 
-    found = []
-    for key, module in SIM_VENUES.items():
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            log.warning("simulator module for %s not available: %s", key, exc)
-            continue
-        found.append(key)
-    return found
+    return list(SIM_VENUES)
 
 
 def make_market(scenario: str, speed: float, seed: int, venues: list[str]) -> Market:

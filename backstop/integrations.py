@@ -16,7 +16,7 @@ from backstop.service import Collector
 from collectors.liquidations import integration as liquidations
 from collectors.runner import RunOutcome
 from metrics.cascades import Cascade, CascadeParams
-from storage import alert_store, analytics
+from storage import analytics
 from storage import liquidations as liquidation_store
 
 log = logging.getLogger(__name__)
@@ -24,15 +24,6 @@ log = logging.getLogger(__name__)
 CASCADE_RULE = "liquidation_cascade"  # settings.alerts.rules[...] .params: k, m, window_min, floor_usd, ...
 CASCADE_EVERY_S = 30.0
 ROLLUP_EVERY_S = 300.0  # the dashboard reads raw rows for the newest hours, so minutes of lag are fine
-
-# the storage modules whose import registers export datasets (liquidations, alerts): imported above
-EXPORT_MODULES = (liquidation_store, alert_store)
-
-
-def load_optional_exports() -> tuple[object, ...]:
-    """The storage modules that register export datasets; importing this module imported them."""
-    return EXPORT_MODULES
-
 
 async def refresh_rollups_forever(collector: Collector, every_s: float = ROLLUP_EVERY_S) -> None:
     """Keep the dashboard's hourly rollups current from the writer process (the dashboard only reads).

@@ -53,12 +53,10 @@ def sync_command(
 ) -> None:
     """Copy every dataset into the lake incrementally: only partitions that changed are rewritten."""
     from backstop.cli import CliError, console, settings_from
-    from backstop.integrations import load_optional_exports
     from storage.db import DatabaseMissing
     from storage.export import EXPORTS
     from storage.lake import LakeError
 
-    load_optional_exports()
     settings = settings_from(ctx)
     config = settings.lake.model_copy(update={"s3_endpoint": s3_endpoint}) if s3_endpoint else settings.lake
     unknown = [name for name in dataset or [] if name not in EXPORTS]

@@ -9,7 +9,6 @@ time range and venue filter live in the URL (``?range=7d&venues=okx,bybit``).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -26,6 +25,7 @@ from dashboard.context import AppContext, load_context  # noqa: E402
 from dashboard.model import dataset_states, states_for_blindness  # noqa: E402
 from dashboard.params import DEFAULT_RANGE, RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
 from dashboard.status import backfill_progress  # noqa: E402
+from dashboard.views import liquidations as liquidations_view  # noqa: E402
 from metrics.health import blindness  # noqa: E402
 from storage.analytics import DatabaseBusy  # noqa: E402
 
@@ -44,21 +44,14 @@ def _pages(ctx: AppContext) -> list[st.Page]:
         st.Page(VIEWS / "health.py", title="Collector health", icon=":material/monitor_heart:",
                 url_path="health"),
     ]
-    if (VIEWS / "alerts.py").exists():  # added by the alerts feature
-        pages.insert(1, st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:",
-                                url_path="alerts"))
-    if (VIEWS / "liquidations.py").exists():  # the liquidations feature: a module with render(db_path)
-        try:
-            module = importlib.import_module("dashboard.views.liquidations")
-        except Exception:  # noqa: BLE001 - a broken optional page must not take the dashboard down
-            log.exception("liquidations page not available")
-        else:
-            def liquidations() -> None:
-                common.run_page("Liquidations", module.page_body,
-                                caption="Liquidated positions per venue; the sidebar sets the range and venues.")
+    pages.insert(1, st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"))
 
-            pages.insert(2, st.Page(liquidations, title="Liquidations", icon=":material/waterfall_chart:",
-                                    url_path="liquidations"))
+    def liquidations() -> None:
+        common.run_page("Liquidations", liquidations_view.page_body,
+                        caption="Liquidated positions per venue; the sidebar sets the range and venues.")
+
+    pages.insert(2, st.Page(liquidations, title="Liquidations", icon=":material/waterfall_chart:",
+                            url_path="liquidations"))
     return pages
 
 

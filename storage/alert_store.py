@@ -18,7 +18,6 @@ import pandas as pd
 
 from metrics.alert_rows import Signal
 from storage.db import DatabaseMissing, read_connection
-from storage.export import ExportSpec, register_export
 from storage.rule_inputs import (  # the rule inputs, importable from here as before
     CASCADE_COLUMNS,
     DATA_TABLES,
@@ -48,9 +47,6 @@ __all__ = [
     "open_stream_gaps", "recent_cascades", "record_deliveries", "table_columns", "table_exists",
     "venue_changes", "venue_coverage", "venue_open_interest",
 ]
-
-register_export("alerts", ExportSpec("alerts", "fired_at", "fired_at, rule, venue"))
-register_export("alert-deliveries", ExportSpec("alert_deliveries", "attempted_at", "attempted_at, target_index"))
 
 
 @dataclass(frozen=True)

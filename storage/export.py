@@ -41,11 +41,13 @@ EXPORTS: dict[str, ExportSpec] = {
     "adl": ExportSpec(_table("adl"), "ts", "venue, scope, ts"),
     "liquidation-totals": ExportSpec("liquidation_totals", "ts", "venue, symbol, ts"),
     "backstop-positions": ExportSpec("backstop_positions", "ts", "venue, holder, ts, contract"),
+    # rows plus ``incomplete`` (their minute overlaps a gap of the venue), from migration 006's view
+    "liquidations": ExportSpec("liquidations_export", "ts", "venue, feed, ts, event_key"),
+    "liquidation-gaps": ExportSpec("liquidation_gaps", "start_ts", "venue, feed, start_ts"),
+    "cascades": ExportSpec("cascades", "start_ts", "venue, start_ts"),
+    "alerts": ExportSpec("alerts", "fired_at", "fired_at, rule, venue"),
+    "alert-deliveries": ExportSpec("alert_deliveries", "attempted_at", "attempted_at, target_index"),
 }
-
-
-def register_export(name: str, spec: ExportSpec) -> None:
-    EXPORTS[name] = spec
 
 
 def neutralise_sql(column: str) -> str:

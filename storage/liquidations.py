@@ -38,8 +38,6 @@ from metrics.cascades import (
 )
 from storage import coverage
 from storage.db import read_connection, scalar
-from storage.export import ExportSpec, register_export
-from storage.queries import register_newest
 
 _TS = pa.timestamp("us", tz="UTC")
 # column -> Arrow type; the order and names are collectors.liquidations.base.LiquidationRecord's fields
@@ -58,12 +56,6 @@ CASCADE_LOOKBACK = timedelta(hours=6)  # longest cascade re-examined after it st
 PRICE_TOLERANCE = timedelta(minutes=30)
 FUND_TOLERANCE = timedelta(minutes=15)
 CHUNK_ROWS = 2_000  # rows per write transaction
-
-# rows plus ``incomplete`` (their minute overlaps a gap of the venue), from migration 006's view
-register_export("liquidations", ExportSpec("liquidations_export", "ts", "venue, feed, ts, event_key"))
-register_export("liquidation-gaps", ExportSpec("liquidation_gaps", "start_ts", "venue, feed, start_ts"))
-register_export("cascades", ExportSpec("cascades", "start_ts", "venue, start_ts"))
-register_newest("liquidations", "liquidations", "ts")
 
 
 # -- writing ---------------------------------------------------------------------------------------------

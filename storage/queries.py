@@ -16,11 +16,7 @@ from records.vocabulary import DATASET_TABLES
 from storage.db import DatabaseMissing, read_connection
 
 # dataset (job name) -> (table, venue-timestamp column) for incremental polling
-_NEWEST: dict[str, tuple[str, str]] = dict(DATASET_TABLES)
-
-
-def register_newest(dataset: str, table: str, ts_column: str = "ts") -> None:
-    _NEWEST[dataset] = (table, ts_column)
+_NEWEST: dict[str, tuple[str, str]] = {**DATASET_TABLES, "liquidations": ("liquidations", "ts")}
 
 
 def newest_ts_on(con: duckdb.DuckDBPyConnection, venue: str, dataset: str) -> datetime | None:

@@ -67,11 +67,6 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-def register_table(batch_key: str, spec: TableSpec) -> None:
-    """Later features (liquidations, alerts) register their tables for ``Batch.extra[batch_key]``."""
-    TABLES[batch_key] = spec
-
-
 @dataclass
 class RunRecord:
     run_id: str

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from alerts.judgement import assessments_for
+from backstop.catalog import venue_facts
 from backstop.config import load_settings
 from metrics import assessment as M
 from metrics.formatting import fmt_pct, fmt_signed
@@ -62,7 +63,8 @@ def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None
 
 
 def test_every_page_quotes_the_assessment(drained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assessments = assessments_for(load_settings(db_path=drained))
+    settings = load_settings(db_path=drained)
+    assessments = assessments_for(settings, venue_facts(settings.enabled_venues()))
     okx = next(a for a in assessments if a.venue == "okx" and a.is_venue)
     name = okx.display_name
     assert okx.state == M.CRITICAL

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 try:  # typer >= 0.20 vendors click; older typer uses the click package
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException as ClickException  # re-exported for backstop.cli
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[assignment]
 

@@ -365,8 +365,8 @@ async def serve_simulator(market: Market, host: str, port: int, faults: FaultBoo
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # noqa: SLF001 - the bound port when port=0
-    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else port
+    addresses = runner.addresses  # the bound (host, port) when port=0
+    bound: int = addresses[0][1] if addresses else port
     try:
         if on_ready:
             on_ready(f"http://{host}:{bound}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +13,7 @@ import typer
 from backstop.config import LakeConfig
 
 if TYPE_CHECKING:
-    from backstop.service import Collector
+    from backstop.service import BackgroundTask, Collector
     from storage.lake import LakeLocation, SyncReport
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def sync_command(
     s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint", help="S3 endpoint URL, e.g. http://127.0.0.1:9000")] = None,
 ) -> None:
     """Copy every dataset into the lake incrementally: only partitions that changed are rewritten."""
-    from backstop.cli import CliError, console, settings_from
+    from backstop.cli import console, settings_from
+    from backstop.cli_args import CliError
     from storage.db import DatabaseMissing
     from storage.export import EXPORTS
     from storage.lake import LakeError
@@ -76,7 +77,7 @@ def sync_command(
                   f"{report.rows_written} rows in {report.seconds:.2f} s", soft_wrap=True)
 
 
-def scheduled_sync(config: LakeConfig) -> Callable[[Collector], Awaitable[None]]:
+def scheduled_sync(config: LakeConfig) -> BackgroundTask:
     """A collector background task: sync the lake every ``sync_every_s`` through the writer's own
     connection (this process is the writer and must not open a second handle). A failure is logged and
     retried next time; it never stops collection."""

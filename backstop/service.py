@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 SINCE_LOOKUP_S = 1.0  # a poll's newest-stored lookup gives up this soon while the database is busy
 SHUTDOWN_FLUSH_S = 30.0  # queued batches get this long to reach the database at shutdown
 
-CycleHook = Callable[[list[RunOutcome]], Awaitable[None]]
+CycleHook = Callable[[list[RunOutcome]], Awaitable[object]]  # what a hook returns is ignored
+# a coroutine function (not any awaitable): serve() wraps each in asyncio.create_task
+BackgroundTask = Callable[["Collector"], Coroutine[Any, Any, None]]
 
 
 def _run_record(outcome: RunOutcome) -> RunRecord:
@@ -51,7 +53,7 @@ class Collector:
     adapters: dict[str, VenueAdapter] = field(default_factory=dict)
     store: Store = field(init=False)
     after_cycle: list[CycleHook] = field(default_factory=list)
-    background: list[Callable[[Collector], Awaitable[None]]] = field(default_factory=list)
+    background: list[BackgroundTask] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.db)
@@ -207,7 +209,7 @@ class Collector:
             )
         scheduler.add_job(self._summarise_cycle, IntervalTrigger(seconds=CYCLE_SUMMARY_S), id="cycle-summary",
                           max_instances=1, coalesce=True)
-        tasks = [asyncio.create_task(task(self)) for task in self.background]
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(task(self)) for task in self.background]
         scheduler.start()
         try:
             await stop.wait()

@@ -13,17 +13,20 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from alerts.incidents import chart_annotations
 from dashboard.context import AppContext
+from dashboard.model import is_missing
 from dashboard.params import RANGES, Controls
+from metrics.assessment import Assessment
 from metrics.csv_safe import to_csv_bytes
 from metrics.formatting import DASH
 from records.venue_catalog import VenueInfo, catalog
@@ -137,11 +140,11 @@ def sync_controls(keys: Sequence[str]) -> None:
 ZOOMS = {"range": "Selected range", "signal": "Since the signal started"}
 
 
-def zoom_control(key: str, assessments: Sequence[Any]) -> datetime | None:
+def zoom_control(key: str, assessments: Sequence[Assessment]) -> datetime | None:
     """'Since the signal started': the x-axis starts a little before the earliest ``state_since`` of the
     shown venues that are not healthy (None: show the whole range)."""
     url_controls({key: "range"}, {key: list(ZOOMS)})
-    choice = st.radio("Zoom", list(ZOOMS), format_func=ZOOMS.get, key=key, horizontal=True,
+    choice = st.radio("Zoom", list(ZOOMS), format_func=ZOOMS.__getitem__, key=key, horizontal=True,
                       label_visibility="collapsed")
     sync_controls([key])
     if choice != "signal":
@@ -221,17 +224,22 @@ def md_escape(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
+_TIME_LIKE = (date, str, int, float, np.integer, np.datetime64)  # what pd.Timestamp() converts (datetime is a date)
+
+
 def fmt_ts(value: object) -> str:
     """'2026-11-26 12:03 UTC'; missing -> '—'."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+    if is_missing(value):
         return DASH
-    return f"{pd.Timestamp(value).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC" if pd.Timestamp(value).tzinfo \
-        else f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+    if not isinstance(value, _TIME_LIKE):
+        raise TypeError(f"not a time: {value!r}")
+    ts = pd.Timestamp(value)
+    return f"{ts.tz_convert('UTC'):%Y-%m-%d %H:%M} UTC" if ts.tzinfo else f"{ts:%Y-%m-%d %H:%M} UTC"
 
 
 def fmt_text(value: object) -> str:
     """Text cells: '—' for missing, never 'None' or 'nan'."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+    if is_missing(value):
         return DASH
     return str(value)
 
@@ -304,7 +312,7 @@ def annotate_events(fig: go.Figure, events: pd.DataFrame, names: Callable[[str],
     span = events["end_date"].max() - events["date"].min()
     levels = _label_levels(list(events["date"]), span)
     for e, level in zip(events.itertuples(), levels, strict=True):
-        who = names(e.venue) if e.venue else "market-wide"
+        who = names(str(e.venue)) if e.venue else "market-wide"
         fig.add_vrect(x0=e.date, x1=e.end_date, fillcolor="#999999", opacity=0.15, line_width=0, layer="below")
         fig.add_annotation(x=e.date, y=1 - 0.07 * level, yref="paper", text=f"{e.date:%d %b %Y} · {who}",
                            showarrow=False, xanchor="left", yanchor="top", font={"size": 10}, textangle=0)
@@ -323,7 +331,7 @@ def annotate_cascades(fig: go.Figure, cascades: pd.DataFrame, names: Callable[[s
     cascades of several venues and of the market merge into one band, labelled with who cascaded."""
     bands: list[list[Any]] = []  # [start, end, {who}]
     for c in cascades.sort_values("start_ts").itertuples():
-        end = c.end_ts if pd.notna(c.end_ts) else until
+        end = until if is_missing(c.end_ts) else c.end_ts
         who = "market" if c.venue == "market" else names(str(c.venue))
         if bands and c.start_ts <= bands[-1][1]:
             bands[-1][1] = max(bands[-1][1], end)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import SupportsFloat
 
 import pandas as pd
 
@@ -24,6 +25,20 @@ from metrics.health import (
 from records.venue_catalog import VenueInfo
 
 CHANGE_OFFSETS_S: dict[str, int] = {"1h": 3_600, "8h": 28_800, "24h": 86_400, "7d": 604_800}
+
+
+def is_missing(value: object) -> bool:
+    """One table cell is None, NaN, NaT or pd.NA (``pd.isna`` on a scalar)."""
+    # pandas-stubs list only known scalar types for isna(); at runtime it takes any object (a
+    # DataFrame row's attributes are typed as a union that includes np.bool_, Period and Interval)
+    return value is None or bool(pd.isna(value))  # type: ignore[call-overload]
+
+
+def as_float(value: object) -> float:
+    """A numeric cell (int, float, numpy number, Decimal) as a float."""
+    if not isinstance(value, SupportsFloat):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
 
 
 def _num(value: object) -> float | None:
@@ -135,7 +150,7 @@ def venue_health(summary: pd.DataFrame, div: pd.DataFrame, alerts_by_venue: Mapp
             change_24h_pct=_num(r.change_24h_pct), drawdown_8h_pct=_num(r.drawdown_8h_pct),
             drawdown_30d_pct=_num(r.drawdown_30d_pct),
             divergence_flags=tuple(f"{f.window}: z {f.z:+.1f}".replace("-", "\u2212") for f in flags.itertuples()),
-            stale=r.freshness == "stale", firing_alerts=int(alerts_by_venue.get(str(r.venue), 0)),
+            stale=str(r.freshness) == "stale", firing_alerts=int(alerts_by_venue.get(str(r.venue), 0)),
         )
         out[str(r.venue)] = health_state(inputs, rules)
     return out
@@ -208,7 +223,7 @@ def states_for_blindness(frame: pd.DataFrame, simulated: bool = False) -> list[D
     market replays the last day at 720x), so there a dataset whose last poll succeeded counts as fresh:
     only failing polls make Backstop blind."""
     return [DatasetState(str(r.venue), str(r.dataset),
-                         0.0 if simulated and r.last_status == "ok" else _num(r.age_s), float(r.expected_s),
-                         None if pd.isna(r.last_status) else str(r.last_status),
-                         None if pd.isna(r.last_error_class) else f"{r.last_error_class}")
+                         0.0 if simulated and r.last_status == "ok" else _num(r.age_s), as_float(r.expected_s),
+                         None if is_missing(r.last_status) else str(r.last_status),
+                         None if is_missing(r.last_error_class) else str(r.last_error_class))
             for r in frame.itertuples()]

@@ -20,7 +20,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from backstop.integrations import load_optional_exports
 from backstop.lake_cli import sync_from_file
 from backstop.service import Collector, backfill_pairs
 from collectors.base import Batch, FundBalance
@@ -63,7 +62,6 @@ def filled_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         asyncio.run(fill())
     finally:
         sim.stop()
-    load_optional_exports()
     yield db
 
 

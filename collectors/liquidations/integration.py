@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -204,14 +204,14 @@ def make_service(collector: Any, feeds: list[Feed] | None = None, *, backend: Li
     return service
 
 
-def liquidation_tasks(collector: Any, backend: LiquidationBackend) -> list[Callable[[Any], Awaitable[None]]]:
+def liquidation_tasks(collector: Any, backend: LiquidationBackend) -> list[Callable[[Any], Coroutine[Any, Any, None]]]:
     """Coroutine functions for ``Collector.background``: the writer first, then one runner per feed."""
     service = make_service(collector, backend=backend)
 
     async def writer(_: Any) -> None:
         await service.sink.run()
 
-    def runner_task(runner: FeedRunner) -> Callable[[Any], Awaitable[None]]:
+    def runner_task(runner: FeedRunner) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def run(_: Any) -> None:
             await runner.run()
 

@@ -44,12 +44,13 @@ def _bars(state: common.PageState, div: pd.DataFrame, rule: DivergenceRule) -> g
     for col, window in enumerate(WINDOWS_S, start=1):
         part = div[div["window"] == window]
         for r in part.itertuples():
+            venue, z = str(r.venue), None if model.is_missing(r.z) else model.as_float(r.z)
             fig.add_trace(go.Bar(
-                x=[state.name(r.venue)], y=[r.change_pct], name=state.name(r.venue), showlegend=False,
-                marker={"color": state.info[r.venue].colour, "line": {"color": "#000000", "width": 3 if r.flagged else 0},
+                x=[state.name(venue)], y=[r.change_pct], name=state.name(venue), showlegend=False,
+                marker={"color": state.info[venue].colour, "line": {"color": "#000000", "width": 3 if r.flagged else 0},
                         "opacity": 1.0 if r.flagged else 0.55},
-                hovertemplate=f"{state.name(r.venue)}: %{{y:+.2f}} %" +
-                (f" · z {r.z:+.1f}" if r.z is not None and pd.notna(r.z) else "") + "<extra></extra>",
+                hovertemplate=f"{state.name(venue)}: %{{y:+.2f}} %" +
+                (f" · z {z:+.1f}" if z is not None else "") + "<extra></extra>",
             ), row=1, col=col)
     fig.update_yaxes(title_text="change (%)", row=1, col=1)
     fig.update_xaxes(tickangle=-45, automargin=True)

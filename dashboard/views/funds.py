@@ -43,7 +43,7 @@ def body(state: common.PageState) -> None:
                         {"funds-by": list(GROUPS), "funds-unit": ["USD", "native"],
                          "funds-overlays": list(OVERLAYS)})
     c1, c2, c3 = st.columns([1, 1, 2])
-    by = c1.selectbox("Group by", list(GROUPS), format_func=GROUPS.get, key="funds-by")
+    by = c1.selectbox("Group by", list(GROUPS), format_func=GROUPS.__getitem__, key="funds-by")
     unit = c2.radio("Unit", ["USD", "native"], horizontal=True, key="funds-unit",
                     help="Native = the fund's own asset (BTC, USDT, …): price moves removed.")
     if unit == "native" and by in ("venue", "pool"):
@@ -61,9 +61,9 @@ def body(state: common.PageState) -> None:
     chart = frame[[*keys, "ts", value, "unvalued"]].copy()
     chart["series"] = [_label(state, r, by) for _, r in chart.iterrows()] if not chart.empty else []
     common.url_controls({"funds-scale": default_scale(chart, value)}, {"funds-scale": list(SCALES)})
-    scale = c3.segmented_control("Scale", list(SCALES), format_func=SCALES.get, key="funds-scale",
+    scale = c3.segmented_control("Scale", list(SCALES), format_func=SCALES.__getitem__, key="funds-scale",
                                  help="Log or indexed when the funds differ by more than 10× (the default then).")
-    overlays = st.pills("Overlays", list(OVERLAYS), format_func=OVERLAYS.get, selection_mode="multi",
+    overlays = st.pills("Overlays", list(OVERLAYS), format_func=OVERLAYS.__getitem__, selection_mode="multi",
                         key="funds-overlays", help="Curated stress events, detected liquidation cascades (orange "
                         "bands) and alerts (triangles along the top; hover for the reason).")
     log, indexed = scale == "log", scale == "indexed"

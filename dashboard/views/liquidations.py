@@ -18,6 +18,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard.common import CASCADE_FILL, PageState, fmt_text
+from dashboard.model import as_float, is_missing
 from metrics.formatting import DASH, fmt_pct, fmt_usd
 from records.venue_catalog import venue_info
 from storage import liquidations as liq
@@ -62,7 +63,7 @@ def figure(volumes: pd.DataFrame, cascades: pd.DataFrame, gaps: pd.DataFrame, si
     venues = totals["venue"].tolist() or ["(none)"]
     fig = make_subplots(rows=len(venues), cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=[
-                            f"{venue_info(v).display_name}: {usd_label(t.total_usd, bool(t.lower_bound))}"
+                            f"{venue_info(v).display_name}: {usd_label(as_float(t.total_usd), bool(t.lower_bound))}"
                             + (" (incomplete)" if t.incomplete else "")
                             for v, t in zip(venues, totals.itertuples(), strict=False)
                         ] or ["no liquidations in range"])
@@ -77,10 +78,10 @@ def figure(volumes: pd.DataFrame, cascades: pd.DataFrame, gaps: pd.DataFrame, si
         for cascade in cascades.itertuples():
             if cascade.venue not in (venue, "market"):
                 continue
-            end = cascade.end_ts if pd.notna(cascade.end_ts) else until
+            end = until if is_missing(cascade.end_ts) else cascade.end_ts
             fig.add_vrect(x0=cascade.start_ts, x1=end, fillcolor=CASCADE_FILL, line_width=0, row=row, col=1)
         for gap in gaps[gaps["venue"] == venue].itertuples() if not gaps.empty else []:
-            end = gap.end_ts if pd.notna(gap.end_ts) else until
+            end = until if is_missing(gap.end_ts) else gap.end_ts
             fig.add_vrect(x0=max(gap.start_ts, since), x1=end, fillcolor=GAP_FILL, line_width=0, row=row, col=1)
     fig.update_layout(barmode="stack", height=max(320, 220 * len(venues)), margin={"t": 40, "b": 20},
                       legend={"orientation": "h"})
@@ -134,7 +135,7 @@ def render(db_path: Path | str | None = None, since: datetime | None = None, unt
     until = until or datetime.now(UTC)
     since = since or until - timedelta(hours=24)
     choices = {"auto": f"auto ({auto_bucket(until - since)})", **liq.BUCKETS}
-    bucket = st.selectbox("Bucket", list(choices), format_func=choices.get, key="liq_bucket")
+    bucket = st.selectbox("Bucket", list(choices), format_func=choices.__getitem__, key="liq_bucket")
     bucket = auto_bucket(until - since) if bucket == "auto" else bucket
     try:
         liq.liquidation_feeds(db)

@@ -332,7 +332,8 @@ def _thin(points: list[tuple[int, Decimal]], keep_last: int) -> list[tuple[int, 
 class MarketCore:
     """What ``Market``'s mixins (``PriceModel``, ``ScenarioModel``, ``LiquidationEngine``) read of one
     another, declared once for the type checker: ``Market.__init__``/``_init_model``/``_init_past`` set
-    the state and the mixins define the methods; nothing here exists at run time."""
+    the state and the mixins define the methods. Annotations only: it adds no attribute or method at run
+    time."""
 
     seed: int
     start_ms: int

@@ -71,7 +71,7 @@ def main() -> None:
         ensure_system_packages()
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "lint-imports")
-        _run(BIN / "mypy")  # strict for every package but the simulator ([tool.mypy] files)
+        _run(BIN / "mypy")  # strict for every package ([tool.mypy] files)
         _run(PY, "-m", "pytest", "-q", *rest)
 
 

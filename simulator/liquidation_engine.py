@@ -27,6 +27,7 @@ from simulator.market_state import (
     OI_FLOOR,
     REGIME_SLIP,
     STEP_MS,
+    MarketCore,
     SimFlow,
     SimLiquidation,
     _ContractModel,
@@ -43,7 +44,7 @@ from simulator.scenarios import (
 )
 
 
-class LiquidationEngine:
+class LiquidationEngine(MarketCore):
     """The liquidation part of ``Market`` (mixed in: it steps the market's venue and pool models)."""
 
     def _step_venue(self, vm: _VenueModel, t: int) -> None:

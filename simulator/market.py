@@ -4,8 +4,8 @@ State is plain data (prices, contracts with OI and funding, fund pools with thei
 fund flows, liquidations) that tests may set directly. ``Market.advance()`` moves it along a simulated
 clock in fixed one-minute steps; with ``speed=0`` the clock is frozen and nothing moves (tests of exact
 values) unless a test calls ``fast_forward``. Each venue module in ``simulator.venues`` declares its
-contracts and pools in ``build(market)`` and its HTTP routes in ``routes(market)``, and reads every
-dynamic value from this state at request time.
+contracts and pools in ``build(market)`` and its HTTP routes in ``ROUTES`` (``simulator.routing``), and
+reads every dynamic value from this state at request time.
 
 The model, deterministic from ``seed`` (and the venue list):
 

@@ -10,10 +10,13 @@ import math
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metrics.stress import LeverageDistribution
 from simulator.leverage import DayBook
+
+if TYPE_CHECKING:
+    from simulator.scenarios import ScenarioPlan
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -113,6 +116,11 @@ class SimContract:
     funding_rate: Decimal = Decimal("0.0001")
     funding_interval_h: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def basis(self, default: Decimal) -> Decimal:
+        """The mark's premium over the index (``extra["basis"]``, set by the venue module or moved by the
+        liquidation engine), else the venue's ``default``."""
+        return Decimal(self.extra.get("basis", default))
 
     def oi_base(self, price: Decimal) -> Decimal:
         if self.inverse:
@@ -319,3 +327,42 @@ def _thin(points: list[tuple[int, Decimal]], keep_last: int) -> list[tuple[int, 
             out.append((ts, value))
             last_bucket = bucket
     return out + tail
+
+
+class MarketCore:
+    """What ``Market``'s mixins (``PriceModel``, ``ScenarioModel``, ``LiquidationEngine``) read of one
+    another, declared once for the type checker: ``Market.__init__``/``_init_model``/``_init_past`` set
+    the state and the mixins define the methods. Annotations only: it adds no attribute or method at run
+    time."""
+
+    seed: int
+    start_ms: int
+    history_days: int
+    venues: dict[str, SimVenue]
+    prices: dict[str, Decimal]
+    _building: str
+    _history_calls: dict[str, int]
+    _scenario_name: str
+    _scenario_venue: str | None
+    _plan: ScenarioPlan
+    _regime: int
+    _price_rng: random.Random
+    _moving: list[str]
+    _log_px: dict[str, float]
+    _anchor: dict[str, float]
+    _px_places: dict[str, int]
+    _last_r: dict[str, float]
+    _ema_r: dict[str, float]
+    _prev_btc_r: float
+    _fund_flows: dict[str, list[SimFlow]]
+
+    if TYPE_CHECKING:
+        def now_ms(self) -> int: ...
+        def price(self, asset: str) -> Decimal: ...
+        def _price_key(self, asset: str) -> str: ...
+        def _scenario_regime(self, t: int) -> int | None: ...
+        def _scenario_drift(self, t: int) -> float: ...
+        def _scheduled_losses(self, vm: _VenueModel, pm: _PoolModel, t: int) -> None: ...
+        def _liquidate(self, vm: _VenueModel, pm: _PoolModel, t: int, notional: float, exposure: float,
+                       regime: int, scheduled: float | None, chosen: _ContractModel | None = None,
+                       side: str | None = None) -> float: ...

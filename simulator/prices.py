@@ -35,13 +35,14 @@ from simulator.market_state import (
     REGIME_SLIP,
     REGIME_VOL,
     VOLATILE,
+    MarketCore,
     _dec,
     _places,
     _price_places,
 )
 
 
-class PriceModel:
+class PriceModel(MarketCore):
     """The price part of ``Market`` (mixed in: it reads and steps the market's price state)."""
 
     def price(self, asset: str) -> Decimal:
@@ -212,7 +213,7 @@ class PriceModel:
         highs = np.maximum(opens, closes) * np.exp(wick[0])
         lows = np.minimum(opens, closes) * np.exp(-wick[1])
         volume = 1000.0 * (1 + 60 * np.abs(returns))
-        bars = np.stack([opens, highs, lows, closes, volume], axis=1).tolist()
+        bars: list[list[float]] = np.stack([opens, highs, lows, closes, volume], axis=1).tolist()
         bars[-1] = [bars[-1][0], max(bars[-1][1], p_end), min(bars[-1][2], p_end), p_end, bars[-1][4]]
         return bars
 

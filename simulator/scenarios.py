@@ -15,6 +15,7 @@ from simulator.market_state import (
     HOUR_MS,
     STEP_MS,
     VOLATILE,
+    MarketCore,
     _PoolModel,
     _smoothstep,
     _VenueModel,
@@ -60,7 +61,7 @@ def parse_scenario(text: str) -> tuple[str, str | None]:
     return name, (venue.strip() or None)
 
 
-class ScenarioModel:
+class ScenarioModel(MarketCore):
     """The scenario part of ``Market`` (mixed in: it reads the market's model state)."""
 
     def _make_plan(self) -> ScenarioPlan:

@@ -15,6 +15,7 @@ from aiohttp import web
 from simulator.faults import FaultBook, FaultRule, FaultSpecError
 from simulator.market import Market
 from simulator.respond import reply
+from simulator.routing import MARKET_KEY, route_defs
 from simulator.streams import mount_streams
 from simulator.venues import venue_module
 
@@ -43,7 +44,8 @@ def _transform(node: Any, kind: str, arg: str) -> Any:
 
 def _fault_middleware(venue: str, faults: FaultBook, market: Market) -> Callable[..., Awaitable[Any]]:
     @web.middleware
-    async def middleware(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]):
+    async def middleware(request: web.Request,
+                         handler: Callable[..., Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         path = request.path
         rel = path[len(venue) + 1:] if path.startswith(f"/{venue}/") else path
         market.advance()
@@ -79,7 +81,6 @@ def _fault_middleware(venue: str, faults: FaultBook, market: Market) -> Callable
     return middleware
 
 
-MARKET_KEY = web.AppKey("market", Market)
 FAULTS_KEY = web.AppKey("faults", FaultBook)
 
 
@@ -90,7 +91,7 @@ def create_app(market: Market, faults: FaultBook | None = None) -> web.Applicati
     app[FAULTS_KEY] = faults
     for key in market.venues:
         sub = web.Application(middlewares=[_fault_middleware(key, faults, market)])
-        sub.add_routes(venue_module(key).routes(market))
+        sub.add_routes(route_defs(venue_module(key).ROUTES))
         app.add_subapp(f"/{key}/", sub)
     mount_streams(app, market, faults)  # liquidation WebSocket streams + REST histories (simulator.streams)
 
@@ -153,7 +154,7 @@ class SimulatorThread:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server  # noqa: SLF001 - the bound port when port=0
-        assert server is not None
+        assert isinstance(server, asyncio.Server)
         self.port = server.sockets[0].getsockname()[1]
 
     def start(self) -> SimulatorThread:

@@ -109,7 +109,7 @@ class StreamHub:
     logs: dict[str, FeedLog] = field(default_factory=dict)
     refused_until: dict[tuple[str, str], float] = field(default_factory=dict)
     htx_ids: dict[str, int] = field(default_factory=dict)
-    _conn_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _conn_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def log_for(self, key: str) -> FeedLog:
         return self.logs.setdefault(key, FeedLog())

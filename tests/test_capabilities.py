@@ -22,6 +22,7 @@ from backstop.capabilities import (
 )
 from collectors.base import DATASETS, Capability, VenueAdapter
 from collectors.registry import adapter_class, all_adapter_classes, venue_keys
+from simulator.routing import Route
 from simulator.venues import SIM_VENUES, venue_module
 from tests.conftest import EXAMPLES
 
@@ -47,7 +48,8 @@ def test_collector_and_simulator_registries_list_the_same_venues() -> None:
     assert registry == ALL_VENUES, _diff("collectors.registry vs this test's venue list", registry, ALL_VENUES)
     for key in SIM_VENUES:
         module = venue_module(key)
-        assert callable(module.build) and callable(module.routes), key
+        assert callable(module.build) and module.ROUTES, key
+        assert all(isinstance(r, Route) and callable(r.handler) for r in module.ROUTES), key
 
 
 def test_every_example_directory_belongs_to_a_venue() -> None:

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from backstop.service import Collector
 from simulator import venues as sim_venues
@@ -31,6 +30,7 @@ from simulator.market import (
     demo_publish_every_s,
     parse_scenario,
 )
+from simulator.routing import Route
 from storage.queries import query_df
 from tests.conftest import settings_for
 
@@ -59,8 +59,7 @@ def build(market: Market) -> SimVenue:
     return venue
 
 
-def routes(market: Market) -> list[web.RouteDef]:
-    return []
+ROUTES: tuple[Route, ...] = ()  # the fake venue answers no path
 
 
 @pytest.fixture

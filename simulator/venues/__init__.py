@@ -1,4 +1,5 @@
-"""Simulated venues: key -> module with ``build(market) -> SimVenue`` and ``routes(market) -> list``.
+"""Simulated venues: key -> module with ``build(market) -> SimVenue`` and ``ROUTES`` (a tuple of
+``simulator.routing.Route``: method, path, module-level handler that finds the market via ``market_of``).
 
 Each module answers the venue's real paths (mounted under ``/<key>`` on the simulator) with the
 venue's real JSON shapes, including the market-metadata endpoints ccxt calls in ``load_markets``.

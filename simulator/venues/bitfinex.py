@@ -22,6 +22,7 @@ from aiohttp import web
 
 from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "bitfinex"
 SHARED_POOL = "USTF0"
@@ -49,63 +50,68 @@ def build(market: Market) -> SimVenue:
     return venue
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+def error(code: int, text: str) -> web.Response:
+    return reply(["error", code, text], status=500)
+
+
+def row(market: Market, c: SimContract, ts: int, fund: Decimal, mark: Decimal) -> list[object]:
+    """The 23 fields after KEY, as the documented field list orders them."""
+    interval = 8 * HOUR_MS
+    next_funding = (ts // interval + 1) * interval
+    step = (ts % interval) // 60_000
+    accrued = (c.funding_rate * Decimal(step) / Decimal(480)).quantize(Decimal("1e-8"))
+    return [ts, None, (mark * Decimal("1.0001")).quantize(mark), market.price_at(c.base, ts), None, fund, None,
+            next_funding, accrued, step, None, c.funding_rate, None, None, mark, None, None, c.oi_contracts,
+            None, None, None, CLAMP_MIN, CLAMP_MAX]
+
+
+def mark_now(market: Market, c: SimContract) -> Decimal:
+    price = market.price(c.base)
+    return (price * Decimal("1.0002")).quantize(price)
+
+
+async def status(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
-    pool = venue.pools[SHARED_POOL]
+    keys = request.query.get("keys", "")
+    if not keys:
+        return error(10020, "keys: invalid")
+    wanted = list(venue.contracts) if keys == "ALL" else keys.split(",")
+    now = market.now_ms()
+    rows = [[c.symbol, *row(market, c, now, venue.pools[SHARED_POOL].balance, mark_now(market, c))]
+            for c in (venue.contracts.get(k) for k in wanted) if c is not None]
+    return reply(rows)
 
-    def error(code: int, text: str) -> web.Response:
-        return reply(["error", code, text], status=500)
 
-    def row(c: SimContract, ts: int, fund: Decimal, mark: Decimal) -> list[object]:
-        """The 23 fields after KEY, as the documented field list orders them."""
-        interval = 8 * HOUR_MS
-        next_funding = (ts // interval + 1) * interval
-        step = (ts % interval) // 60_000
-        accrued = (c.funding_rate * Decimal(step) / Decimal(480)).quantize(Decimal("1e-8"))
-        return [ts, None, (mark * Decimal("1.0001")).quantize(mark), market.price_at(c.base, ts), None, fund, None,
-                next_funding, accrued, step, None, c.funding_rate, None, None, mark, None, None, c.oi_contracts,
-                None, None, None, CLAMP_MIN, CLAMP_MAX]
+async def status_hist(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    contract = venue.contracts.get(request.match_info["key"])
+    now = market.now_ms()
+    try:
+        start = int(request.query.get("start", "0"))
+        end = int(request.query.get("end", str(now)))
+        limit = int(request.query.get("limit", "100"))
+        sort = int(request.query.get("sort", "-1"))
+    except ValueError:
+        return error(10020, "params: invalid")
+    if not 1 <= limit <= HIST_MAX:
+        return error(10020, "limit: invalid")
+    if contract is None:
+        return reply([])
+    points = venue.pools[SHARED_POOL].history
+    lo = bisect.bisect_left(points, (start, Decimal("-Infinity")))
+    hi = bisect.bisect_right(points, (min(end, now), Decimal("Infinity")))
+    chosen = points[lo:hi]
+    chosen = chosen[:limit] if sort == 1 else list(reversed(chosen))[:limit]
+    rows = []
+    for ts, fund in chosen:
+        price = market.price_at(contract.base, ts)
+        rows.append(row(market, contract, ts, fund, (price * Decimal("1.0002")).quantize(price)))
+    return reply(rows)
 
-    def mark_now(c: SimContract) -> Decimal:
-        price = market.price(c.base)
-        return (price * Decimal("1.0002")).quantize(price)
 
-    async def status(request: web.Request) -> web.Response:
-        keys = request.query.get("keys", "")
-        if not keys:
-            return error(10020, "keys: invalid")
-        wanted = list(venue.contracts) if keys == "ALL" else keys.split(",")
-        now = market.now_ms()
-        rows = [[c.symbol, *row(c, now, pool.balance, mark_now(c))]
-                for c in (venue.contracts.get(k) for k in wanted) if c is not None]
-        return reply(rows)
-
-    async def status_hist(request: web.Request) -> web.Response:
-        contract = venue.contracts.get(request.match_info["key"])
-        now = market.now_ms()
-        try:
-            start = int(request.query.get("start", "0"))
-            end = int(request.query.get("end", str(now)))
-            limit = int(request.query.get("limit", "100"))
-            sort = int(request.query.get("sort", "-1"))
-        except ValueError:
-            return error(10020, "params: invalid")
-        if not 1 <= limit <= HIST_MAX:
-            return error(10020, "limit: invalid")
-        if contract is None:
-            return reply([])
-        points = pool.history
-        lo = bisect.bisect_left(points, (start, Decimal("-Infinity")))
-        hi = bisect.bisect_right(points, (min(end, now), Decimal("Infinity")))
-        chosen = points[lo:hi]
-        chosen = chosen[:limit] if sort == 1 else list(reversed(chosen))[:limit]
-        rows = []
-        for ts, fund in chosen:
-            price = market.price_at(contract.base, ts)
-            rows.append(row(contract, ts, fund, (price * Decimal("1.0002")).quantize(price)))
-        return reply(rows)
-
-    return [
-        web.get("/v2/status/deriv", status),
-        web.get("/v2/status/deriv/{key}/hist", status_hist),
-    ]
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v2/status/deriv", status),
+    Route("GET", "/v2/status/deriv/{key}/hist", status_hist),
+)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "bitmex"
 MAX_COUNT = 500  # BitMEX's documented cap is UNCONFIRMED (commonly 500 or 1000); the collector pages by 500
@@ -106,7 +106,7 @@ def select(rows: list[dict[str, Any]], query: Any, key_field: str) -> list[dict[
 
 def _mark(market: Market, contract: SimContract) -> Decimal:
     tick = TICK.get(contract.extra["root"], Decimal("0.01"))
-    raw = market.price(contract.base) * (1 + contract.extra.get("basis", Decimal("0.0001")))
+    raw = market.price(contract.base) * (1 + contract.basis(Decimal("0.0001")))
     raw /= QUOTE_USD.get(contract.quote, Decimal(1))  # XBTEUR is marked in EUR
     return (raw / tick).to_integral_value() * tick
 
@@ -124,87 +124,95 @@ def funding_rate_at(market: Market, contract: SimContract, ts: int) -> Decimal:
     return (contract.funding_rate + Decimal(repr(round(local.gauss(0, 0.00005), 6)))).quantize(Decimal("1e-6"))
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+def error(message: str, status: int = 400, name: str = "HTTPError") -> web.Response:
+    return reply({"error": {"message": message, "name": name}}, status=status)
+
+
+def table(rows: list[dict[str, Any]], request: web.Request, key_field: str) -> web.Response:
+    try:
+        return reply(select(rows, request.query, key_field))
+    except QueryError as exc:
+        return error(str(exc), name="ValidationError")
+
+
+async def insurance(request: web.Request) -> web.Response:
+    venue = market_of(request).venue(KEY)
+    rows = []
+    for pool in venue.pools.values():
+        scale = UNIT_SCALE[pool.extra["currency"]]
+        for ts, balance in pool.history:
+            rows.append({"currency": pool.extra["currency"], "timestamp": iso(ts),
+                         "walletBalance": int((balance * scale).to_integral_value()), "_ms": ts})
+    return table(rows, request, "currency")
+
+
+def instrument(market: Market, contract: SimContract) -> dict[str, Any]:
+    now = market.now_ms()
+    mark = _mark(market, contract)
+    index = market.price(contract.base) / QUOTE_USD.get(contract.quote, Decimal(1))
+    root = contract.extra["root"]
+    underlying = contract.extra["underlying"]
+    interval = contract.funding_interval_h * HOUR_MS
+    next_funding = ((now - FUNDING_OFFSET_MS) // interval + 1) * interval + FUNDING_OFFSET_MS
+    kind = contract.extra["kind"]
+    position_mult = contract.extra["position_mult"]
+    settle_scale = UNIT_SCALE[contract.settle]
+    return {
+        "symbol": contract.symbol, "rootSymbol": root, "state": "Open", "typ": "FFWCSX",
+        "listing": "2016-05-13T12:00:00.000Z", "front": "2016-05-13T12:00:00.000Z", "expiry": None,
+        "settle": None, "listedSettle": None, "positionCurrency": root if kind == "linear" else ("USD" if kind == "quanto" else contract.quote),
+        "underlying": underlying, "quoteCurrency": contract.quote,
+        "underlyingSymbol": f"{underlying}=" if contract.quote == "USD" else f"{underlying}T=",
+        "reference": "BMEX",
+        "referenceSymbol": f".B{underlying}" if contract.quote == "USD" else f".B{underlying}{contract.quote[0]}",
+        "maxOrderQty": 10_000_000, "maxPrice": 1_000_000, "lotSize": 100,
+        "tickSize": TICK.get(root, Decimal("0.01")), "multiplier": contract.extra["multiplier"],
+        "settlCurrency": contract.settle, "underlyingToPositionMultiplier": position_mult,
+        "underlyingToSettleMultiplier": -100_000_000 if kind == "inverse" else None,
+        "quoteToSettleMultiplier": int(settle_scale) if kind == "linear" else None,
+        "isQuanto": kind == "quanto", "isInverse": kind == "inverse",
+        "initMargin": Decimal("0.01"), "maintMargin": Decimal("0.005"),
+        "fundingBaseSymbol": f".{root}BON8H", "fundingQuoteSymbol": ".USDBON8H",
+        "fundingPremiumSymbol": f".{contract.symbol}PI8H", "fundingTimestamp": iso(next_funding),
+        "fundingInterval": "2000-01-01T08:00:00.000Z", "fundingRate": contract.funding_rate,
+        "indicativeFundingRate": contract.funding_rate, "prevClosePrice": index,
+        "volume24h": 1_000_000, "lastPrice": mark, "bidPrice": mark - TICK.get(root, Decimal("0.01")),
+        "askPrice": mark, "midPrice": mark, "hasLiquidity": True,
+        "openInterest": int(contract.oi_contracts), "openValue": open_value(contract, mark),
+        "fairMethod": "FundingRate", "markMethod": "FairPrice", "markPrice": mark, "fairPrice": mark,
+        "indicativeSettlePrice": index, "timestamp": iso(now),
+    }
+
+
+async def instrument_active(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
+    return reply([instrument(market, c) for c in venue.contracts.values()])
 
-    def error(message: str, status: int = 400, name: str = "HTTPError") -> web.Response:
-        return reply({"error": {"message": message, "name": name}}, status=status)
 
-    def table(rows: list[dict[str, Any]], request: web.Request, key_field: str) -> web.Response:
-        try:
-            return reply(select(rows, request.query, key_field))
-        except QueryError as exc:
-            return error(str(exc), name="ValidationError")
-
-    async def insurance(request: web.Request) -> web.Response:
-        rows = []
-        for pool in venue.pools.values():
-            scale = UNIT_SCALE[pool.extra["currency"]]
-            for ts, balance in pool.history:
-                rows.append({"currency": pool.extra["currency"], "timestamp": iso(ts),
-                             "walletBalance": int((balance * scale).to_integral_value()), "_ms": ts})
-        return table(rows, request, "currency")
-
-    def instrument(contract: SimContract) -> dict[str, Any]:
-        now = market.now_ms()
-        mark = _mark(market, contract)
-        index = market.price(contract.base) / QUOTE_USD.get(contract.quote, Decimal(1))
-        root = contract.extra["root"]
-        underlying = contract.extra["underlying"]
+def funding_rows(market: Market, venue: SimVenue) -> list[dict[str, Any]]:
+    now = market.now_ms()
+    rows = []
+    for contract in venue.contracts.values():
         interval = contract.funding_interval_h * HOUR_MS
-        next_funding = ((now - FUNDING_OFFSET_MS) // interval + 1) * interval + FUNDING_OFFSET_MS
-        kind = contract.extra["kind"]
-        position_mult = contract.extra["position_mult"]
-        settle_scale = UNIT_SCALE[contract.settle]
-        return {
-            "symbol": contract.symbol, "rootSymbol": root, "state": "Open", "typ": "FFWCSX",
-            "listing": "2016-05-13T12:00:00.000Z", "front": "2016-05-13T12:00:00.000Z", "expiry": None,
-            "settle": None, "listedSettle": None, "positionCurrency": root if kind == "linear" else ("USD" if kind == "quanto" else contract.quote),
-            "underlying": underlying, "quoteCurrency": contract.quote,
-            "underlyingSymbol": f"{underlying}=" if contract.quote == "USD" else f"{underlying}T=",
-            "reference": "BMEX",
-            "referenceSymbol": f".B{underlying}" if contract.quote == "USD" else f".B{underlying}{contract.quote[0]}",
-            "maxOrderQty": 10_000_000, "maxPrice": 1_000_000, "lotSize": 100,
-            "tickSize": TICK.get(root, Decimal("0.01")), "multiplier": contract.extra["multiplier"],
-            "settlCurrency": contract.settle, "underlyingToPositionMultiplier": position_mult,
-            "underlyingToSettleMultiplier": -100_000_000 if kind == "inverse" else None,
-            "quoteToSettleMultiplier": int(settle_scale) if kind == "linear" else None,
-            "isQuanto": kind == "quanto", "isInverse": kind == "inverse",
-            "initMargin": Decimal("0.01"), "maintMargin": Decimal("0.005"),
-            "fundingBaseSymbol": f".{root}BON8H", "fundingQuoteSymbol": ".USDBON8H",
-            "fundingPremiumSymbol": f".{contract.symbol}PI8H", "fundingTimestamp": iso(next_funding),
-            "fundingInterval": "2000-01-01T08:00:00.000Z", "fundingRate": contract.funding_rate,
-            "indicativeFundingRate": contract.funding_rate, "prevClosePrice": index,
-            "volume24h": 1_000_000, "lastPrice": mark, "bidPrice": mark - TICK.get(root, Decimal("0.01")),
-            "askPrice": mark, "midPrice": mark, "hasLiquidity": True,
-            "openInterest": int(contract.oi_contracts), "openValue": open_value(contract, mark),
-            "fairMethod": "FundingRate", "markMethod": "FairPrice", "markPrice": mark, "fairPrice": mark,
-            "indicativeSettlePrice": index, "timestamp": iso(now),
-        }
+        last = ((now - FUNDING_OFFSET_MS) // interval) * interval + FUNDING_OFFSET_MS
+        first = last - (market.history_days * 24 // contract.funding_interval_h - 1) * interval
+        for ts in range(first, last + 1, interval):
+            rate = funding_rate_at(market, contract, ts)
+            rows.append({"timestamp": iso(ts), "symbol": contract.symbol,
+                         "fundingInterval": "2000-01-01T08:00:00.000Z", "fundingRate": rate,
+                         "fundingRateDaily": rate * 24 / contract.funding_interval_h, "_ms": ts})
+    return rows
 
-    async def instrument_active(_: web.Request) -> web.Response:
-        return reply([instrument(c) for c in venue.contracts.values()])
 
-    def funding_rows() -> list[dict[str, Any]]:
-        now = market.now_ms()
-        rows = []
-        for contract in venue.contracts.values():
-            interval = contract.funding_interval_h * HOUR_MS
-            last = ((now - FUNDING_OFFSET_MS) // interval) * interval + FUNDING_OFFSET_MS
-            first = last - (market.history_days * 24 // contract.funding_interval_h - 1) * interval
-            for ts in range(first, last + 1, interval):
-                rate = funding_rate_at(market, contract, ts)
-                rows.append({"timestamp": iso(ts), "symbol": contract.symbol,
-                             "fundingInterval": "2000-01-01T08:00:00.000Z", "fundingRate": rate,
-                             "fundingRateDaily": rate * 24 / contract.funding_interval_h, "_ms": ts})
-        return rows
+async def funding(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    return table(funding_rows(market, venue), request, "symbol")
 
-    async def funding(request: web.Request) -> web.Response:
-        return table(funding_rows(), request, "symbol")
 
-    handlers: list[tuple[str, Callable[..., Any]]] = [
-        ("/api/v1/insurance", insurance),
-        ("/api/v1/instrument/active", instrument_active),
-        ("/api/v1/funding", funding),
-    ]
-    return [web.get(path, handler) for path, handler in handlers]
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/insurance", insurance),
+    Route("GET", "/api/v1/instrument/active", instrument_active),
+    Route("GET", "/api/v1/funding", funding),
+)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from simulator.market import DAY_MS, HOUR_MS, MINUTE_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "bybit"
 ISOLATED_HISTORY_DAYS = 2  # Bybit serves no history: two days of minute points feed the market model
@@ -80,190 +81,200 @@ def envelope(market: Market, result: dict[str, Any], code: int = 0, msg: str = "
 
 
 def _mark(market: Market, contract: SimContract) -> Decimal:
-    return market.price(contract.base) * (1 + contract.extra.get("basis", Decimal("0.0002")))
+    return market.price(contract.base) * (1 + contract.basis(Decimal("0.0002")))
 
 
 def _text(value: Decimal, places: int) -> str:
     return str(value.quantize(Decimal(1).scaleb(-places)))
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+def error(market: Market, code: int, msg: str) -> web.Response:
+    return reply(envelope(market, {}, code, msg))
+
+
+def pools_in_order(venue: SimVenue) -> list[SimPool]:
+    return sorted(venue.pools.values(), key=lambda p: p.extra.get("order", 0))
+
+
+async def insurance(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
+    coin = request.query.get("coin", "").upper()
+    pools = [p for p in pools_in_order(venue) if not coin or p.asset == coin]
+    if coin and not pools:
+        return error(market, 10001, "Invalid coin")
+    rows = []
+    for pool in pools:
+        balance = pool.published()[1]
+        rows.append({"coin": pool.asset, "symbols": ",".join(pool.symbols), "balance": str(balance),
+                     "value": _text(balance * market.price(pool.asset), 10)})
+    updated = max((p.published()[0] for p in pools), default=market.now_ms())
+    return reply(envelope(market, {"updatedTime": str(updated), "list": rows}))
 
-    def error(code: int, msg: str) -> web.Response:
-        return reply(envelope(market, {}, code, msg))
 
-    def pools_in_order() -> list[SimPool]:
-        return sorted(venue.pools.values(), key=lambda p: p.extra.get("order", 0))
+def ticker(market: Market, contract: SimContract) -> dict[str, Any]:
+    now = market.now_ms()
+    mark = _mark(market, contract)
+    index = market.price(contract.base)
+    last = mark * Decimal("1.00005")
+    interval = contract.funding_interval_h * HOUR_MS
+    if contract.inverse:  # OI in USD contracts, value in coin; both sides
+        oi, value, single_value = (contract.oi_contracts * 2, contract.oi_contracts * 2 / mark,
+                                   contract.oi_contracts / mark)
+    else:  # OI in base, value in USD; both sides
+        oi, value, single_value = (contract.oi_contracts * 2, contract.oi_contracts * 2 * mark,
+                                   contract.oi_contracts * mark)
+    row: dict[str, Any] = {
+        "symbol": contract.symbol, "lastPrice": _text(last, 2), "indexPrice": _text(index, 2),
+        "markPrice": _text(mark, 2), "prevPrice24h": _text(index * Decimal("0.99"), 2),
+        "price24hPcnt": "0.010101", "highPrice24h": _text(index * Decimal("1.02"), 2),
+        "lowPrice24h": _text(index * Decimal("0.97"), 2), "prevPrice1h": _text(index, 2),
+        "openInterest": str(oi), "openInterestValue": _text(value, 2 if not contract.inverse else 8),
+        "turnover24h": "1000000.0000", "volume24h": "1000.0000",
+        "fundingRate": str(contract.funding_rate), "nextFundingTime": str((now // interval + 1) * interval),
+        "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
+        "ask1Size": "1.5", "bid1Price": _text(last * Decimal("0.9999"), 2), "ask1Price": _text(last, 2),
+        "bid1Size": "2.1", "basis": "", "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
+        "fundingIntervalHour": str(contract.funding_interval_h), "basisRateYear": "", "fundingCap": "0.005",
+    }
+    if contract.extra.get("single_fields", True):
+        row["singleOpenInterest"] = str(contract.oi_contracts)
+        row["singleOpenInterestValue"] = _text(single_value, 2 if not contract.inverse else 8)
+    return row
 
-    async def insurance(request: web.Request) -> web.Response:
-        coin = request.query.get("coin", "").upper()
-        pools = [p for p in pools_in_order() if not coin or p.asset == coin]
-        if coin and not pools:
-            return error(10001, "Invalid coin")
-        rows = []
-        for pool in pools:
-            balance = pool.published()[1]
-            rows.append({"coin": pool.asset, "symbols": ",".join(pool.symbols), "balance": str(balance),
-                         "value": _text(balance * market.price(pool.asset), 10)})
-        updated = max((p.published()[0] for p in pools), default=market.now_ms())
-        return reply(envelope(market, {"updatedTime": str(updated), "list": rows}))
 
-    def ticker(contract: SimContract) -> dict[str, Any]:
-        now = market.now_ms()
-        mark = _mark(market, contract)
-        index = market.price(contract.base)
-        last = mark * Decimal("1.00005")
-        interval = contract.funding_interval_h * HOUR_MS
-        if contract.inverse:  # OI in USD contracts, value in coin; both sides
-            oi, value, single_value = (contract.oi_contracts * 2, contract.oi_contracts * 2 / mark,
-                                       contract.oi_contracts / mark)
-        else:  # OI in base, value in USD; both sides
-            oi, value, single_value = (contract.oi_contracts * 2, contract.oi_contracts * 2 * mark,
-                                       contract.oi_contracts * mark)
-        row: dict[str, Any] = {
-            "symbol": contract.symbol, "lastPrice": _text(last, 2), "indexPrice": _text(index, 2),
-            "markPrice": _text(mark, 2), "prevPrice24h": _text(index * Decimal("0.99"), 2),
-            "price24hPcnt": "0.010101", "highPrice24h": _text(index * Decimal("1.02"), 2),
-            "lowPrice24h": _text(index * Decimal("0.97"), 2), "prevPrice1h": _text(index, 2),
-            "openInterest": str(oi), "openInterestValue": _text(value, 2 if not contract.inverse else 8),
-            "turnover24h": "1000000.0000", "volume24h": "1000.0000",
-            "fundingRate": str(contract.funding_rate), "nextFundingTime": str((now // interval + 1) * interval),
-            "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
-            "ask1Size": "1.5", "bid1Price": _text(last * Decimal("0.9999"), 2), "ask1Price": _text(last, 2),
-            "bid1Size": "2.1", "basis": "", "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
-            "fundingIntervalHour": str(contract.funding_interval_h), "basisRateYear": "", "fundingCap": "0.005",
-        }
-        if contract.extra.get("single_fields", True):
-            row["singleOpenInterest"] = str(contract.oi_contracts)
-            row["singleOpenInterestValue"] = _text(single_value, 2 if not contract.inverse else 8)
-        return row
+async def tickers(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    category = request.query.get("category", "")
+    if category not in ("linear", "inverse", "spot", "option"):
+        return error(market, 10001, "Illegal category")
+    symbol = request.query.get("symbol")
+    contracts = [c for c in venue.contracts.values() if c.extra["category"] == category]
+    if symbol:
+        contracts = [c for c in contracts if c.symbol == symbol]
+        if not contracts:
+            return error(market, 10001, "Not supported symbols")
+    return reply(envelope(market, {"category": category, "list": [ticker(market, c) for c in contracts]}))
 
-    async def tickers(request: web.Request) -> web.Response:
-        category = request.query.get("category", "")
-        if category not in ("linear", "inverse", "spot", "option"):
-            return error(10001, "Illegal category")
-        symbol = request.query.get("symbol")
-        contracts = [c for c in venue.contracts.values() if c.extra["category"] == category]
-        if symbol:
-            contracts = [c for c in contracts if c.symbol == symbol]
-            if not contracts:
-                return error(10001, "Not supported symbols")
-        return reply(envelope(market, {"category": category, "list": [ticker(c) for c in contracts]}))
 
-    async def adl_alert(request: web.Request) -> web.Response:
-        symbol = request.query.get("symbol")
-        rows = []
-        for pool in pools_in_order():
-            balance = pool.published()[1]
-            for member in pool.symbols:
-                contract = venue.contracts.get(member)
-                if contract is None or (symbol and member != symbol):
-                    continue
-                rows.append({
-                    "coin": pool.asset, "symbol": member, "balance": str(balance), "maxBalance": "",
-                    "insurancePnlRatio": "-0.3", "pnlRatio": str(contract.extra.get("pnl_ratio", Decimal(0))),
-                    "adlTriggerThreshold": ADL_TRIGGER_BALANCE.get(pool.asset, "10000"), "adlStopRatio": "-0.25",
-                })
-        if symbol and not rows:
-            return error(10001, "Not supported symbols")
-        now = market.now_ms()
-        return reply(envelope(market, {"updatedTime": str(now - now % MINUTE_MS), "list": rows}))
+async def adl_alert(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    symbol = request.query.get("symbol")
+    rows = []
+    for pool in pools_in_order(venue):
+        balance = pool.published()[1]
+        for member in pool.symbols:
+            contract = venue.contracts.get(member)
+            if contract is None or (symbol and member != symbol):
+                continue
+            rows.append({
+                "coin": pool.asset, "symbol": member, "balance": str(balance), "maxBalance": "",
+                "insurancePnlRatio": "-0.3", "pnlRatio": str(contract.extra.get("pnl_ratio", Decimal(0))),
+                "adlTriggerThreshold": ADL_TRIGGER_BALANCE.get(pool.asset, "10000"), "adlStopRatio": "-0.25",
+            })
+    if symbol and not rows:
+        return error(market, 10001, "Not supported symbols")
+    now = market.now_ms()
+    return reply(envelope(market, {"updatedTime": str(now - now % MINUTE_MS), "list": rows}))
 
-    def contract_for(request: web.Request) -> SimContract | web.Response:
-        category = request.query.get("category", "")
-        contract = venue.contracts.get(request.query.get("symbol", ""))
-        if category not in ("linear", "inverse"):
-            return error(10001, "Illegal category")
-        if contract is None or contract.extra["category"] != category:
-            return error(10001, "Not supported symbols")
-        return contract
 
-    def window(request: web.Request, start_key: str, end_key: str, default_limit: int,
-               max_limit: int) -> tuple[int | None, int, int]:
-        start = request.query.get(start_key)
-        end = request.query.get(end_key)
-        limit = int(request.query.get("limit", str(default_limit)))
-        if not 1 <= limit <= max_limit:
-            raise ValueError(f"limit must be in [1, {max_limit}]")
-        return (int(start) if start else None), (int(end) if end else market.now_ms()), limit
+def contract_for(market: Market, venue: SimVenue, request: web.Request) -> SimContract | web.Response:
+    category = request.query.get("category", "")
+    contract = venue.contracts.get(request.query.get("symbol", ""))
+    if category not in ("linear", "inverse"):
+        return error(market, 10001, "Illegal category")
+    if contract is None or contract.extra["category"] != category:
+        return error(market, 10001, "Not supported symbols")
+    return contract
 
-    async def open_interest(request: web.Request) -> web.Response:
-        """GET /v5/market/open-interest: both-sides ``openInterest`` (+ ``singleOpenInterest`` where the
-        contract serves single fields) per ``intervalTime`` bucket, newest first, ``cursor`` paging."""
-        found = contract_for(request)
-        if isinstance(found, web.Response):
-            return found
-        step = OI_INTERVALS.get(request.query.get("intervalTime", ""))
-        if step is None:
-            return error(10001, "Illegal intervalTime")
-        try:
-            start, end, limit = window(request, "startTime", "endTime", 50, 200)
-            cursor = unquote(request.query.get("cursor", "") or "lastid=0")  # served encoded; clients may decode
-            offset = int(cursor.split("lastid=")[1].split("&")[0])
-        except (ValueError, IndexError):
-            return error(10001, "Illegal parameter")
-        first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
-        points = [t for t in range(end // step * step, first - 1, -step)]
-        page = points[offset:offset + limit]
-        rows = []
-        for ts in page:
-            single = oi_at(market, found, ts)
-            row = {"openInterest": _text(single * 2, 8), "timestamp": str(ts)}
-            if found.extra.get("single_fields", True):
-                row["singleOpenInterest"] = str(single)
-            rows.append(row)
-        more = offset + limit < len(points)
-        cursor = f"lastid%3D{offset + limit}%26lasttime%3D{page[-1] // 1000}" if more and page else ""
-        return reply(envelope(market, {"symbol": found.symbol, "category": found.extra["category"], "list": rows,
-                                       "nextPageCursor": cursor}))
 
-    async def funding_history(request: web.Request) -> web.Response:
-        """GET /v5/market/funding/history: settled rates at each funding time, newest first (endTime paging)."""
-        found = contract_for(request)
-        if isinstance(found, web.Response):
-            return found
-        try:
-            start, end, limit = window(request, "startTime", "endTime", 200, 200)
-        except ValueError:
-            return error(10001, "Illegal parameter")
-        interval = found.funding_interval_h * HOUR_MS
-        first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
-        stamps = [t for t in range(min(end, market.now_ms()) // interval * interval, first - 1, -interval)][:limit]
-        return reply(envelope(market, {"category": found.extra["category"], "list": [
-            {"symbol": found.symbol, "fundingRate": str(funding_at(market, found, ts)),
-             "fundingRateTimestamp": str(ts)} for ts in stamps]}))
+def window(market: Market, request: web.Request, start_key: str, end_key: str, default_limit: int,
+           max_limit: int) -> tuple[int | None, int, int]:
+    start = request.query.get(start_key)
+    end = request.query.get(end_key)
+    limit = int(request.query.get("limit", str(default_limit)))
+    if not 1 <= limit <= max_limit:
+        raise ValueError(f"limit must be in [1, {max_limit}]")
+    return (int(start) if start else None), (int(end) if end else market.now_ms()), limit
 
-    async def mark_price_kline(request: web.Request) -> web.Response:
-        """GET /v5/market/mark-price-kline (interval 60 / 240 / D): ``[start, open, high, low, close]`` newest
-        first; the close is the model's hourly close at the bar's end."""
-        found = contract_for(request)
-        if isinstance(found, web.Response):
-            return found
-        bar_ms = KLINE_INTERVALS.get(request.query.get("interval", ""))
-        if bar_ms is None:
-            return error(10001, "Illegal interval")
-        try:
-            start, end, limit = window(request, "start", "end", 200, 1000)
-        except ValueError:
-            return error(10001, "Illegal parameter")
-        first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
-        stamps = [t for t in range(end // bar_ms * bar_ms, first - 1, -bar_ms)][:limit]
-        basis = 1 + found.extra.get("basis", Decimal("0.0002"))
-        rows = []
-        for ts in stamps:
-            close = _text(market.price_at(found.base, ts + bar_ms - 1) * basis, 2)
-            rows.append([str(ts), close, close, close, close])
-        return reply(envelope(market, {"category": found.extra["category"], "symbol": found.symbol, "list": rows}))
 
-    return [
-        web.get("/v5/market/insurance", insurance),
-        web.get("/v5/market/tickers", tickers),
-        web.get("/v5/market/adlAlert", adl_alert),
-        web.get("/v5/market/open-interest", open_interest),
-        web.get("/v5/market/funding/history", funding_history),
-        web.get("/v5/market/mark-price-kline", mark_price_kline),
-    ]
+async def open_interest(request: web.Request) -> web.Response:
+    """GET /v5/market/open-interest: both-sides ``openInterest`` (+ ``singleOpenInterest`` where the
+    contract serves single fields) per ``intervalTime`` bucket, newest first, ``cursor`` paging."""
+    market = market_of(request)
+    venue = market.venue(KEY)
+    found = contract_for(market, venue, request)
+    if isinstance(found, web.Response):
+        return found
+    step = OI_INTERVALS.get(request.query.get("intervalTime", ""))
+    if step is None:
+        return error(market, 10001, "Illegal intervalTime")
+    try:
+        start, end, limit = window(market, request, "startTime", "endTime", 50, 200)
+        cursor = unquote(request.query.get("cursor", "") or "lastid=0")  # served encoded; clients may decode
+        offset = int(cursor.split("lastid=")[1].split("&")[0])
+    except (ValueError, IndexError):
+        return error(market, 10001, "Illegal parameter")
+    first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
+    points = [t for t in range(end // step * step, first - 1, -step)]
+    page = points[offset:offset + limit]
+    rows = []
+    for ts in page:
+        single = oi_at(market, found, ts)
+        row = {"openInterest": _text(single * 2, 8), "timestamp": str(ts)}
+        if found.extra.get("single_fields", True):
+            row["singleOpenInterest"] = str(single)
+        rows.append(row)
+    more = offset + limit < len(points)
+    cursor = f"lastid%3D{offset + limit}%26lasttime%3D{page[-1] // 1000}" if more and page else ""
+    return reply(envelope(market, {"symbol": found.symbol, "category": found.extra["category"], "list": rows,
+                                   "nextPageCursor": cursor}))
+
+
+async def funding_history(request: web.Request) -> web.Response:
+    """GET /v5/market/funding/history: settled rates at each funding time, newest first (endTime paging)."""
+    market = market_of(request)
+    venue = market.venue(KEY)
+    found = contract_for(market, venue, request)
+    if isinstance(found, web.Response):
+        return found
+    try:
+        start, end, limit = window(market, request, "startTime", "endTime", 200, 200)
+    except ValueError:
+        return error(market, 10001, "Illegal parameter")
+    interval = found.funding_interval_h * HOUR_MS
+    first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
+    stamps = [t for t in range(min(end, market.now_ms()) // interval * interval, first - 1, -interval)][:limit]
+    return reply(envelope(market, {"category": found.extra["category"], "list": [
+        {"symbol": found.symbol, "fundingRate": str(funding_at(market, found, ts)),
+         "fundingRateTimestamp": str(ts)} for ts in stamps]}))
+
+
+async def mark_price_kline(request: web.Request) -> web.Response:
+    """GET /v5/market/mark-price-kline (interval 60 / 240 / D): ``[start, open, high, low, close]`` newest
+    first; the close is the model's hourly close at the bar's end."""
+    market = market_of(request)
+    venue = market.venue(KEY)
+    found = contract_for(market, venue, request)
+    if isinstance(found, web.Response):
+        return found
+    bar_ms = KLINE_INTERVALS.get(request.query.get("interval", ""))
+    if bar_ms is None:
+        return error(market, 10001, "Illegal interval")
+    try:
+        start, end, limit = window(market, request, "start", "end", 200, 1000)
+    except ValueError:
+        return error(market, 10001, "Illegal parameter")
+    first = max(market.now_ms() - market.history_days * DAY_MS, start or 0)
+    stamps = [t for t in range(end // bar_ms * bar_ms, first - 1, -bar_ms)][:limit]
+    basis = 1 + found.basis(Decimal("0.0002"))
+    rows = []
+    for ts in stamps:
+        close = _text(market.price_at(found.base, ts + bar_ms - 1) * basis, 2)
+        rows.append([str(ts), close, close, close, close])
+    return reply(envelope(market, {"category": found.extra["category"], "symbol": found.symbol, "list": rows}))
 
 
 def oi_at(market: Market, contract: SimContract, ts: int) -> Decimal:
@@ -277,3 +288,13 @@ def funding_at(market: Market, contract: SimContract, ts: int) -> Decimal:
     """The settled rate at funding time ``ts``: the contract's rate plus seeded noise."""
     local = random.Random(f"{market.seed}:funding:{contract.symbol}:{ts}")
     return (contract.funding_rate + Decimal(repr(round(local.gauss(0, 0.00004), 6)))).quantize(Decimal("1e-6"))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v5/market/insurance", insurance),
+    Route("GET", "/v5/market/tickers", tickers),
+    Route("GET", "/v5/market/adlAlert", adl_alert),
+    Route("GET", "/v5/market/open-interest", open_interest),
+    Route("GET", "/v5/market/funding/history", funding_history),
+    Route("GET", "/v5/market/mark-price-kline", mark_price_kline),
+)

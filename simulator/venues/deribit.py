@@ -16,6 +16,7 @@ from aiohttp import web
 
 from simulator.market import DAY_MS, MINUTE_MS, Market, SimContract, SimFlow, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "deribit"
 CURRENCIES = ("BTC", "ETH", "USDC", "USDT", "EURR")
@@ -76,85 +77,91 @@ def current_funding(contract: SimContract) -> Decimal:
     return (contract.funding_rate * Decimal("1.5") - Decimal("0.00005")).quantize(Decimal("1e-8"))
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+def envelope(market: Market, result: Any) -> dict[str, Any]:
+    us = market.now_ms() * 1000
+    return {"jsonrpc": "2.0", "result": result, "usIn": us, "usOut": us + 450, "usDiff": 450, "testnet": False}
+
+
+def invalid(market: Market, param: str, reason: str = "wrong format") -> web.Response:
+    us = market.now_ms() * 1000
+    return reply({"jsonrpc": "2.0", "error": {"message": "Invalid params", "data": {"reason": reason, "param": param},
+                                              "code": -32602}, "usIn": us, "usOut": us + 100, "usDiff": 100,
+                  "testnet": False}, status=400)
+
+
+async def last_settlements(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
+    currency = request.query.get("currency", "")
+    if currency not in CURRENCIES:
+        return invalid(market, "currency")
+    kind = request.query.get("type")
+    try:
+        count = int(request.query.get("count", "20"))
+        start = int(request.query["search_start_timestamp"]) if "search_start_timestamp" in request.query else None
+        cursor = _untoken(request.query["continuation"]) if request.query.get("continuation") else None
+    except (ValueError, UnicodeDecodeError):
+        return invalid(market, "count" if "count" in request.query else "continuation")
+    if not 1 <= count <= MAX_COUNT:
+        return invalid(market, "count", "must be between 1 and 1000")
+    events = sorted(
+        ((f.ts_ms, seq, f) for seq, f in enumerate(venue.flows)
+         if f.flow_type == "bankruptcy" and f.pool_id == currency and (kind in (None, "bankruptcy"))),
+        key=lambda e: (e[0], e[1]), reverse=True,
+    )
+    if start is not None:
+        events = [e for e in events if e[0] <= start]
+    if cursor is not None:
+        events = [e for e in events if (e[0], e[1]) < cursor]
+    page = events[:count]
+    rows = []
+    for ts, _, flow in page:
+        socialized = flow.extra.get("socialized", Decimal(0))
+        rows.append({
+            "type": "bankruptcy", "timestamp": ts, "funded": flow.amount, "socialized": socialized,
+            "session_bankruptcy": flow.amount + socialized,
+            "session_profit_loss": flow.extra.get("session_profit_loss", Decimal(0)),
+            "session_tax": flow.extra.get("session_tax", Decimal(0)),
+            "session_tax_rate": flow.extra.get("session_tax_rate", Decimal(0)),
+        })
+    more = len(events) > len(page)
+    return reply(envelope(market, {"settlements": rows, "continuation": _token(page[-1][0], page[-1][1]) if more else None}))
 
-    def envelope(result: Any) -> dict[str, Any]:
-        us = market.now_ms() * 1000
-        return {"jsonrpc": "2.0", "result": result, "usIn": us, "usOut": us + 450, "usDiff": 450, "testnet": False}
 
-    def invalid(param: str, reason: str = "wrong format") -> web.Response:
-        us = market.now_ms() * 1000
-        return reply({"jsonrpc": "2.0", "error": {"message": "Invalid params", "data": {"reason": reason, "param": param},
-                                                  "code": -32602}, "usIn": us, "usOut": us + 100, "usDiff": 100,
-                      "testnet": False}, status=400)
+def summary(market: Market, contract: SimContract) -> dict[str, Any]:
+    index = market.price(contract.base)
+    mark = (index * (1 + contract.basis(Decimal("0.0002")))).quantize(Decimal("0.01"))
+    row: dict[str, Any] = {
+        "instrument_name": contract.symbol, "base_currency": contract.base, "quote_currency": contract.quote,
+        "open_interest": contract.oi_usd(mark) if contract.inverse else contract.oi_base(mark),
+        "mark_price": mark, "estimated_delivery_price": index, "creation_timestamp": market.now_ms(),
+        "last": mark, "bid_price": mark - Decimal("0.5"), "ask_price": mark + Decimal("0.5"), "mid_price": mark,
+        "high": mark, "low": mark, "price_change": Decimal("-3.2032"), "volume": Decimal("7377.18657991"),
+        "volume_usd": Decimal("661040250.0"), "volume_notional": Decimal("661040250.0"),
+    }
+    if not contract.extra.get("dated"):
+        # two figures on the same 8 h basis: the trailing one, and the current one which leads it and
+        # can have the opposite sign (as in Deribit's own example: 1.2966e-4 vs -8.1069e-4)
+        row["funding_8h"] = contract.funding_rate
+        row["current_funding"] = current_funding(contract)
+    return row
 
-    async def last_settlements(request: web.Request) -> web.Response:
-        currency = request.query.get("currency", "")
-        if currency not in CURRENCIES:
-            return invalid("currency")
-        kind = request.query.get("type")
-        try:
-            count = int(request.query.get("count", "20"))
-            start = int(request.query["search_start_timestamp"]) if "search_start_timestamp" in request.query else None
-            cursor = _untoken(request.query["continuation"]) if request.query.get("continuation") else None
-        except (ValueError, UnicodeDecodeError):
-            return invalid("count" if "count" in request.query else "continuation")
-        if not 1 <= count <= MAX_COUNT:
-            return invalid("count", "must be between 1 and 1000")
-        events = sorted(
-            ((f.ts_ms, seq, f) for seq, f in enumerate(venue.flows)
-             if f.flow_type == "bankruptcy" and f.pool_id == currency and (kind in (None, "bankruptcy"))),
-            key=lambda e: (e[0], e[1]), reverse=True,
-        )
-        if start is not None:
-            events = [e for e in events if e[0] <= start]
-        if cursor is not None:
-            events = [e for e in events if (e[0], e[1]) < cursor]
-        page = events[:count]
-        rows = []
-        for ts, _, flow in page:
-            socialized = flow.extra.get("socialized", Decimal(0))
-            rows.append({
-                "type": "bankruptcy", "timestamp": ts, "funded": flow.amount, "socialized": socialized,
-                "session_bankruptcy": flow.amount + socialized,
-                "session_profit_loss": flow.extra.get("session_profit_loss", Decimal(0)),
-                "session_tax": flow.extra.get("session_tax", Decimal(0)),
-                "session_tax_rate": flow.extra.get("session_tax_rate", Decimal(0)),
-            })
-        more = len(events) > len(page)
-        return reply(envelope({"settlements": rows, "continuation": _token(page[-1][0], page[-1][1]) if more else None}))
 
-    def summary(contract: SimContract) -> dict[str, Any]:
-        index = market.price(contract.base)
-        mark = (index * (1 + contract.extra.get("basis", Decimal("0.0002")))).quantize(Decimal("0.01"))
-        row: dict[str, Any] = {
-            "instrument_name": contract.symbol, "base_currency": contract.base, "quote_currency": contract.quote,
-            "open_interest": contract.oi_usd(mark) if contract.inverse else contract.oi_base(mark),
-            "mark_price": mark, "estimated_delivery_price": index, "creation_timestamp": market.now_ms(),
-            "last": mark, "bid_price": mark - Decimal("0.5"), "ask_price": mark + Decimal("0.5"), "mid_price": mark,
-            "high": mark, "low": mark, "price_change": Decimal("-3.2032"), "volume": Decimal("7377.18657991"),
-            "volume_usd": Decimal("661040250.0"), "volume_notional": Decimal("661040250.0"),
-        }
-        if not contract.extra.get("dated"):
-            # two figures on the same 8 h basis: the trailing one, and the current one which leads it and
-            # can have the opposite sign (as in Deribit's own example: 1.2966e-4 vs -8.1069e-4)
-            row["funding_8h"] = contract.funding_rate
-            row["current_funding"] = current_funding(contract)
-        return row
+async def book_summary(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    currency = request.query.get("currency", "")
+    if currency not in CURRENCIES:
+        return invalid(market, "currency")
+    kind = request.query.get("kind")
+    if kind not in (None, "future", "option", "spot", "future_combo", "option_combo"):
+        return invalid(market, "kind")
+    rows = [summary(market, c) for c in venue.contracts.values()
+            if c.extra["currency"] == currency and kind in (None, "future")]
+    return reply(envelope(market, rows))
 
-    async def book_summary(request: web.Request) -> web.Response:
-        currency = request.query.get("currency", "")
-        if currency not in CURRENCIES:
-            return invalid("currency")
-        kind = request.query.get("kind")
-        if kind not in (None, "future", "option", "spot", "future_combo", "option_combo"):
-            return invalid("kind")
-        rows = [summary(c) for c in venue.contracts.values()
-                if c.extra["currency"] == currency and kind in (None, "future")]
-        return reply(envelope(rows))
 
-    return [
-        web.get("/api/v2/public/get_last_settlements_by_currency", last_settlements),
-        web.get("/api/v2/public/get_book_summary_by_currency", book_summary),
-    ]
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v2/public/get_last_settlements_by_currency", last_settlements),
+    Route("GET", "/api/v2/public/get_book_summary_by_currency", book_summary),
+)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "dydx"
 USDC_DENOM = "ibc/8E27BA2D5493AF5636760E354E46004562C46AB7EC0CC4C1CA14E9E20E2545B5"
@@ -67,95 +68,96 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+def account_balances(venue: SimVenue, address: str) -> list[dict[str, str]]:
+    pool = next((p for p in venue.pools.values() if p.extra["address"] == address), None)
+    if pool is None:
+        return []  # unknown/empty account: Cosmos lists no zero balances
+    rows = [{"denom": USDC_DENOM, "amount": micro_amount(pool.published()[1])}]
+    rows += [{"denom": d, "amount": a} for d, a in OTHER_DENOMS.items()]
+    return sorted((r for r in rows if r["amount"] != "0"), key=lambda r: r["denom"])
+
+
+async def balances(request: web.Request) -> web.Response:
+    venue = market_of(request).venue(KEY)
+    address = request.match_info["address"]
+    if not address.startswith("dydx1") or len(address) != 43:
+        return reply({"code": 3, "message": f"invalid address: decoding bech32 failed: {address}",
+                      "details": []}, status=400)
+    rows = account_balances(venue, address)
+    try:
+        limit = int(request.query.get("pagination.limit", "100"))
+    except ValueError:
+        return reply({"code": 3, "message": "invalid pagination.limit", "details": []}, status=400)
+    start = 0
+    key = request.query.get("pagination.key")
+    if key:
+        after = base64.b64decode(key).decode()
+        start = next((i for i, r in enumerate(rows) if r["denom"] >= after), len(rows))
+    page = rows[start:start + max(1, limit)]
+    rest = rows[start + max(1, limit):]
+    return reply({"balances": page,
+                  "pagination": {"next_key": _b64(rest[0]["denom"]) if rest else None, "total": str(len(rows))}})
+
+
+def market_row(market: Market, contract: SimContract) -> dict[str, Any]:
+    oracle = market.price(contract.base)
+    return {
+        "clobPairId": str(contract.extra["clobPairId"]), "ticker": contract.symbol, "status": "ACTIVE",
+        "oraclePrice": format(oracle, "f"), "priceChange24H": "0", "volume24H": "1292729.3605",
+        "trades24H": 9387, "nextFundingRate": format(contract.funding_rate, "f"),
+        "initialMarginFraction": "0.02" if contract.extra["marketType"] == "CROSS" else "0.05",
+        "maintenanceMarginFraction": "0.012" if contract.extra["marketType"] == "CROSS" else "0.03",
+        "openInterest": str(contract.oi_contracts), "atomicResolution": -10, "quantumConversionExponent": -9,
+        "tickSize": "1", "stepSize": "0.0001", "stepBaseQuantums": 1000000, "subticksPerTick": 100000,
+        "marketType": contract.extra["marketType"], "openInterestLowerCap": "0", "openInterestUpperCap": "0",
+        "baseOpenInterest": str(contract.oi_contracts), "defaultFundingRate1H": "0",
+    }
+
+
+async def perpetual_markets(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
-
-    def account_balances(address: str) -> list[dict[str, str]]:
-        pool = next((p for p in venue.pools.values() if p.extra["address"] == address), None)
-        if pool is None:
-            return []  # unknown/empty account: Cosmos lists no zero balances
-        rows = [{"denom": USDC_DENOM, "amount": micro_amount(pool.published()[1])}]
-        rows += [{"denom": d, "amount": a} for d, a in OTHER_DENOMS.items()]
-        return sorted((r for r in rows if r["amount"] != "0"), key=lambda r: r["denom"])
-
-    async def balances(request: web.Request) -> web.Response:
-        address = request.match_info["address"]
-        if not address.startswith("dydx1") or len(address) != 43:
-            return reply({"code": 3, "message": f"invalid address: decoding bech32 failed: {address}",
-                          "details": []}, status=400)
-        rows = account_balances(address)
-        try:
-            limit = int(request.query.get("pagination.limit", "100"))
-        except ValueError:
-            return reply({"code": 3, "message": "invalid pagination.limit", "details": []}, status=400)
-        start = 0
-        key = request.query.get("pagination.key")
-        if key:
-            after = base64.b64decode(key).decode()
-            start = next((i for i, r in enumerate(rows) if r["denom"] >= after), len(rows))
-        page = rows[start:start + max(1, limit)]
-        rest = rows[start + max(1, limit):]
-        return reply({"balances": page,
-                      "pagination": {"next_key": _b64(rest[0]["denom"]) if rest else None, "total": str(len(rows))}})
-
-    def market_row(contract: SimContract) -> dict[str, Any]:
-        oracle = market.price(contract.base)
-        return {
-            "clobPairId": str(contract.extra["clobPairId"]), "ticker": contract.symbol, "status": "ACTIVE",
-            "oraclePrice": format(oracle, "f"), "priceChange24H": "0", "volume24H": "1292729.3605",
-            "trades24H": 9387, "nextFundingRate": format(contract.funding_rate, "f"),
-            "initialMarginFraction": "0.02" if contract.extra["marketType"] == "CROSS" else "0.05",
-            "maintenanceMarginFraction": "0.012" if contract.extra["marketType"] == "CROSS" else "0.03",
-            "openInterest": str(contract.oi_contracts), "atomicResolution": -10, "quantumConversionExponent": -9,
-            "tickSize": "1", "stepSize": "0.0001", "stepBaseQuantums": 1000000, "subticksPerTick": 100000,
-            "marketType": contract.extra["marketType"], "openInterestLowerCap": "0", "openInterestUpperCap": "0",
-            "baseOpenInterest": str(contract.oi_contracts), "defaultFundingRate1H": "0",
-        }
-
-    async def perpetual_markets(request: web.Request) -> web.Response:
-        ticker = request.query.get("market")
-        contracts = list(venue.contracts.values())
-        if ticker:
-            contracts = [c for c in contracts if c.symbol == ticker]
-            if not contracts:
-                return reply({"errors": [{"msg": f"{ticker} is not a valid ticker"}]}, status=404)
-        limit = request.query.get("limit")
-        if limit and limit.isdigit():
-            contracts = contracts[: int(limit)]
-        return reply({"markets": {c.symbol: market_row(c) for c in contracts}})
-
-    def funding_stamps(before_ms: int | None, limit: int) -> list[int]:
-        """The newest ``limit`` hourly settlement times at/before ``before_ms`` within the history window."""
-        last = market.now_ms() // HOUR_MS * HOUR_MS
-        first = last - (market.history_days * 24 - 1) * HOUR_MS
-        newest = last if before_ms is None else min(last, before_ms // HOUR_MS * HOUR_MS)
-        return list(range(newest, max(first, newest - (limit - 1) * HOUR_MS) - 1, -HOUR_MS))
-
-    async def historical_funding(request: web.Request) -> web.Response:
-        """GET /v4/historicalFunding/{ticker}?limit=&effectiveBeforeOrAt= : newest first, at most
-        ``FUNDING_PAGE_MAX`` rows, ``{"historicalFunding": [{ticker, rate, price, effectiveAt,
-        effectiveAtHeight}]}`` (the indexer's shape)."""
-        ticker = request.match_info["ticker"]
-        contract = venue.contracts.get(ticker)
-        if contract is None:
+    ticker = request.query.get("market")
+    contracts = list(venue.contracts.values())
+    if ticker:
+        contracts = [c for c in contracts if c.symbol == ticker]
+        if not contracts:
             return reply({"errors": [{"msg": f"{ticker} is not a valid ticker"}]}, status=404)
-        try:
-            limit = min(int(request.query.get("limit", str(FUNDING_PAGE_MAX))), FUNDING_PAGE_MAX)
-            before = request.query.get("effectiveBeforeOrAt")
-            before_ms = int(datetime.fromisoformat(before.replace("Z", "+00:00")).timestamp() * 1000) if before else None
-        except ValueError:
-            return reply({"errors": [{"msg": "invalid limit or effectiveBeforeOrAt"}]}, status=400)
-        return reply({"historicalFunding": [
-            {"ticker": ticker, "rate": format(funding_rate_at(market, contract, ts), "f"),
-             "price": format(market.price_at(contract.base, ts), "f"),
-             "effectiveAt": _iso(ts), "effectiveAtHeight": str(HEIGHT_AT_EPOCH + ts // BLOCK_MS)}
-            for ts in funding_stamps(before_ms, max(1, limit))]})
+    limit = request.query.get("limit")
+    if limit and limit.isdigit():
+        contracts = contracts[: int(limit)]
+    return reply({"markets": {c.symbol: market_row(market, c) for c in contracts}})
 
-    return [
-        web.get("/cosmos/bank/v1beta1/balances/{address}", balances),
-        web.get("/v4/perpetualMarkets", perpetual_markets),
-        web.get("/v4/historicalFunding/{ticker}", historical_funding),
-    ]
+
+def funding_stamps(market: Market, before_ms: int | None, limit: int) -> list[int]:
+    """The newest ``limit`` hourly settlement times at/before ``before_ms`` within the history window."""
+    last = market.now_ms() // HOUR_MS * HOUR_MS
+    first = last - (market.history_days * 24 - 1) * HOUR_MS
+    newest = last if before_ms is None else min(last, before_ms // HOUR_MS * HOUR_MS)
+    return list(range(newest, max(first, newest - (limit - 1) * HOUR_MS) - 1, -HOUR_MS))
+
+
+async def historical_funding(request: web.Request) -> web.Response:
+    """GET /v4/historicalFunding/{ticker}?limit=&effectiveBeforeOrAt= : newest first, at most
+    ``FUNDING_PAGE_MAX`` rows, ``{"historicalFunding": [{ticker, rate, price, effectiveAt,
+    effectiveAtHeight}]}`` (the indexer's shape)."""
+    market = market_of(request)
+    venue = market.venue(KEY)
+    ticker = request.match_info["ticker"]
+    contract = venue.contracts.get(ticker)
+    if contract is None:
+        return reply({"errors": [{"msg": f"{ticker} is not a valid ticker"}]}, status=404)
+    try:
+        limit = min(int(request.query.get("limit", str(FUNDING_PAGE_MAX))), FUNDING_PAGE_MAX)
+        before = request.query.get("effectiveBeforeOrAt")
+        before_ms = int(datetime.fromisoformat(before.replace("Z", "+00:00")).timestamp() * 1000) if before else None
+    except ValueError:
+        return reply({"errors": [{"msg": "invalid limit or effectiveBeforeOrAt"}]}, status=400)
+    return reply({"historicalFunding": [
+        {"ticker": ticker, "rate": format(funding_rate_at(market, contract, ts), "f"),
+         "price": format(market.price_at(contract.base, ts), "f"),
+         "effectiveAt": _iso(ts), "effectiveAtHeight": str(HEIGHT_AT_EPOCH + ts // BLOCK_MS)}
+        for ts in funding_stamps(market, before_ms, max(1, limit))]})
 
 
 def funding_rate_at(market: Market, contract: SimContract, ts: int) -> Decimal:
@@ -166,3 +168,10 @@ def funding_rate_at(market: Market, contract: SimContract, ts: int) -> Decimal:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/cosmos/bank/v1beta1/balances/{address}", balances),
+    Route("GET", "/v4/perpetualMarkets", perpetual_markets),
+    Route("GET", "/v4/historicalFunding/{ticker}", historical_funding),
+)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from simulator.market import DAY_MS, Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "krakenfutures"
 INTERVALS = (60, 300, 900, 1800, 3600, 14400, 43200, 86400, 604800)
@@ -50,52 +51,56 @@ def _error(message: str) -> web.Response:
     return reply({"result": "error", "error": message, "serverTime": None}, status=400)
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+async def liquidity_pool(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
+    try:
+        since_s = int(request.query["since"])
+        interval_s = int(request.query["interval"])
+        to_s = int(request.query["to"]) if "to" in request.query else market.now_ms() // 1000
+    except (KeyError, ValueError):
+        return _error("since and interval are required integers")
+    if interval_s not in INTERVALS:
+        return _error(f"interval must be one of {', '.join(map(str, INTERVALS))}")
+    step_ms = interval_s * 1000
+    pool = venue.pools["liquidity_pool"]
+    points = [(t, v) for t, v in pool.history
+              if since_s * 1000 <= t <= to_s * 1000 and t % step_ms == 0]
+    page = points[:MAX_POINTS]
+    return reply({"result": {"timestamp": [t // 1000 for t, _ in page], "more": len(points) > len(page),
+                             "data": {"usdValue": [str(v) for _, v in page]}}})
 
-    async def liquidity_pool(request: web.Request) -> web.Response:
-        try:
-            since_s = int(request.query["since"])
-            interval_s = int(request.query["interval"])
-            to_s = int(request.query["to"]) if "to" in request.query else market.now_ms() // 1000
-        except (KeyError, ValueError):
-            return _error("since and interval are required integers")
-        if interval_s not in INTERVALS:
-            return _error(f"interval must be one of {', '.join(map(str, INTERVALS))}")
-        step_ms = interval_s * 1000
-        pool = venue.pools["liquidity_pool"]
-        points = [(t, v) for t, v in pool.history
-                  if since_s * 1000 <= t <= to_s * 1000 and t % step_ms == 0]
-        page = points[:MAX_POINTS]
-        return reply({"result": {"timestamp": [t // 1000 for t, _ in page], "more": len(points) > len(page),
-                                 "data": {"usdValue": [str(v) for _, v in page]}}})
 
-    def ticker(contract: SimContract) -> dict[str, Any]:
-        now = market.now_ms()
-        index = market.price(contract.base)
-        mark = (index * (1 + contract.extra.get("basis", Decimal("0.0003")))).quantize(Decimal("0.01"))
-        # absolute funding: USD per base coin per hour (linear); per USD contract in coin (inverse)
-        absolute = contract.funding_rate / mark if contract.inverse else contract.funding_rate * mark
-        row: dict[str, Any] = {
-            "symbol": contract.symbol, "last": mark, "lastTime": _iso(now - 1500), "tag": contract.extra["tag"],
-            "pair": contract.extra["pair"], "markPrice": mark, "bid": mark - Decimal("0.5"), "bidSize": 1000,
-            "ask": mark + Decimal("0.5"), "askSize": 1000, "vol24h": 860493, "volumeQuote": Decimal("73521.6"),
-            "openInterest": contract.oi_contracts, "open24h": mark, "high24h": mark, "low24h": mark, "lastSize": 151,
-            "suspended": False, "indexPrice": index, "postOnly": False, "change24h": Decimal("-0.46"),
-        }
-        if contract.extra["tag"] == "perpetual":
-            row["fundingRate"] = absolute
-            row["fundingRatePrediction"] = absolute
-        return row
+def ticker(market: Market, contract: SimContract) -> dict[str, Any]:
+    now = market.now_ms()
+    index = market.price(contract.base)
+    mark = (index * (1 + contract.basis(Decimal("0.0003")))).quantize(Decimal("0.01"))
+    # absolute funding: USD per base coin per hour (linear); per USD contract in coin (inverse)
+    absolute = contract.funding_rate / mark if contract.inverse else contract.funding_rate * mark
+    row: dict[str, Any] = {
+        "symbol": contract.symbol, "last": mark, "lastTime": _iso(now - 1500), "tag": contract.extra["tag"],
+        "pair": contract.extra["pair"], "markPrice": mark, "bid": mark - Decimal("0.5"), "bidSize": 1000,
+        "ask": mark + Decimal("0.5"), "askSize": 1000, "vol24h": 860493, "volumeQuote": Decimal("73521.6"),
+        "openInterest": contract.oi_contracts, "open24h": mark, "high24h": mark, "low24h": mark, "lastSize": 151,
+        "suspended": False, "indexPrice": index, "postOnly": False, "change24h": Decimal("-0.46"),
+    }
+    if contract.extra["tag"] == "perpetual":
+        row["fundingRate"] = absolute
+        row["fundingRatePrediction"] = absolute
+    return row
 
-    async def tickers(_: web.Request) -> web.Response:
-        now = market.now_ms()
-        rows = [ticker(c) for c in venue.contracts.values()]
-        rows += [{"symbol": "in_xbtusd", "last": market.price("BTC"), "lastTime": _iso(now - 1000)},
-                 {"symbol": "rr_xbtusd", "last": market.price("BTC"), "lastTime": _iso(now - 60_000)}]
-        return reply({"result": "success", "tickers": rows, "serverTime": _iso(now)})
 
-    return [
-        web.get("/api/charts/v1/analytics/liquidity-pool", liquidity_pool),
-        web.get("/derivatives/api/v3/tickers", tickers),
-    ]
+async def tickers(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    now = market.now_ms()
+    rows = [ticker(market, c) for c in venue.contracts.values()]
+    rows += [{"symbol": "in_xbtusd", "last": market.price("BTC"), "lastTime": _iso(now - 1000)},
+             {"symbol": "rr_xbtusd", "last": market.price("BTC"), "lastTime": _iso(now - 60_000)}]
+    return reply({"result": "success", "tickers": rows, "serverTime": _iso(now)})
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/charts/v1/analytics/liquidity-pool", liquidity_pool),
+    Route("GET", "/derivatives/api/v3/tickers", tickers),
+)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from simulator.market import DAY_MS, HOUR_MS, MINUTE_MS, Market, SimContract, SimFlow, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "okx"
 SETTLE_OFFSET_MS = 8 * HOUR_MS  # daily settlement ~08:00 UTC
@@ -104,11 +105,11 @@ def build(market: Market) -> SimVenue:
     for pool_id, days_back, hour, hours, adl_type in ADL_EPISODES:
         pool = venue.pools[pool_id]
         day_index = len(pool.history) - 1 - days_back
-        day_ts, balance = pool.history[day_index]
+        day_ts, day_balance = pool.history[day_index]
         peak_ts, peak = max(pool.history[: day_index + 1], key=lambda point: point[1])
         start = day_ts - SETTLE_OFFSET_MS + hour * HOUR_MS + 7 * MINUTE_MS
         for ts, kind in ((start, adl_type), (start + hours * HOUR_MS, "adl_end")):
-            venue.flows.append(SimFlow(pool_id, pool.asset, ts, "adl", Decimal(0), balance,
+            venue.flows.append(SimFlow(pool_id, pool.asset, ts, "adl", Decimal(0), day_balance,
                                        extra={"adlType": kind, "maxBal": peak, "maxBalTs": peak_ts}))
     return venue
 
@@ -174,7 +175,7 @@ def total_usd(market: Market) -> Decimal:
 
 
 def mark_price(market: Market, contract: SimContract) -> Decimal:
-    return (market.price(contract.base) * (1 + contract.extra.get("basis", Decimal(0)))).quantize(Decimal("0.0001"))
+    return (market.price(contract.base) * (1 + contract.basis(Decimal(0)))).quantize(Decimal("0.0001"))
 
 
 def oi_row(market: Market, contract: SimContract) -> dict[str, str]:
@@ -253,135 +254,154 @@ def _cursor_page(rows: list[dict[str, str]], field: str, query: Any, max_limit: 
     return selected[:limit]
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+def contracts_of(venue: SimVenue, query: Any) -> list[SimContract] | web.Response:
+    inst_type = query.get("instType")
+    if inst_type not in INST_TYPES:
+        return okx_error("51000", "Parameter instType error")
+    family = query.get("instFamily") or query.get("uly")
+    inst_id = query.get("instId")
+    return [c for c in venue.contracts.values()
+            if c.extra["inst_type"] == inst_type and (not family or c.extra["family"] == family)
+            and (not inst_id or c.symbol == inst_id)]
+
+
+async def insurance_fund(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
+    query = request.query
+    inst_type = query.get("instType")
+    if inst_type not in INST_TYPES:
+        return okx_error("51000", "Parameter instType error")
+    family = query.get("instFamily") or query.get("uly")
+    if not family:
+        return okx_error("50014", "Parameter instFamily can not be empty")
+    pool = venue.pools.get(f"{inst_type}:{family}")
+    if pool is None:
+        return okx_error("51000", "Parameter instFamily error")
+    kind = query.get("type")
+    if kind and kind not in FUND_TYPES:
+        return okx_error("51000", "Parameter type error")
+    rows = [r for r in fund_records(market, pool) if not kind or r["type"] == kind]
+    page = _cursor_page(rows, "ts", query, 100)
+    if isinstance(page, str):
+        return okx_error("51000", page)
+    return okx_reply([{"details": page, "instFamily": family, "instType": inst_type,
+                       "total": str(total_usd(market))}])
 
-    def contracts_of(query: Any) -> list[SimContract] | web.Response:
-        inst_type = query.get("instType")
-        if inst_type not in INST_TYPES:
-            return okx_error("51000", "Parameter instType error")
-        family = query.get("instFamily") or query.get("uly")
-        inst_id = query.get("instId")
-        return [c for c in venue.contracts.values()
-                if c.extra["inst_type"] == inst_type and (not family or c.extra["family"] == family)
-                and (not inst_id or c.symbol == inst_id)]
 
-    async def insurance_fund(request: web.Request) -> web.Response:
-        query = request.query
-        inst_type = query.get("instType")
-        if inst_type not in INST_TYPES:
-            return okx_error("51000", "Parameter instType error")
-        family = query.get("instFamily") or query.get("uly")
-        if not family:
-            return okx_error("50014", "Parameter instFamily can not be empty")
-        pool = venue.pools.get(f"{inst_type}:{family}")
-        if pool is None:
-            return okx_error("51000", "Parameter instFamily error")
-        kind = query.get("type")
-        if kind and kind not in FUND_TYPES:
-            return okx_error("51000", "Parameter type error")
-        rows = [r for r in fund_records(market, pool) if not kind or r["type"] == kind]
-        page = _cursor_page(rows, "ts", query, 100)
-        if isinstance(page, str):
-            return okx_error("51000", page)
-        return okx_reply([{"details": page, "instFamily": family, "instType": inst_type,
-                           "total": str(total_usd(market))}])
+async def instruments(request: web.Request) -> web.Response:
+    venue = market_of(request).venue(KEY)
+    selected = contracts_of(venue, request.query)
+    if isinstance(selected, web.Response):
+        return selected
+    rows = []
+    for c in selected:
+        futures = c.extra["inst_type"] == "FUTURES"
+        rows.append({
+            "alias": c.extra.get("alias", ""), "auctionEndTime": "", "baseCcy": "", "category": "1",
+            "contTdSwTime": "", "ctMult": "1", "ctType": "inverse" if c.inverse else "linear",
+            "ctVal": c.extra["ct_val"], "ctValCcy": c.quote if c.inverse else c.base,
+            "expTime": str(c.extra["exp_time"]) if futures else "", "futureSettlement": False,
+            "instFamily": c.extra["family"], "instId": c.symbol, "instType": c.extra["inst_type"],
+            "lever": "100" if c.base == "BTC" else "75", "listTime": str(c.extra["list_time"]),
+            "lotSz": "0.1" if not c.inverse else "1", "maxIcebergSz": "100000000", "maxLmtAmt": "20000000",
+            "maxLmtSz": "100000000", "maxMktAmt": "", "maxMktSz": "12000", "maxStopSz": "12000",
+            "maxTriggerSz": "100000000", "maxTwapSz": "100000000", "minSz": "0.1" if not c.inverse else "1",
+            "openType": "", "optType": "", "quoteCcy": "", "ruleType": "normal", "settleCcy": c.settle,
+            "state": "live", "stk": "", "tickSz": "0.1", "tradeQuoteCcyList": [], "uly": c.extra["family"],
+        })
+    return okx_reply(rows)
 
-    async def instruments(request: web.Request) -> web.Response:
-        selected = contracts_of(request.query)
-        if isinstance(selected, web.Response):
-            return selected
-        rows = []
-        for c in selected:
-            futures = c.extra["inst_type"] == "FUTURES"
-            rows.append({
-                "alias": c.extra.get("alias", ""), "auctionEndTime": "", "baseCcy": "", "category": "1",
-                "contTdSwTime": "", "ctMult": "1", "ctType": "inverse" if c.inverse else "linear",
-                "ctVal": c.extra["ct_val"], "ctValCcy": c.quote if c.inverse else c.base,
-                "expTime": str(c.extra["exp_time"]) if futures else "", "futureSettlement": False,
-                "instFamily": c.extra["family"], "instId": c.symbol, "instType": c.extra["inst_type"],
-                "lever": "100" if c.base == "BTC" else "75", "listTime": str(c.extra["list_time"]),
-                "lotSz": "0.1" if not c.inverse else "1", "maxIcebergSz": "100000000", "maxLmtAmt": "20000000",
-                "maxLmtSz": "100000000", "maxMktAmt": "", "maxMktSz": "12000", "maxStopSz": "12000",
-                "maxTriggerSz": "100000000", "maxTwapSz": "100000000", "minSz": "0.1" if not c.inverse else "1",
-                "openType": "", "optType": "", "quoteCcy": "", "ruleType": "normal", "settleCcy": c.settle,
-                "state": "live", "stk": "", "tickSz": "0.1", "tradeQuoteCcyList": [], "uly": c.extra["family"],
-            })
-        return okx_reply(rows)
 
-    async def open_interest(request: web.Request) -> web.Response:
-        selected = contracts_of(request.query)
-        if isinstance(selected, web.Response):
-            return selected
-        return okx_reply([oi_row(market, c) for c in selected])
+async def open_interest(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    selected = contracts_of(venue, request.query)
+    if isinstance(selected, web.Response):
+        return selected
+    return okx_reply([oi_row(market, c) for c in selected])
 
-    async def mark_price_handler(request: web.Request) -> web.Response:
-        selected = contracts_of(request.query)
-        if isinstance(selected, web.Response):
-            return selected
-        now = str(market.now_ms())
-        return okx_reply([{"instId": c.symbol, "instType": c.extra["inst_type"], "markPx": str(mark_price(market, c)),
-                           "ts": now} for c in selected])
 
-    def swap_of(request: web.Request) -> SimContract | web.Response:
-        inst_id = request.query.get("instId")
-        if not inst_id:
-            return okx_error("50014", "Parameter instId can not be empty")
-        contract = venue.contracts.get(inst_id)
-        if contract is None or contract.extra["inst_type"] != "SWAP":
-            return okx_error("51001", "Instrument ID does not exist")
+async def mark_price_handler(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    selected = contracts_of(venue, request.query)
+    if isinstance(selected, web.Response):
+        return selected
+    now = str(market.now_ms())
+    return okx_reply([{"instId": c.symbol, "instType": c.extra["inst_type"], "markPx": str(mark_price(market, c)),
+                       "ts": now} for c in selected])
+
+
+def swap_of(venue: SimVenue, request: web.Request) -> SimContract | web.Response:
+    inst_id = request.query.get("instId")
+    if not inst_id:
+        return okx_error("50014", "Parameter instId can not be empty")
+    contract = venue.contracts.get(inst_id)
+    if contract is None or contract.extra["inst_type"] != "SWAP":
+        return okx_error("51001", "Instrument ID does not exist")
+    return contract
+
+
+async def funding_rate(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    contract = swap_of(venue, request)
+    if isinstance(contract, web.Response):
         return contract
+    now = market.now_ms()
+    funding_time, next_time = funding_times(now, contract)
+    rate = contract.funding_rate
+    return okx_reply([{
+        "formulaType": "noRate", "fundingRate": str(rate), "fundingTime": str(funding_time), "impactValue": "",
+        "instId": contract.symbol, "instType": "SWAP", "interestRate": "", "maxFundingRate": "0.00375",
+        "method": "current_period", "minFundingRate": "-0.00375", "nextFundingRate": "",
+        "nextFundingTime": str(next_time), "premium": str(rate * 5), "settFundingRate": str(rate),
+        "settState": "settled", "ts": str(now),
+    }])
 
-    async def funding_rate(request: web.Request) -> web.Response:
-        contract = swap_of(request)
-        if isinstance(contract, web.Response):
-            return contract
-        now = market.now_ms()
-        funding_time, next_time = funding_times(now, contract)
-        rate = contract.funding_rate
-        return okx_reply([{
-            "formulaType": "noRate", "fundingRate": str(rate), "fundingTime": str(funding_time), "impactValue": "",
-            "instId": contract.symbol, "instType": "SWAP", "interestRate": "", "maxFundingRate": "0.00375",
-            "method": "current_period", "minFundingRate": "-0.00375", "nextFundingRate": "",
-            "nextFundingTime": str(next_time), "premium": str(rate * 5), "settFundingRate": str(rate),
-            "settState": "settled", "ts": str(now),
-        }])
 
-    async def funding_rate_history(request: web.Request) -> web.Response:
-        contract = swap_of(request)
-        if isinstance(contract, web.Response):
-            return contract
-        page = _cursor_page(funding_history(market, contract), "fundingTime", request.query, 400)
-        if isinstance(page, str):
-            return okx_error("51000", page)
-        return okx_reply(page)
+async def funding_rate_history(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    contract = swap_of(venue, request)
+    if isinstance(contract, web.Response):
+        return contract
+    page = _cursor_page(funding_history(market, contract), "fundingTime", request.query, 400)
+    if isinstance(page, str):
+        return okx_error("51000", page)
+    return okx_reply(page)
 
-    async def open_interest_history(request: web.Request) -> web.Response:
-        query = request.query
-        contract = venue.contracts.get(query.get("instId", ""))
-        if contract is None:
-            return okx_error("51001", "Instrument ID does not exist")
-        period = query.get("period") or "5m"
-        if period not in OI_PERIODS_MS:  # the simulator keeps daily bars only
-            return okx_error("51000", "Parameter period error")
-        try:
-            limit = int(query.get("limit") or 100)
-            end = int(query["end"]) if query.get("end") else None
-            begin = int(query["begin"]) if query.get("begin") else None
-        except ValueError:
-            return okx_error("51000", "Parameter begin/end/limit error")
-        if not 1 <= limit <= 100:
-            return okx_error("51000", "Parameter limit error")
-        rows = [r for r in oi_history(market, contract, period)
-                if (end is None or int(r[0]) < end) and (begin is None or int(r[0]) > begin)]
-        return okx_reply(rows[:limit])
 
-    return [
-        web.get("/api/v5/public/insurance-fund", insurance_fund),
-        web.get("/api/v5/rubik/stat/contracts/open-interest-history", open_interest_history),
-        web.get("/api/v5/public/instruments", instruments),
-        web.get("/api/v5/public/open-interest", open_interest),
-        web.get("/api/v5/public/mark-price", mark_price_handler),
-        web.get("/api/v5/public/funding-rate", funding_rate),
-        web.get("/api/v5/public/funding-rate-history", funding_rate_history),
-    ]
+async def open_interest_history(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    query = request.query
+    contract = venue.contracts.get(query.get("instId", ""))
+    if contract is None:
+        return okx_error("51001", "Instrument ID does not exist")
+    period = query.get("period") or "5m"
+    if period not in OI_PERIODS_MS:  # the simulator keeps daily bars only
+        return okx_error("51000", "Parameter period error")
+    try:
+        limit = int(query.get("limit") or 100)
+        end = int(query["end"]) if query.get("end") else None
+        begin = int(query["begin"]) if query.get("begin") else None
+    except ValueError:
+        return okx_error("51000", "Parameter begin/end/limit error")
+    if not 1 <= limit <= 100:
+        return okx_error("51000", "Parameter limit error")
+    rows = [r for r in oi_history(market, contract, period)
+            if (end is None or int(r[0]) < end) and (begin is None or int(r[0]) > begin)]
+    return okx_reply(rows[:limit])
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v5/public/insurance-fund", insurance_fund),
+    Route("GET", "/api/v5/rubik/stat/contracts/open-interest-history", open_interest_history),
+    Route("GET", "/api/v5/public/instruments", instruments),
+    Route("GET", "/api/v5/public/open-interest", open_interest),
+    Route("GET", "/api/v5/public/mark-price", mark_price_handler),
+    Route("GET", "/api/v5/public/funding-rate", funding_rate),
+    Route("GET", "/api/v5/public/funding-rate-history", funding_rate_history),
+)

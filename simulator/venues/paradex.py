@@ -16,6 +16,7 @@ from aiohttp import web
 
 from simulator.market import Market, SimContract, SimPool, SimVenue
 from simulator.respond import reply
+from simulator.routing import Route, market_of
 
 KEY = "paradex"
 FUND = "insurance fund"
@@ -42,37 +43,41 @@ def _px(value: Decimal) -> str:
     return format(value.quantize(Decimal("0.00000001")), "f")
 
 
-def routes(market: Market) -> list[web.RouteDef]:
+async def insurance(request: web.Request) -> web.Response:
+    market = market_of(request)
     venue = market.venue(KEY)
+    pool = venue.pools[FUND]
+    return reply({"account": FUND_ACCOUNT, "account_value": format(pool.balance.quantize(Decimal("0.001")), "f"),
+                  "settlement_asset": "USDC", "updated_at": market.now_ms()})
 
-    async def insurance(_: web.Request) -> web.Response:
-        pool = venue.pools[FUND]
-        return reply({"account": FUND_ACCOUNT, "account_value": format(pool.balance.quantize(Decimal("0.001")), "f"),
-                      "settlement_asset": "USDC", "updated_at": market.now_ms()})
 
-    def summary_row(c: SimContract) -> dict[str, Any]:
-        oracle = market.price(c.base)
-        mark = oracle * (1 + c.extra.get("basis", Decimal("0.0002")))
-        return {"symbol": c.symbol, "oracle_price": _px(oracle), "mark_price": _px(mark),
-                "last_traded_price": _px(mark), "bid": _px(mark * Decimal("0.9999")), "ask": _px(mark * Decimal("1.0001")),
-                "volume_24h": "5815541.397939004", "total_volume": "584031465.525259686", "created_at": market.now_ms(),
-                "underlying_price": _px(oracle), "open_interest": str(c.oi_contracts),
-                "funding_rate": format(c.funding_rate, "f"), "price_change_rate_24h": "0.009032"}
+def summary_row(market: Market, c: SimContract) -> dict[str, Any]:
+    oracle = market.price(c.base)
+    mark = oracle * (1 + c.basis(Decimal("0.0002")))
+    return {"symbol": c.symbol, "oracle_price": _px(oracle), "mark_price": _px(mark),
+            "last_traded_price": _px(mark), "bid": _px(mark * Decimal("0.9999")), "ask": _px(mark * Decimal("1.0001")),
+            "volume_24h": "5815541.397939004", "total_volume": "584031465.525259686", "created_at": market.now_ms(),
+            "underlying_price": _px(oracle), "open_interest": str(c.oi_contracts),
+            "funding_rate": format(c.funding_rate, "f"), "price_change_rate_24h": "0.009032"}
 
-    async def markets_summary(request: web.Request) -> web.Response:
-        wanted = request.query.get("market")
-        if not wanted:
-            return reply({"error": "VALIDATION_ERROR", "message": "market is required"}, status=400)
-        rows = [summary_row(c) for c in venue.contracts.values() if wanted in ("ALL", c.symbol)]
-        if wanted in ("ALL", OPTION_ROW):
-            btc = market.price("BTC")
-            rows.append({"symbol": OPTION_ROW, "mark_price": _px(btc * Decimal("0.04")), "open_interest": "12.5",
-                         "created_at": market.now_ms(), "underlying_price": _px(btc)})
-        if not rows:
-            return reply({"error": "NOT_FOUND", "message": f"market {wanted} not found"}, status=404)
-        return reply({"results": rows})
 
-    return [
-        web.get("/v1/insurance", insurance),
-        web.get("/v1/markets/summary", markets_summary),
-    ]
+async def markets_summary(request: web.Request) -> web.Response:
+    market = market_of(request)
+    venue = market.venue(KEY)
+    wanted = request.query.get("market")
+    if not wanted:
+        return reply({"error": "VALIDATION_ERROR", "message": "market is required"}, status=400)
+    rows = [summary_row(market, c) for c in venue.contracts.values() if wanted in ("ALL", c.symbol)]
+    if wanted in ("ALL", OPTION_ROW):
+        btc = market.price("BTC")
+        rows.append({"symbol": OPTION_ROW, "mark_price": _px(btc * Decimal("0.04")), "open_interest": "12.5",
+                     "created_at": market.now_ms(), "underlying_price": _px(btc)})
+    if not rows:
+        return reply({"error": "NOT_FOUND", "message": f"market {wanted} not found"}, status=404)
+    return reply({"results": rows})
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/insurance", insurance),
+    Route("GET", "/v1/markets/summary", markets_summary),
+)

@@ -2,12 +2,14 @@
 
 Default: 2 years x 10 venues x 100 contracts of 5-minute open interest (210 M rows), funds at each
 venue's own cadence (Bybit-like isolated pools every minute), 8-hourly funding, 5-minute prices and
-collection-run rows for the last 30 days, then the dashboard's hourly rollups (``refresh_rollups``). Rows are built as Arrow tables with numpy (no Python object
+collection-run rows for the last 30 days, liquidations for the last 90 days (complete feeds, ~4 per venue
+and minute, with the per-minute rollup), then the dashboard's hourly rollups (``refresh_rollups``). Rows are built as Arrow tables with numpy (no Python object
 per row) and go through ``storage.writer.insert_idempotent`` in multi-day chunks, in time order, so
 DuckDB's zone maps stay tight (the dashboard's range scans depend on that).
 
     .venv/bin/python bench/make_history.py --db bench/out/history.duckdb
     .venv/bin/python bench/make_history.py --db /tmp/small.duckdb --days 60 --contracts 20
+    .venv/bin/python bench/make_history.py --db bench/out/history.duckdb --add-liquidations   # to an older one
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from collectors.base import Batch, PoolMember  # noqa: E402
 from storage.analytics import refresh_rollups  # noqa: E402
 from storage.db import write_connection  # noqa: E402
+from storage.liquidations import rebuild_minutes  # noqa: E402
 from storage.writer import TABLES, insert_idempotent, revalue_funds, write_batch  # noqa: E402
 
 US = 1_000_000  # microseconds per second (Arrow timestamps are in us)
@@ -254,6 +258,67 @@ def run_rows(venues: list[str], start: datetime, end: datetime, rng: np.random.G
     return pa.table(rows)
 
 
+def liquidation_rows(venue: str, symbols: list[tuple[str, str]], day: datetime, per_min: float,
+                     prices: dict[str, float], rng: np.random.Generator) -> pa.Table:
+    """One day of one venue's liquidations from a complete feed: Poisson arrivals, lognormal sizes
+    (median ~$4k, a heavy tail), 60 % longs, spread over the venue's largest contracts."""
+    n = int(rng.poisson(per_min * 1440))
+    offsets = np.sort(rng.integers(0, 86_400 * US, n))
+    ts = pa.array(int(day.timestamp() * US) + offsets, type=TS)
+    pick = np.minimum(rng.geometric(0.25, n) - 1, len(symbols) - 1)
+    notional = np.round(rng.lognormal(np.log(4_000), 1.6, n), 2)
+    base = [symbols[i][1] for i in pick]
+    price = np.array([prices.get(b, 1.0) for b in base]) * rng.uniform(0.98, 1.02, n)
+    qty = notional / price
+    return pa.table({
+        "venue": pa.array([venue] * n), "feed": pa.array(["bench"] * n), "source": pa.array(["ws"] * n),
+        "event_key": pa.array([f"{venue}-{day:%Y%m%d}-{i}" for i in range(n)]), "ts": ts,
+        "symbol": pa.array([symbols[i][0] for i in pick]), "base_asset": pa.array(base),
+        "quote_asset": pa.array(["USDT"] * n), "side": pa.array(np.where(rng.random(n) < 0.6, "long", "short")),
+        "price": pa.array(price), "price_kind": pa.array(["average_fill"] * n), "qty_base": pa.array(qty),
+        "qty_contracts": pa.array(qty), "contract_size": pa.array(np.ones(n)), "inverse": pa.array(np.zeros(n, bool)),
+        "notional_usd": pa.array(notional), "notional_source": pa.array(["qty_x_price"] * n),
+        "coverage": pa.array(["complete"] * n), "lower_bound": pa.array(np.zeros(n, bool)),
+        "raw": pa.array(["{}"] * n), "received_at": ts, "fetched_at": ts,
+    })
+
+
+def add_liquidations(con: duckdb.DuckDBPyConnection, days: int, per_min: float, seed: int) -> int:
+    """The last ``days`` days of liquidations for every venue with open interest, then the per-minute
+    rollup (as the writer keeps it). Symbols and prices come from the database's own newest rows."""
+    rng = np.random.default_rng(seed + 1)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    newest = con.execute("SELECT max(ts) FROM open_interest").fetchall()[0][0]
+    top = con.execute(
+        """SELECT venue, symbol, base_asset FROM open_interest WHERE ts = ?
+           QUALIFY row_number() OVER (PARTITION BY venue ORDER BY oi_usd DESC) <= 20 ORDER BY venue, oi_usd DESC""",
+        [newest]).fetchall()
+    prices = dict(con.execute("SELECT asset, arg_max(price_usd, ts) FROM prices GROUP BY asset").fetchall())
+    by_venue: dict[str, list[tuple[str, str]]] = {}
+    for venue, symbol, base in top:
+        by_venue.setdefault(venue, []).append((symbol, base))
+    written = 0
+    con.execute("DELETE FROM liquidations WHERE feed = 'bench'")
+    for k in range(days, 0, -1):
+        day = end - timedelta(days=k)
+        con.execute("BEGIN TRANSACTION")
+        for venue, symbols in by_venue.items():
+            table = liquidation_rows(venue, symbols, day, per_min, prices, rng)
+            con.register("bench_liq", table)
+            con.execute("INSERT INTO liquidations BY NAME SELECT * FROM bench_liq")
+            con.unregister("bench_liq")
+            written += table.num_rows
+        con.execute("COMMIT")
+    con.execute("DELETE FROM liquidation_feeds WHERE feed = 'bench'")
+    con.execute("""INSERT INTO liquidation_feeds BY NAME
+                   SELECT DISTINCT venue, 'bench' AS feed, 'ws' AS source, 'complete' AS coverage,
+                          false AS lower_bound, 'bench history' AS note, min(ts) OVER (PARTITION BY venue) AS first_seen,
+                          max(ts) OVER (PARTITION BY venue) AS last_seen
+                   FROM liquidations WHERE feed = 'bench'""")
+    rebuild_minutes(con)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, required=True)
@@ -264,8 +329,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-days", type=int, default=5)
     parser.add_argument("--run-days", type=int, default=30, help="days of collection_runs rows")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--liq-days", type=int, default=90, help="days of liquidations (0 = none)")
+    parser.add_argument("--liq-per-min", type=float, default=4.0, help="liquidations per venue and minute")
+    parser.add_argument("--add-liquidations", action="store_true",
+                        help="only (re)write the liquidations of an existing history database")
     args = parser.parse_args(argv)
 
+    if args.add_liquidations:
+        t0 = time.monotonic()
+        with write_connection(args.db) as con:
+            n = add_liquidations(con, args.liq_days, args.liq_per_min, args.seed)
+            con.execute("CHECKPOINT")
+        print(f"wrote {n:,} liquidations in {time.monotonic() - t0:.0f} s: {args.db}")
+        return 0
     if args.db.exists():
         print(f"{args.db} exists: remove it first (this tool only writes a fresh history)", file=sys.stderr)
         return 2
@@ -377,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         con.execute("INSERT INTO collection_runs BY NAME SELECT * FROM bench_runs")
         con.unregister("bench_runs")
         add("collection_runs", runs.num_rows)
+        if args.liq_days > 0:
+            add("liquidations", add_liquidations(con, args.liq_days, args.liq_per_min, args.seed))
         t_rollup = time.monotonic()
         for name, n in refresh_rollups(con, end).items():
             add(name, n)

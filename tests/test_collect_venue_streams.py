@@ -14,7 +14,7 @@ from collectors.liquidations.integration import service_for
 from collectors.registry import venue_keys
 from simulator.market import Market
 from simulator.server import SimulatorThread
-from simulator.streams import hub_for
+from simulator.stream_hub import hub_for
 
 STREAM_VENUES = ["binance", "bybit", "okx", "gate"]
 

@@ -32,7 +32,7 @@ from collectors.liquidations.okx import OkxLiquidationFeed
 from collectors.registry import venue_keys
 from simulator.market import HOUR_MS, Market, SimContract, SimLiquidation, SimVenue
 from simulator.server import SimulatorThread
-from simulator.streams import hub_for
+from simulator.stream_hub import hub_for
 from storage import liquidations as liq
 from storage.liquidations import BACKEND
 from storage.queries import query_df

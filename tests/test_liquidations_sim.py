@@ -14,7 +14,7 @@ import pytest
 
 from simulator.market import Market, SimContract, SimLiquidation, SimVenue
 from simulator.server import SimulatorThread
-from simulator.streams import Cursor
+from simulator.stream_hub import Cursor
 
 
 def contract(symbol: str, base: str, quote: str, size: str, inverse: bool = False) -> SimContract:

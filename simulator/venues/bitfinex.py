@@ -2,7 +2,7 @@
 perpetual, each repeating the one shared insurance fund) and ``/v2/status/deriv/{key}/hist`` (the same rows
 without KEY, ``start``/``end``/``limit`` ≤ 5,000/``sort``). Errors as Bitfinex writes them: HTTP 500 with
 ``["error", CODE, "text"]``. The liquidation feeds (WS ``liq:global``, REST ``/v2/liquidations/hist``) are
-in ``simulator.streams``.
+in ``simulator.stream_venues`` and ``simulator.liquidation_history``.
 
 Fund size: 37,671,589.79 USDt, the INSURANCE_FUND_BALANCE of ccxt's captured tBTCF0:USTF0 status row of
 2024-01-26 (ccxt 4.5.90 bitfinex.py, fetch_open_interest_history comment; the tXRPF0:USTF0 row of the same

@@ -17,7 +17,7 @@ import pytest
 from backstop.config import Settings
 from backstop.service import Collector
 from collectors.errors import PayloadError
-from collectors.okx import (
+from collectors.okx_parsers import (
     family_of,
     inst_type_of,
     parse_fund_details,

@@ -251,7 +251,7 @@ def start_dashboard(db_path: Path, port: int, refresh_s: int | None = None) -> s
     if not app_path.exists():
         log.warning("dashboard/app.py not found: running without the dashboard")
         return None
-    from backstop.cli import dashboard_command
+    from backstop.cli_processes import dashboard_command
 
     env = {**os.environ, "BACKSTOP_SIMULATED": "1", "BACKSTOP_DB": str(db_path)}
     command = dashboard_command(db_path, "127.0.0.1", port, simulated=True, refresh_s=refresh_s)

@@ -16,8 +16,7 @@ from backstop.service import Collector
 from collectors.liquidations import integration as liquidations
 from collectors.runner import RunOutcome
 from metrics.cascades import Cascade, CascadeParams
-from storage import analytics
-from storage import liquidations as liquidation_store
+from storage import analytics, liquidation_writes
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class CascadeDetector:
         rule = self.collector.settings.alerts.rules.get(CASCADE_RULE)
         if rule is not None and not rule.enabled:
             return []
-        run = await asyncio.to_thread(liquidation_store.BACKEND.detect_cascades, self.collector.store, self.params(),
+        run = await asyncio.to_thread(liquidation_writes.BACKEND.detect_cascades, self.collector.store, self.params(),
                                       now, self._examined_to)
         self._examined_to = run.examined_to
         return list(run.cascades)
@@ -102,7 +101,7 @@ def attach(collector: Collector) -> None:
     from backstop.maintenance import storage_upkeep_forever  # size samples + [retention] compact_every_h
 
     collector.background.append(storage_upkeep_forever)
-    backend = liquidation_store.BACKEND
+    backend = liquidation_writes.BACKEND
     collector.background.extend(liquidations.liquidation_tasks(collector, backend))
     collector.after_cycle.append(CascadeDetector(collector).after_cycle)
     lake = collector.settings.lake

@@ -52,8 +52,8 @@ def sync_command(
     s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint", help="S3 endpoint URL, e.g. http://127.0.0.1:9000")] = None,
 ) -> None:
     """Copy every dataset into the lake incrementally: only partitions that changed are rewritten."""
-    from backstop.cli import console, settings_from
     from backstop.cli_args import CliError
+    from backstop.cli_context import console, settings_from
     from storage.db import DatabaseMissing
     from storage.export import EXPORTS
     from storage.lake import LakeError

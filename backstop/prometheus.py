@@ -69,7 +69,7 @@ def read_snapshot(con: duckdb.DuckDBPyConnection) -> Snapshot:
     """Fund and stream figures for the exporter, from the one assessment and the liquidation tables."""
     from metrics.assessment import STATES
     from storage.assessments import load_assessments
-    from storage.liquidations import stream_states
+    from storage.liquidation_reads import stream_states
 
     funds = []
     for item in load_assessments(con):

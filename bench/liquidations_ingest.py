@@ -300,8 +300,9 @@ def agg_bench(rows: int) -> int:
     from datetime import UTC, datetime, timedelta
 
     from metrics.cascades import CascadeParams
-    from storage import liquidations as liq
     from storage.db import write_connection
+    from storage.liquidation_reads import volumes
+    from storage.liquidation_writes import detect_and_store, rebuild_minutes
 
     workdir = Path(tempfile.mkdtemp(prefix="liq-agg-"))
     db = workdir / "agg.duckdb"
@@ -322,17 +323,17 @@ def agg_bench(rows: int) -> int:
         )
         load_s = time.monotonic() - clock
         clock = time.monotonic()
-        liq.rebuild_minutes(con)
+        rebuild_minutes(con)
         rollup_s = time.monotonic() - clock
         minutes = con.execute("SELECT count(*) FROM liquidation_minutes").fetchall()[0][0]
         timings = {}
         for label, bucket, since in (("1d over the year", "1d", None), ("1h over 30 days", "1h", end - timedelta(days=30)),
                                      ("1m over 1 day", "1m", end - timedelta(days=1))):
             clock = time.monotonic()
-            frame = liq.volumes(con, bucket, since, end)
+            frame = volumes(con, bucket, since, end)
             timings[label] = (time.monotonic() - clock, len(frame))
         clock = time.monotonic()
-        liq.detect_and_store(con, CascadeParams(), end)  # a 7-hour window
+        detect_and_store(con, CascadeParams(), end)  # a 7-hour window
         cascade_s = time.monotonic() - clock
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"rows={rows} load_s={load_s:.1f} rollup_rebuild_s={rollup_s:.1f} rollup_rows={minutes}")

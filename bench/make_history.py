@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from collectors.base import Batch, PoolMember  # noqa: E402
 from storage.analytics import refresh_rollups  # noqa: E402
 from storage.db import write_connection  # noqa: E402
-from storage.liquidations import rebuild_minutes  # noqa: E402
+from storage.liquidation_writes import rebuild_minutes  # noqa: E402
 from storage.writer import TABLES, insert_idempotent, revalue_funds, write_batch  # noqa: E402
 
 US = 1_000_000  # microseconds per second (Arrow timestamps are in us)

@@ -16,7 +16,7 @@ from alerts.engine import RuleSet
 from dashboard.context import cache_ttl_s
 from metrics.assessment import Assessment
 from metrics.divergence import DivergenceRule
-from storage import alert_store, analytics, liquidations, run_state
+from storage import alert_store, analytics, liquidation_reads, run_state
 from storage.analytics import HOUR, Grid, floor_hour
 
 TTL_S = cache_ttl_s()
@@ -106,7 +106,7 @@ def collector_health(db: str, now: datetime) -> pd.DataFrame:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def cascades(db: str, venues: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
     """Detected liquidation cascades overlapping [start, end], of these venues or of the whole market."""
-    return liquidations.cascade_rows(db, start, end, [*venues, "market"])
+    return liquidation_reads.cascade_rows(db, start, end, [*venues, "market"])
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -24,7 +24,7 @@ from collectors.liquidations.bitfinex import (
 from collectors.liquidations.integration import build_feeds, liquidation_tasks, service_for
 from simulator.market import Market, SimLiquidation
 from simulator.server import SimulatorThread
-from storage.liquidations import BACKEND
+from storage.liquidation_writes import BACKEND
 from storage.queries import query_df
 from tests.conftest import example, settings_for
 

@@ -12,7 +12,7 @@ from collectors.liquidations.base import LiquidationGap, LiquidationRecord
 from collectors.liquidations.binance import USDM
 from collectors.liquidations.bybit import FEEDS as BYBIT
 from dashboard.views.liquidations import figure, usd_label, venue_totals
-from storage import liquidations as liq
+from storage import liquidation_reads, liquidation_writes
 from storage.db import write_connection
 
 
@@ -52,7 +52,7 @@ def test_page_renders_bars_labels_cascades_and_gaps(tmp_path) -> None:
     rows = [rec(USDM, i, now - timedelta(minutes=90 - i), 12_300_000 / 60, "long") for i in range(60)]
     rows += [rec(BYBIT["linear"], 100 + i, now - timedelta(minutes=60 - i), 50_000.0, "short") for i in range(30)]
     with write_connection(db) as con:
-        liq.write_batch(con, rows, [("open", LiquidationGap("binance", USDM.feed, now - timedelta(minutes=20),
+        liquidation_writes.write_batch(con, rows, [("open", LiquidationGap("binance", USDM.feed, now - timedelta(minutes=20),
                                                             now - timedelta(minutes=18), "ConnectionError"))],
                         [USDM, BYBIT["linear"]])
     from collectors.base import LIQUIDATION_TOTALS, Batch, LiquidationTotal
@@ -71,9 +71,9 @@ def test_page_renders_bars_labels_cascades_and_gaps(tmp_path) -> None:
     assert metrics["Longs liquidated"] == "≥ $12.3 M"  # Binance is sampled: a lower bound
     assert metrics["Shorts liquidated"] == "≥ $1.5 M"
     assert len(app.dataframe) >= 3  # venue-reported totals + feeds + gaps tables
-    volumes = liq.liquidation_volumes(db, "15m", now - timedelta(hours=3), now + timedelta(minutes=1))
+    volumes = liquidation_reads.liquidation_volumes(db, "15m", now - timedelta(hours=3), now + timedelta(minutes=1))
     cascades = pd.DataFrame([{"venue": "market", "start_ts": now - timedelta(minutes=30), "end_ts": pd.NaT}])
-    fig = figure(volumes, cascades, liq.liquidation_gaps(db), now - timedelta(hours=3), now)
+    fig = figure(volumes, cascades, liquidation_reads.liquidation_gaps(db), now - timedelta(hours=3), now)
     assert {t.name for t in fig.data} == {"longs liquidated", "shorts liquidated"}
     assert any("≥ $12.3 M" in a.text for a in fig.layout.annotations)
     assert len(fig.layout.shapes) == 3  # the market cascade on both rows + Binance's gap

@@ -33,8 +33,8 @@ from collectors.registry import venue_keys
 from simulator.market import HOUR_MS, Market, SimContract, SimLiquidation, SimVenue
 from simulator.server import SimulatorThread
 from simulator.stream_hub import hub_for
-from storage import liquidations as liq
-from storage.liquidations import BACKEND
+from storage import liquidation_reads as liq
+from storage.liquidation_writes import BACKEND
 from storage.queries import query_df
 
 pytestmark = pytest.mark.e2e

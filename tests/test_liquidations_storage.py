@@ -15,7 +15,7 @@ from collectors.liquidations.base import LiquidationGap, LiquidationRecord
 from collectors.liquidations.bybit import FEEDS as BYBIT
 from collectors.liquidations.gate import REST_FEEDS, WS_FEEDS
 from metrics.cascades import CascadeParams
-from storage import liquidations as liq
+from storage import liquidation_reads, liquidation_writes
 from storage.db import read_connection, write_connection
 from storage.export import export_csv
 from storage.writer import Store
@@ -45,11 +45,11 @@ def db(tmp_path):
 
 def write(db, records, gaps=(), feeds=()) -> int:
     with write_connection(db) as con:
-        return liq.write_batch(con, records, list(gaps), list(feeds))
+        return liquidation_writes.write_batch(con, records, list(gaps), list(feeds))
 
 
 def test_columns_match_the_record() -> None:
-    assert [f.name for f in dataclasses.fields(LiquidationRecord)] == list(liq.LIQUIDATION_COLUMNS)
+    assert [f.name for f in dataclasses.fields(LiquidationRecord)] == list(liquidation_writes.LIQUIDATION_COLUMNS)
 
 
 def test_idempotent_on_the_event_key_and_rollup_follows(db) -> None:
@@ -63,10 +63,10 @@ def test_idempotent_on_the_event_key_and_rollup_follows(db) -> None:
         rows = con.execute("SELECT date_trunc('minute', ts), side, sum(notional_usd), count(*) FROM liquidations "
                            "GROUP BY ALL ORDER BY 1, 2").fetchall()
         assert minutes == rows
-    frame = liq.liquidation_volumes(db, "1h")
+    frame = liquidation_reads.liquidation_volumes(db, "1h")
     assert frame["long_usd"].sum() == 7_000 and frame["short_usd"].sum() == 6_000  # odd i and #99 are long
     assert not frame["lower_bound"].any() and not frame["incomplete"].any()  # Bybit: complete, no gap
-    feeds = liq.liquidation_feeds(db)
+    feeds = liquidation_reads.liquidation_feeds(db)
     assert feeds.loc[0, "coverage"] == "complete" and "500 ms" in feeds.loc[0, "note"]
 
 
@@ -74,7 +74,7 @@ def test_overlapping_sources_take_the_max_not_the_sum(db) -> None:
     ws, rest = WS_FEEDS["usdt"], REST_FEEDS["usdt"]
     write(db, [record(ws, i, T0 + timedelta(seconds=i), usd=100.0) for i in range(3)], feeds=[ws])  # sampled
     write(db, [record(rest, i, T0 + timedelta(seconds=i), usd=100.0) for i in range(5)], feeds=[rest])
-    frame = liq.liquidation_volumes(db, "1m", venues=["gate"])
+    frame = liquidation_reads.liquidation_volumes(db, "1m", venues=["gate"])
     assert frame["long_usd"].tolist() == [500.0]  # max(300 ws, 500 rest), both lower bounds
     assert frame["events"].tolist() == [5] and frame["lower_bound"].all()
 
@@ -84,18 +84,18 @@ def test_buckets_and_gaps_mark_incomplete(db) -> None:
     rows = [record(feed, i, T0 + i * 7 * MIN, usd=10.0) for i in range(30)]  # 3.5 hours
     gap = LiquidationGap(feed.venue, feed.feed, T0 + 65 * MIN, None, "ConnectionError")
     write(db, rows, gaps=[("open", gap)], feeds=[feed])
-    hourly = liq.liquidation_volumes(db, "1h")
+    hourly = liquidation_reads.liquidation_volumes(db, "1h")
     assert hourly["total_usd"].sum() == 300 and len(hourly) == 4
     assert hourly["incomplete"].tolist() == [False, True, True, True]  # open gap: incomplete until now
     write(db, [], gaps=[("close", feed.venue, feed.feed, T0 + 70 * MIN)])
-    hourly = liq.liquidation_volumes(db, "1h")
+    hourly = liquidation_reads.liquidation_volumes(db, "1h")
     assert hourly["incomplete"].tolist() == [False, True, False, False]
-    gaps = liq.liquidation_gaps(db)
+    gaps = liquidation_reads.liquidation_gaps(db)
     assert gaps.loc[0, "end_ts"] == T0 + 70 * MIN and not gaps.loc[0, "open"]
-    daily = liq.liquidation_volumes(db, "1d", since=T0, until=T0 + timedelta(days=1))
+    daily = liquidation_reads.liquidation_volumes(db, "1d", since=T0, until=T0 + timedelta(days=1))
     assert daily["total_usd"].tolist() == [300.0]
     with pytest.raises(ValueError, match="unknown bucket"):
-        liq.liquidation_volumes(db, "7m")
+        liquidation_reads.liquidation_volumes(db, "7m")
 
 
 def test_incremental_rollup_equals_a_full_rebuild(db) -> None:
@@ -106,7 +106,7 @@ def test_incremental_rollup_equals_a_full_rebuild(db) -> None:
     query = "SELECT venue, source, minute, side, usd, round(qty_base, 9), events FROM liquidation_minutes ORDER BY ALL"
     with write_connection(db) as con:
         incremental = con.execute(query).fetchall()
-        liq.rebuild_minutes(con)
+        liquidation_writes.rebuild_minutes(con)
         assert con.execute(query).fetchall() == incremental
 
 
@@ -128,20 +128,20 @@ def test_cascade_detection_with_price_and_fund_context(db) -> None:
                         "x", "USDT", usd_value=Decimal(10_000_000 - (m >= 62) * 250_000)) for m in range(55, 70)]
     store.write(Batch(funds=pool, prices=[Price("binance", "BTC", T0 + 20 * MIN, 64_100.0, "index")]))
     params = CascadeParams(k=5, m=3, window_min=60, floor_usd=100_000)
-    run = liq.BACKEND.detect_cascades(store, params, now=T0 + 70 * MIN)
+    run = liquidation_writes.BACKEND.detect_cascades(store, params, now=T0 + 70 * MIN)
     assert {c.scope for c in run.cascades} == {"bybit", "market"} and run.examined_to == T0 + 71 * MIN
-    cascades = liq.cascade_rows(db)
+    cascades = liquidation_reads.cascade_rows(db)
     bybit = cascades[cascades["venue"] == "bybit"].iloc[0]
     assert bybit["start_ts"] == T0 + 60 * MIN and bybit["end_ts"] == T0 + 64 * MIN
     assert bybit["total_long_usd"] == 3_200_000 and bybit["dominant_asset"] == "BTC"
     assert bybit["price_source"] == "liquidations"  # the only collected price is 40 minutes away
     assert bybit["price_move_pct"] == pytest.approx((61_000 - 64_000) / 64_000 * 100)
     assert bybit["fund_change_usd"] == -250_000 and bybit["fund_pools"] == 1  # 1-minute fund cadence
-    liq.BACKEND.detect_cascades(store, params, now=T0 + 71 * MIN)  # re-detection updates, no duplicate
-    assert len(liq.cascade_rows(db)) == 2
-    later = liq.BACKEND.detect_cascades(store, params, now=T0 + 20 * 60 * MIN)  # 20 h on: out of the lookback
+    liquidation_writes.BACKEND.detect_cascades(store, params, now=T0 + 71 * MIN)  # re-detection updates, no duplicate
+    assert len(liquidation_reads.cascade_rows(db)) == 2
+    later = liquidation_writes.BACKEND.detect_cascades(store, params, now=T0 + 20 * 60 * MIN)  # 20 h on: out of the lookback
     assert later.cascades == []
-    resumed = liq.BACKEND.detect_cascades(store, params, now=T0 + 20 * 60 * MIN, since=T0)  # from the last run
+    resumed = liquidation_writes.BACKEND.detect_cascades(store, params, now=T0 + 20 * 60 * MIN, since=T0)  # from the last run
     assert {c.scope for c in resumed.cascades} == {"bybit", "market"}
 
 

@@ -20,7 +20,7 @@ from collectors.liquidations.orderly import (
     parse_liquidated_positions,
 )
 from simulator.market import HOUR_MS, MINUTE_MS
-from storage.liquidations import BACKEND
+from storage.liquidation_writes import BACKEND
 from storage.queries import query_df
 from tests.conftest import example, settings_for
 

@@ -20,7 +20,7 @@ from collectors.liquidations.base import LiquidationRecord
 from metrics.stress import FillModel, LeverageDistribution
 from simulator.leverage import venue_distribution
 from simulator.market import CASCADE_CRASH_MS, DAY_MS, HOUR_MS, MINUTE_MS, Market
-from storage import liquidations as liq_store
+from storage import liquidation_writes as liq_store
 from storage.db import write_connection
 from storage.stress_inputs import load_inputs, stress_frame
 from storage.writer import Store

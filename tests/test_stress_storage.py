@@ -13,7 +13,7 @@ import pytest
 from collectors.base import Batch, FundBalance, OpenInterest, PoolMember, Price
 from collectors.liquidations.base import LiquidationGap, LiquidationRecord
 from metrics.stress import LeverageDistribution
-from storage import liquidations as liq_store
+from storage import liquidation_writes as liq_store
 from storage.db import write_connection
 from storage.stress_inputs import load_inputs, stress_frame
 from storage.writer import Store

@@ -4,7 +4,7 @@
 runner per feed). Cascade detection over what they store runs in the composition root
 (``backstop.integrations.CascadeDetector``).
 
-The SQL lives in ``storage.liquidations``; this package must not import storage (import contract), so the
+The SQL lives in ``storage.liquidation_writes`` (its ``BACKEND``) and ``storage.liquidation_reads``; this package must not import storage (import contract), so the
 composition root (``backstop.integrations``) hands its ``BACKEND`` in, typed by ``LiquidationBackend``.
 Which venues have which feeds is declared in ``collectors.liquidations.registry``.
 """

@@ -21,7 +21,7 @@ from dashboard.common import CASCADE_FILL, PageState, fmt_text
 from dashboard.model import as_float, is_missing
 from metrics.formatting import DASH, fmt_pct, fmt_usd
 from records.venue_catalog import venue_info
-from storage import liquidations as liq
+from storage import liquidation_reads as liq
 
 BUCKETS_TEXT = {"5m": "5-minute", "1m": "1-minute", "15m": "15-minute", "1h": "hourly", "4h": "4-hour",
                 "1d": "daily"}

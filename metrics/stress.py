@@ -27,6 +27,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+import numpy.typing as npt
+
 DIRECTIONS = ("down", "up")
 SCOPES = ("all", "family")
 # (leverage, share of one side's OI); the remaining 72.2 % is unlevered or hedged. Chosen so that a 2 % day
@@ -94,6 +97,16 @@ class LeverageDistribution:
             elif move > near:
                 total += share * (move - near) / (far - near)
         return total
+
+    def liquidated_shares(self, moves: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """``liquidated_share`` of every move at once (the same arithmetic, element by element): the
+        calibration evaluates hundreds of candidate distributions over every observed day."""
+        total = np.zeros_like(moves)
+        for far, share in self.distances():
+            near = far * (1.0 - self.entry_spread)
+            partial = share * (moves - near) / (far - near) if far > near else np.zeros_like(moves)
+            total += np.where(moves >= far, share, np.where(moves > near, partial, 0.0))
+        return np.where(moves > 0, total, 0.0)
 
 
 @dataclass(frozen=True)
@@ -236,12 +249,29 @@ class DayObservation:
     short_usd: float
 
 
-def _sse(days: Sequence[DayObservation], dist: LeverageDistribution) -> float:
-    total = 0.0
-    for d in days:
-        total += (d.long_usd - d.oi_usd * dist.liquidated_share(d.down_move)) ** 2
-        total += (d.short_usd - d.oi_usd * dist.liquidated_share(d.up_move)) ** 2
-    return total
+@dataclass(frozen=True)
+class _Days:
+    """The observations as columns (one array per field) for vectorised least squares."""
+
+    oi_usd: npt.NDArray[np.float64]
+    down_move: npt.NDArray[np.float64]
+    up_move: npt.NDArray[np.float64]
+    long_usd: npt.NDArray[np.float64]
+    short_usd: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, days: Sequence[DayObservation]) -> _Days:
+        def column(name: str) -> npt.NDArray[np.float64]:
+            return np.array([getattr(d, name) for d in days], dtype=np.float64)
+
+        return cls(column("oi_usd"), column("down_move"), column("up_move"), column("long_usd"), column("short_usd"))
+
+
+def _sse(days: _Days, dist: LeverageDistribution) -> float:
+    """Squared error of the liquidated notional, longs (down moves) and shorts (up moves), over all days."""
+    long_error = days.long_usd - days.oi_usd * dist.liquidated_shares(days.down_move)
+    short_error = days.short_usd - days.oi_usd * dist.liquidated_shares(days.up_move)
+    return float(np.sum(long_error * long_error) + np.sum(short_error * short_error))
 
 
 def calibrate(days: Sequence[DayObservation], prior: LeverageDistribution,
@@ -253,21 +283,22 @@ def calibrate(days: Sequence[DayObservation], prior: LeverageDistribution,
     if len(usable) < min_days:
         why = "no recorded liquidations" if not usable else f"{len(usable)} asset-day(s) of liquidations < {min_days}"
         return Calibration(prior, "default", why, len(usable))
+    columns = _Days.of(usable)
     lo, hi = (math.log(x) for x in scale_range)
     grid = [lo + (hi - lo) * i / 120 for i in range(121)]
-    errors = [_sse(usable, prior.scaled(math.exp(g))) for g in grid]
+    errors = [_sse(columns, prior.scaled(math.exp(g))) for g in grid]
     best = min(range(len(grid)), key=errors.__getitem__)
     a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
     golden = (math.sqrt(5) - 1) / 2
     for _ in range(40):
         c, d = b - golden * (b - a), a + golden * (b - a)
-        if _sse(usable, prior.scaled(math.exp(c))) <= _sse(usable, prior.scaled(math.exp(d))):
+        if _sse(columns, prior.scaled(math.exp(c))) <= _sse(columns, prior.scaled(math.exp(d))):
             b = d
         else:
             a = c
     scale = math.exp((a + b) / 2)
     fitted = prior.scaled(scale)
-    rms = math.sqrt(_sse(usable, fitted) / (2 * len(usable)))
+    rms = math.sqrt(_sse(columns, fitted) / (2 * len(usable)))
     note = f"leverage ×{scale:.2f} from {len(usable)} asset-days"
     if scale <= scale_range[0] * 1.01 or scale >= scale_range[1] * 0.99:
         note += " (at the search bound)"

@@ -25,8 +25,8 @@ from storage.grid import (
     _us,
 )
 from storage.rollups import (
-    _rollup_to,
     _use_rollup,
+    rollup_complete_to,
 )
 
 FUND_MAX_GAP = DEFAULT_MAX_SILENCE  # a pool not published for longer drops out of totals (storage.fund_asof)
@@ -54,7 +54,7 @@ def fund_series(db: DbPath, venues: Sequence[str], grid: Grid, by: str = "venue"
     raw = ("SELECT venue, pool_id, asset, ts, usd_value::DOUBLE AS usd, balance::DOUBLE AS bal "
            "FROM fund_balances WHERE ts > {lo} AND ts <= $end AND list_contains($venues, venue)")
     with read_connection(db) as con:
-        wm = _rollup_to(con, "fund_hourly")
+        wm = rollup_complete_to(con, "fund_hourly")
         if _use_rollup(grid, wm):
             source = (
                 "SELECT venue, pool_id, asset, ts, usd_value AS usd, balance AS bal FROM fund_hourly "  # noqa: S608

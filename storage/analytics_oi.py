@@ -17,8 +17,8 @@ from storage.grid import (
     _us,
 )
 from storage.rollups import (
-    _rollup_to,
     _use_rollup,
+    rollup_complete_to,
 )
 
 OI_MAX_GAP = timedelta(hours=2)  # a contract not polled for longer drops out (delisted)
@@ -59,7 +59,7 @@ def oi_series(db: DbPath, venues: Sequence[str], grid: Grid, by_pool: bool = Fal
     raw = ("SELECT venue, symbol, ts, oi_usd FROM open_interest WHERE ts > {lo} AND ts <= $end "  # noqa: S608
            "AND list_contains($venues, venue) AND oi_usd IS NOT NULL" + sample)
     with read_connection(db) as con:
-        wm = _rollup_to(con, "oi_hourly")
+        wm = rollup_complete_to(con, "oi_hourly")
         if _use_rollup(grid, wm):
             # pre-summed hours up to the rollup's end, raw rows after it
             rolled = (

@@ -177,8 +177,11 @@ def daily_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int) ->
         ), asof_values AS (
             SELECT pt.venue, pt.pool_id, pt.asset, pt.k, f.ts, f.balance::DOUBLE AS balance,
                    f.usd_value::DOUBLE AS usd, pt.t
-            FROM points AS pt ASOF LEFT JOIN fund_balances AS f
-              ON f.venue = pt.venue AND f.pool_id = pt.pool_id AND f.asset = pt.asset AND f.ts <= pt.t
+            FROM points AS pt ASOF LEFT JOIN (
+                -- only points that can count (no older than two days before the earliest t): the join
+                -- then reads the window's row groups, not the pools' whole history
+                SELECT venue, pool_id, asset, ts, balance, usd_value FROM fund_balances WHERE ts > ? AND ts <= ?
+            ) AS f ON f.venue = pt.venue AND f.pool_id = pt.pool_id AND f.asset = pt.asset AND f.ts <= pt.t
         ), flows AS (
             SELECT venue, pool_id, asset, ceil(epoch(?::TIMESTAMPTZ) - epoch(ts)) // 86400 AS k,
                    arg_max(flow_type, abs(coalesce(amount, 0))) AS flow_type
@@ -191,7 +194,8 @@ def daily_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int) ->
           ON fl.venue = a.venue AND fl.pool_id = a.pool_id AND fl.asset = a.asset AND fl.k = a.k
         ORDER BY a.venue, a.pool_id, a.asset, a.k
         """,
-        [as_of, days, as_of - timedelta(days=days + 2), as_of, as_of, as_of - timedelta(days=days + 1), as_of],
+        [as_of, days, as_of - timedelta(days=days + 2), as_of, as_of - timedelta(days=days + 2), as_of, as_of,
+         as_of - timedelta(days=days + 1), as_of],
     ).fetchall()
     out: dict[tuple[str, str, str], list[Any]] = {}
     for venue, pool, asset, _k, balance, usd, flow in rows:

@@ -108,7 +108,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection, now: datetime | None = None)
     return written
 
 
-def _rollup_to(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
+def rollup_complete_to(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
     """Up to which hour ``name`` is complete (None: no rollup table or never refreshed)."""
     if "rollup_state" not in _tables(con):
         return None

@@ -34,6 +34,7 @@ from metrics.alert_rows import (
 from records.vocabulary import DATASET_TABLES
 from storage.db import scalar
 from storage.fund_asof import DEFAULT_FUND_CADENCE_S, GONE_MULTIPLE, is_current_sql, series_cadence_sql
+from storage.rollups import HOUR_END_SQL, rollup_complete_to
 
 DEFAULT_EXPECTED_S = DEFAULT_FUND_CADENCE_S  # a venue we know nothing about is assumed to publish daily
 
@@ -204,25 +205,51 @@ def venue_changes(con: duckdb.DuckDBPyConnection, as_of: datetime, windows_h: Se
     ]
 
 
-# Daily coverage per venue: the last fund value of each series and the last OI of each symbol per UTC day,
-# summed, over [?, ?) (one definition for the coverage median and the coverage history).
+# Daily coverage per venue: the last fund value of each series and the venue's open interest at the end of
+# its last hour with data (its contracts' last values in that hour; the hour ending at midnight belongs to
+# the day before) per UTC day, over [$lo, $hi) - one definition
+# for the coverage median and the coverage history. Whole hours come from the hourly rollups (migration
+# 004) up to their watermarks, raw rows after them: 90 days of 1,000 contracts in 0.1 s, not 1.8 s.
 _DAILY_COVERAGE = """
-    WITH fund_daily AS (
+    WITH fund_points AS (
+        SELECT venue, pool_id, asset, ts, usd_value AS usd FROM fund_hourly
+        WHERE hour <= $fund_wm AND ts >= $lo AND ts < $hi
+        UNION ALL
+        SELECT venue, pool_id, asset, ts, usd_value::DOUBLE FROM fund_balances
+        WHERE ts > $fund_raw_after AND ts >= $lo AND ts < $hi
+    ), fund_daily AS (
         SELECT venue, day, sum(usd) AS fund_usd FROM (
-            SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(usd_value, ts) AS usd
-            FROM fund_balances WHERE ts >= $lo AND ts < $hi GROUP BY ALL
+            SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(usd, ts) AS usd
+            FROM fund_points GROUP BY ALL
         ) GROUP BY venue, day
-    ), oi_daily AS (
-        SELECT venue, day, sum(oi) AS oi_usd FROM (
-            SELECT venue, symbol, date_trunc('day', ts) AS day, arg_max(oi_usd, ts) AS oi
-            FROM open_interest WHERE ts >= $lo AND ts < $hi AND oi_usd IS NOT NULL GROUP BY ALL
-        ) GROUP BY venue, day
+    ), oi_points AS (
+        SELECT venue, hour, ts, oi_usd FROM oi_hourly
+        WHERE pool_id = '*' AND hour <= $oi_wm AND hour > $lo AND hour <= $hi
+        UNION ALL
+        SELECT venue, hour, max(ts), sum(oi) FROM (
+            SELECT venue, symbol, {hour_end} AS hour, arg_max(oi_usd, ts) AS oi, max(ts) AS ts
+            FROM open_interest
+            WHERE ts > $oi_raw_after AND ts > $lo AND ts <= $hi AND oi_usd IS NOT NULL GROUP BY ALL
+        ) GROUP BY venue, hour
+    ), oi_daily AS (  -- an hour (h - 1 h, h] belongs to the day it covers: the one ending at midnight too
+        SELECT venue, date_trunc('day', hour - INTERVAL 1 MICROSECOND) AS day, arg_max(oi_usd, ts) AS oi_usd
+        FROM oi_points GROUP BY ALL
     ), daily AS (
         SELECT f.venue, f.day, f.fund_usd / o.oi_usd AS ratio
         FROM fund_daily AS f JOIN oi_daily AS o USING (venue, day)
         WHERE o.oi_usd > 0 AND f.fund_usd > 0
     )
-"""
+""".replace("{hour_end}", HOUR_END_SQL)
+
+
+def _daily_coverage_params(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> dict[str, datetime]:
+    """The window and each rollup's watermark (raw rows count after it; no rollup: all raw rows)."""
+    params = {"lo": lo, "hi": hi}
+    for prefix, rollup in (("fund", "fund_hourly"), ("oi", "oi_hourly")):
+        watermark = rollup_complete_to(con, rollup)
+        params[f"{prefix}_wm"] = watermark if watermark is not None else lo - timedelta(days=1)
+        params[f"{prefix}_raw_after"] = watermark if watermark is not None else lo - timedelta(microseconds=1)
+    return params
 
 
 def coverage_medians(con: duckdb.DuckDBPyConnection, as_of: datetime,
@@ -232,7 +259,7 @@ def coverage_medians(con: duckdb.DuckDBPyConnection, as_of: datetime,
     today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = con.execute(
         _DAILY_COVERAGE + "SELECT venue, median(ratio), count(*) FROM daily GROUP BY venue",  # noqa: S608 - constant
-        {"lo": today - timedelta(days=median_days), "hi": today},
+        _daily_coverage_params(con, today - timedelta(days=median_days), today),
     ).fetchall()
     return {venue: (float(median), int(days)) for venue, median, days in rows if median is not None}
 
@@ -242,7 +269,7 @@ def coverage_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int 
     today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = con.execute(
         _DAILY_COVERAGE + "SELECT venue, list(ratio * 100 ORDER BY day) FROM daily GROUP BY venue",  # noqa: S608
-        {"lo": today - timedelta(days=days), "hi": today},
+        _daily_coverage_params(con, today - timedelta(days=days), today),
     ).fetchall()
     return {venue: [float(v) for v in values] for venue, values in rows}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 
 from metrics import stress
@@ -142,3 +143,12 @@ def test_history_stats() -> None:
     assert stats.days_covered == pytest.approx(10_000.0 / stats.p99_day_loss_usd)
     assert stats.worst_day_liquidated_usd == 9.0
     assert history_stats([], 1.0).days_covered is None
+
+
+def test_vectorised_shares_equal_the_scalar_definition() -> None:
+    """The calibration's vectorised ``liquidated_shares`` is the same function as ``liquidated_share``
+    (every tier regime: below the nearest entry, inside the spread, beyond the farthest; no spread)."""
+    moves = np.array([-0.1, 0.0, 0.001, 0.004, 0.0125, 0.02, 0.05, 0.09, 0.2, 0.5, 1.0])
+    for dist in (LeverageDistribution(), LeverageDistribution(entry_spread=0.0), LeverageDistribution().scaled(0.37),
+                 LeverageDistribution(((5.0, 0.3), (50.0, 0.2)), 0.01, 1.0)):
+        assert dist.liquidated_shares(moves).tolist() == [dist.liquidated_share(float(m)) for m in moves]

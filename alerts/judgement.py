@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,10 +24,11 @@ from storage.fund_changes import fund_changes_frame
 COMPUTED_EXPORTS = ("assessments", "fund-changes")
 
 
-def assessments_for(settings: Settings, venues: Mapping[str, VenueFacts], at: datetime | None = None
-                    ) -> list[Assessment]:
-    """The assessments as the configured alert rules see them (same venues, cadences and parameters)."""
-    return load_assessments(settings.db, at, E.assessment_config(E.context_for(settings, venues)))
+def assessments_for(settings: Settings, venues: Mapping[str, VenueFacts], at: datetime | None = None,
+                    cache: dict[str, Any] | None = None) -> list[Assessment]:
+    """The assessments as the configured alert rules see them (same venues, cadences and parameters); a
+    long-lived caller's ``cache`` keeps what changes once a day (as the alert engine's does)."""
+    return load_assessments(settings.db, at, E.assessment_config(E.context_for(settings, venues)), cache)
 
 
 def assessments_frame(settings: Settings, venues: Mapping[str, VenueFacts], at: datetime | None = None,

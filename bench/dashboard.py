@@ -40,7 +40,8 @@ PAGES = {
 QUERY_FUNCTIONS = ("database_overview", "known_venues", "fund_span", "fund_series", "oi_series", "fund_asof",
                    "fund_native_latest", "fund_pools_latest", "oi_latest", "liquidations_summary",
                    "firing_alerts", "collector_health")
-OTHER_QUERY_FUNCTIONS = {"storage.stress_inputs": ("load_inputs",)}  # module -> named queries (not analytics)
+# module -> named queries (not analytics); the assessments' own nested queries count inside them
+OTHER_QUERY_FUNCTIONS = {"storage.stress_inputs": ("load_inputs",), "alerts.judgement": ("assessments_for",)}
 
 
 def _child(db: str, page: str, range_key: str, repeat: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ outlives a query, reruns within the TTL cost nothing, and the query arguments ar
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -137,6 +138,14 @@ def has_data_now(db: str) -> bool:
                 and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
 
 
+@st.cache_resource(show_spinner=False)
+def daily_cache(db: str, user: str) -> dict[str, Any]:
+    """A process-wide store for results that change once a day (coverage history, stress calibrations):
+    the queries behind them then run once a day, not at every refresh of the page data. Keyed inside by
+    the day; one per database and user (the assessments, the Stress page)."""
+    return {}
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def assessments(db: str, config: str | None, now: datetime) -> list[Assessment]:
     """Every venue's and pool's assessment exactly as the alert rules see it (``alerts.judgement``: same
@@ -152,7 +161,7 @@ def assessments(db: str, config: str | None, now: datetime) -> list[Assessment]:
         settings = load_settings(config_path=Path(config) if config else None, db_path=Path(db))
     except ConfigError:
         settings = Settings(db=Path(db))
-    return assessments_for(settings, catalog_facts(settings.enabled_venues()))
+    return assessments_for(settings, catalog_facts(settings.enabled_venues()), cache=daily_cache(db, "assessments"))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -98,15 +98,20 @@ class LeverageDistribution:
                 total += share * (move - near) / (far - near)
         return total
 
-    def liquidated_shares(self, moves: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """``liquidated_share`` of every move at once (the same arithmetic, element by element): the
-        calibration evaluates hundreds of candidate distributions over every observed day."""
-        total = np.zeros_like(moves)
-        for far, share in self.distances():
+    def liquidated_shares(self, moves: npt.NDArray[np.float64],
+                          scales: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+        """``liquidated_share`` of every move at once, with the same arithmetic element by element; with
+        ``scales``, one row per leverage scale (the calibration's whole search grid in one pass)."""
+        scale = np.asarray([self.scale] if scales is None else scales, dtype=np.float64)[:, None]
+        total = np.zeros((scale.shape[0], moves.shape[0]))
+        for lev, share in self.tiers:
+            far = np.maximum(1.0 / (lev * scale) - self.maintenance_margin, 1e-6)
             near = far * (1.0 - self.entry_spread)
-            partial = share * (moves - near) / (far - near) if far > near else np.zeros_like(moves)
+            with np.errstate(divide="ignore", invalid="ignore"):  # far == near: that branch is never taken
+                partial = share * (moves - near) / (far - near)
             total += np.where(moves >= far, share, np.where(moves > near, partial, 0.0))
-        return np.where(moves > 0, total, 0.0)
+        total = np.where(moves > 0, total, 0.0)
+        return total[0] if scales is None else total
 
 
 @dataclass(frozen=True)
@@ -267,11 +272,13 @@ class _Days:
         return cls(column("oi_usd"), column("down_move"), column("up_move"), column("long_usd"), column("short_usd"))
 
 
-def _sse(days: _Days, dist: LeverageDistribution) -> float:
-    """Squared error of the liquidated notional, longs (down moves) and shorts (up moves), over all days."""
-    long_error = days.long_usd - days.oi_usd * dist.liquidated_shares(days.down_move)
-    short_error = days.short_usd - days.oi_usd * dist.liquidated_shares(days.up_move)
-    return float(np.sum(long_error * long_error) + np.sum(short_error * short_error))
+def _sse(days: _Days, dist: LeverageDistribution, scales: npt.NDArray[np.float64] | None = None
+         ) -> npt.NDArray[np.float64]:
+    """Squared error of the liquidated notional, longs (down moves) and shorts (up moves), over all days:
+    one value per leverage scale (``dist``'s own scale when none are given)."""
+    long_error = days.long_usd - days.oi_usd * dist.liquidated_shares(days.down_move, scales)
+    short_error = days.short_usd - days.oi_usd * dist.liquidated_shares(days.up_move, scales)
+    return np.atleast_1d(np.sum(long_error * long_error, axis=-1) + np.sum(short_error * short_error, axis=-1))
 
 
 def calibrate(days: Sequence[DayObservation], prior: LeverageDistribution,
@@ -286,19 +293,28 @@ def calibrate(days: Sequence[DayObservation], prior: LeverageDistribution,
     columns = _Days.of(usable)
     lo, hi = (math.log(x) for x in scale_range)
     grid = [lo + (hi - lo) * i / 120 for i in range(121)]
-    errors = [_sse(columns, prior.scaled(math.exp(g))) for g in grid]
+    errors = _sse(columns, prior, np.exp(np.array(grid))).tolist()
     best = min(range(len(grid)), key=errors.__getitem__)
     a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
     golden = (math.sqrt(5) - 1) / 2
-    for _ in range(40):
-        c, d = b - golden * (b - a), a + golden * (b - a)
-        if _sse(columns, prior.scaled(math.exp(c))) <= _sse(columns, prior.scaled(math.exp(d))):
-            b = d
+
+    def error(log_scale: float) -> float:
+        return float(_sse(columns, prior.scaled(math.exp(log_scale)))[0])
+
+    c, d = b - golden * (b - a), a + golden * (b - a)
+    error_c, error_d = error(c), error(d)
+    for _ in range(36):  # one new point per step; the bracket shrinks to 3e-8 of two grid steps
+        if error_c <= error_d:
+            b, d, error_d = d, c, error_c
+            c = b - golden * (b - a)
+            error_c = error(c)
         else:
-            a = c
+            a, c, error_c = c, d, error_d
+            d = a + golden * (b - a)
+            error_d = error(d)
     scale = math.exp((a + b) / 2)
     fitted = prior.scaled(scale)
-    rms = math.sqrt(_sse(columns, fitted) / (2 * len(usable)))
+    rms = math.sqrt(float(_sse(columns, fitted)[0]) / (2 * len(usable)))
     note = f"leverage ×{scale:.2f} from {len(usable)} asset-days"
     if scale <= scale_range[0] * 1.01 or scale >= scale_range[1] * 0.99:
         note += " (at the search bound)"

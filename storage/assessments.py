@@ -115,7 +115,8 @@ def stress_consumption(con: duckdb.DuckDBPyConnection, as_of: datetime, config: 
     if cache is not None and key in cache:
         return dict(cache[key])
     inputs = SI.load_inputs(con, None, as_of, settings.distribution, settings.calibration_days, 1,
-                            settings.min_calibration_days, settings.calibrate)
+                            settings.min_calibration_days, settings.calibrate,
+                            None if cache is None else cache.setdefault("stress_calibrations", {}))
     frame = SI.stress_frame(inputs, move, "down", settings.fill)
     out: dict[tuple[str, str], float] = {}
     for row in frame.itertuples():

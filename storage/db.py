@@ -26,6 +26,13 @@ import duckdb
 log = logging.getLogger(__name__)
 
 _MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+# DuckDB's buffer pool per connection (its default is 80 % of RAM). Every connection here is a short-lived
+# database instance, so a bigger pool caches nothing for the next query; larger aggregates spill to
+# ``<db>.tmp``. On the bench database (210 M OI rows) 128 MB took the dashboard's assessment queries from
+# a 490 MB to a 346 MB peak at the same speed; the writer gets more room for its rollups and compaction.
+READ_MEMORY_LIMIT = "128MB"
+WRITE_MEMORY_LIMIT = "256MB"
 _MIGRATED: set[tuple[str, int]] = set()
 
 
@@ -74,7 +81,8 @@ def _connect_with_retry(path: Path, read_only: bool, budget_s: float) -> duckdb.
     delay = 0.02
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config={
+                "memory_limit": READ_MEMORY_LIMIT if read_only else WRITE_MEMORY_LIMIT})
             con.execute("SET TimeZone = 'UTC'")
             return con
         except duckdb.Error as exc:

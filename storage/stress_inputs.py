@@ -3,13 +3,9 @@ the CSV export and the assessment call.
 
 ``load_inputs`` reads what does not depend on the move (a few short read-only queries): the newest OI per
 contract, fund per pool (``storage.analytics.fund_pools_latest`` / ``fund_native_latest``, the existing
-fund-as-of-now queries), each venue's calibration days and each pool's daily fund changes. ``stress_frame``
-then projects any move from those inputs in memory, so sliders cost no query.
-
-Calibration days: venue × UTC day × base asset, from complete liquidation feeds only (a sampled feed's sums
-are lower bounds and would understate leverage); days overlapping a recorded feed gap are left out. The
-day's move is the base asset's first price to its low (down) and high (up), from the venue's own price
-rows, else the median over venues.
+fund-as-of-now queries), and from ``storage.stress_history`` each venue's calibration and each pool's
+daily fund changes. ``stress_frame`` then projects any move from those inputs in memory, so sliders cost
+no query.
 """
 
 from __future__ import annotations
@@ -27,24 +23,22 @@ from metrics.stress import (
     MIN_CALIBRATION_DAYS,
     Calibration,
     ContractExposure,
-    DayObservation,
     FillModel,
     FundAsset,
     LeverageDistribution,
     PoolInput,
-    asset_family,
     calibrate,
     history_stats,
     project,
 )
 from records.vocabulary import STABLE_ASSETS
-from storage import analytics, rollups
+from storage import analytics
+from storage import stress_history as H
 from storage.db import read_connection
 
 DbPath = Path | str
 
 OI_LOOKBACK = timedelta(days=1)
-DAY_START_WINDOW = timedelta(hours=4)  # a day's opening OI is its first value in these hours
 CALIBRATION_DAYS = 30
 HISTORY_DAYS = 365
 NO_POOL = "(no published fund)"
@@ -65,11 +59,6 @@ class StressInputs:
 
 
 # -- SQL -------------------------------------------------------------------------------------------------
-
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
-    return {r[0] for r in rows}
-
 
 def _contracts(con: duckdb.DuckDBPyConnection, venues: Sequence[str], now: datetime) -> pd.DataFrame:
     """Newest OI (USD, one side) per contract: each contract's last value within 2 h of its venue's
@@ -98,163 +87,7 @@ def _members(con: duckdb.DuckDBPyConnection, venues: Sequence[str]) -> pd.DataFr
     ).df()
 
 
-def _liquidation_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime,
-                      now: datetime) -> pd.DataFrame:
-    """Liquidated USD per venue × day × base asset from complete feeds (overlapping sources max-combined),
-    without days that overlap a feed gap."""
-    tables = _tables(con)
-    if "liquidations" not in tables:
-        return pd.DataFrame(columns=["venue", "day", "base_asset", "long_usd", "short_usd"])
-    gaps = ""
-    if "liquidation_gaps" in tables:
-        gaps = """
-            AND (venue, day) NOT IN (
-                SELECT venue, unnest(generate_series(date_trunc('day', start_ts),
-                                                     date_trunc('day', coalesce(end_ts, $now)), INTERVAL 1 DAY))
-                FROM liquidation_gaps WHERE coalesce(end_ts, $now) >= $since AND list_contains($venues, venue))
-        """
-    return con.execute(
-        f"""
-        WITH per_source AS (
-            SELECT venue, source, date_trunc('day', ts) AS day, base_asset,
-                   coalesce(sum(notional_usd) FILTER (WHERE side = 'long'), 0) AS long_usd,
-                   coalesce(sum(notional_usd) FILTER (WHERE side = 'short'), 0) AS short_usd
-            FROM liquidations
-            WHERE ts >= $since AND ts < date_trunc('day', $now) AND list_contains($venues, venue)
-              AND NOT lower_bound AND notional_usd IS NOT NULL
-            GROUP BY ALL
-        )
-        SELECT venue, day, base_asset, max(long_usd) AS long_usd, max(short_usd) AS short_usd
-        FROM per_source WHERE 1 = 1 {gaps}
-        GROUP BY venue, day, base_asset ORDER BY venue, day
-        """,  # noqa: S608 - fixed fragments only
-        {"since": since, "now": now, "venues": list(venues)},
-    ).df()
-
-
-def _day_oi(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime, until: datetime) -> pd.DataFrame:
-    """OI (USD) at each day's start per venue × base asset: each contract's first value in the day's first
-    ``DAY_START_WINDOW`` (a contract first seen later that day has no start value). One time range per
-    day, so DuckDB reads only those hours' row groups (0.16 s instead of 0.94 s over 30 days of 1,000
-    contracts at 5-minute polls on the bench database)."""
-    first_day = since.replace(hour=0, minute=0, second=0, microsecond=0)
-    days = [first_day + timedelta(days=i) for i in range((until - first_day).days + 1)]
-    windows = " OR ".join(f"(ts >= $d{i} AND ts < $d{i} + $window)" for i in range(len(days)))
-    return con.execute(
-        f"""
-        WITH first AS (
-            SELECT venue, symbol, date_trunc('day', ts) AS day, arg_min(base_asset, ts) AS base_asset,
-                   arg_min(oi_usd, ts) AS oi_usd
-            FROM open_interest
-            WHERE ts >= $since AND ts < $until AND ({windows})
-              AND list_contains($venues, venue) AND oi_usd IS NOT NULL
-            GROUP BY ALL
-        )
-        SELECT venue, day, base_asset, sum(oi_usd) AS oi_usd FROM first GROUP BY ALL
-        """,  # noqa: S608 - generated placeholders only
-        {"since": since, "until": until, "venues": list(venues), "window": DAY_START_WINDOW,
-         **{f"d{i}": day for i, day in enumerate(days)}},
-    ).df()
-
-
-def _day_moves(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime) -> pd.DataFrame:
-    """Per venue × asset × day: first price, low and high (every venue: a venue without its own price
-    rows uses the median of the others)."""
-    return con.execute(
-        """
-        SELECT venue, asset, date_trunc('day', ts) AS day, arg_min(price_usd, ts) AS open,
-               min(price_usd) AS low, max(price_usd) AS high
-        FROM prices WHERE ts >= $since AND ts < $until AND price_usd > 0 GROUP BY ALL
-        """,
-        {"since": since, "until": until},
-    ).df()
-
-
-def _fund_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime) -> pd.DataFrame:
-    """Daily fund change per venue × pool (USD): change of each asset's native balance from the previous
-    day's last row, valued at the day's last USD/balance. Whole hours come from the hourly rollup where it
-    is complete, raw rows after it."""
-    wm = rollups.rollup_complete_to(con, "fund_hourly")  # the rollup watermark, one definition
-    raw = ("SELECT venue, pool_id, asset, ts, balance::DOUBLE AS bal, usd_value::DOUBLE AS usd FROM fund_balances "
-           "WHERE ts > {lo} AND list_contains($venues, venue)")
-    if wm is not None:
-        source = ("SELECT venue, pool_id, asset, ts, balance AS bal, usd_value AS usd FROM fund_hourly "  # noqa: S608
-                  "WHERE hour > $since AND hour <= $wm AND list_contains($venues, venue) UNION ALL "
-                  + raw.format(lo="greatest($since, $wm)"))
-    else:
-        source = raw.format(lo="$since")
-    return con.execute(
-        f"""
-        WITH daily AS (
-            SELECT venue, pool_id, asset, date_trunc('day', ts) AS day, arg_max(bal, ts) AS bal,
-                   arg_max(usd, ts) AS usd
-            FROM ({source}) GROUP BY ALL
-        ), changes AS (
-            SELECT venue, pool_id, day,
-                   (bal - lag(bal) OVER (PARTITION BY venue, pool_id, asset ORDER BY day))
-                   * CASE WHEN bal <> 0 THEN usd / bal END AS change_usd
-            FROM daily
-        )
-        SELECT venue, pool_id, day, sum(change_usd) AS change_usd
-        FROM changes WHERE change_usd IS NOT NULL GROUP BY ALL ORDER BY venue, pool_id, day
-        """,  # noqa: S608 - fixed fragments only
-        {"since": since, "venues": list(venues), **({"wm": wm} if wm is not None else {})},
-    ).df()
-
-
-def _liquidated_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime) -> pd.DataFrame:
-    """Liquidated USD per venue × day from the per-minute rollup. Overlapping sources are max-combined per
-    minute and side (never summed); a venue-day with one source is summed directly (a year of minutes
-    in 0.15 s instead of 0.6 s on the bench database)."""
-    if "liquidation_minutes" not in _tables(con):
-        return pd.DataFrame(columns=["venue", "day", "usd"])
-    return con.execute(
-        """
-        WITH per_source AS (
-            SELECT venue, source, date_trunc('day', minute) AS day, sum(usd) AS usd
-            FROM liquidation_minutes WHERE minute >= $since AND list_contains($venues, venue) GROUP BY ALL
-        ), overlapping AS (SELECT venue, day FROM per_source GROUP BY venue, day HAVING count(*) > 1),
-        combined AS (
-            SELECT l.venue, date_trunc('day', l.minute) AS day, max(l.usd) AS usd
-            FROM liquidation_minutes AS l
-            SEMI JOIN overlapping AS o ON o.venue = l.venue AND o.day = date_trunc('day', l.minute)
-            WHERE l.minute >= $since
-            GROUP BY l.venue, l.minute, l.side
-        )
-        SELECT venue, day, sum(usd) AS usd FROM per_source ANTI JOIN overlapping USING (venue, day) GROUP BY ALL
-        UNION ALL
-        SELECT venue, day, sum(usd) AS usd FROM combined GROUP BY ALL
-        """,
-        {"since": since, "venues": list(venues)},
-    ).df()
-
-
 # -- assembling ------------------------------------------------------------------------------------------
-
-def _observations(liq: pd.DataFrame, oi: pd.DataFrame, moves: pd.DataFrame) -> dict[str, list[DayObservation]]:
-    """Join liquidation days with the day's OI and move on (venue, day, asset family)."""
-    if liq.empty or oi.empty or moves.empty:
-        return {}
-    for frame, column in ((liq, "base_asset"), (oi, "base_asset"), (moves, "asset")):
-        frame["family"] = frame[column].astype(str).map(asset_family)
-    liq = liq.groupby(["venue", "day", "family"], as_index=False)[["long_usd", "short_usd"]].sum()
-    oi = oi.groupby(["venue", "day", "family"], as_index=False)[["oi_usd"]].sum()
-    moves = moves.assign(down=1 - moves["low"] / moves["open"], up=moves["high"] / moves["open"] - 1)
-    own = moves.groupby(["venue", "day", "family"], as_index=False)[["down", "up"]].median()
-    market = moves.groupby(["day", "family"], as_index=False)[["down", "up"]].median()
-    out = liq.merge(oi, on=["venue", "day", "family"], how="inner")
-    out = out.merge(own, on=["venue", "day", "family"], how="left")
-    out = out.merge(market, on=["day", "family"], how="left", suffixes=("", "_market"))
-    out["down"] = out["down"].fillna(out["down_market"])
-    out["up"] = out["up"].fillna(out["up_market"])
-    out = out.dropna(subset=["down", "up", "oi_usd"])
-    result: dict[str, list[DayObservation]] = {}
-    for venue, oi_usd, down, up, long_usd, short_usd in zip(
-            out["venue"].astype(str), out["oi_usd"].astype(float), out["down"].astype(float), out["up"].astype(float),
-            out["long_usd"].astype(float), out["short_usd"].astype(float), strict=True):
-        result.setdefault(venue, []).append(DayObservation(oi_usd, max(0.0, down), max(0.0, up), long_usd, short_usd))
-    return result
-
 
 def _fund_assets(fund_usd: float | None, assets_text: str | None,
                  native: dict[str, tuple[float | None, float | None]]) -> tuple[FundAsset, ...]:
@@ -335,22 +168,22 @@ def _pools(contracts: pd.DataFrame, members: pd.DataFrame, pools: pd.DataFrame,
 def load_inputs(con_or_db: DbPath | duckdb.DuckDBPyConnection, venues: Sequence[str] | None = None,
                 now: datetime | None = None, prior: LeverageDistribution | None = None,
                 calibration_days: int = CALIBRATION_DAYS, history_days: int = HISTORY_DAYS,
-                min_calibration_days: int | None = None, calibrate_from_history: bool = True) -> StressInputs:
+                min_calibration_days: int | None = None, calibrate_from_history: bool = True,
+                calibration_cache: H.CalibrationCache | None = None) -> StressInputs:
     """Everything the stress test reads from the database (independent of the move and the fills): on a
     connection the caller holds (the assessment, in the writer process too) or a brief read-only one."""
     now = now or datetime.now(UTC)
     prior = prior or LeverageDistribution()
+    min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
+    calibration = H.CalibrationRequest(prior, calibration_days, min_days, calibrate_from_history, calibration_cache)
     if isinstance(con_or_db, duckdb.DuckDBPyConnection):
-        return _load(con_or_db, None, venues, now, prior, calibration_days, history_days, min_calibration_days,
-                     calibrate_from_history)
+        return _load(con_or_db, None, venues, now, history_days, calibration)
     with read_connection(con_or_db) as con:
-        return _load(con, con_or_db, venues, now, prior, calibration_days, history_days, min_calibration_days,
-                     calibrate_from_history)
+        return _load(con, con_or_db, venues, now, history_days, calibration)
 
 
 def _load(con: duckdb.DuckDBPyConnection, db: DbPath | None, venues: Sequence[str] | None, now: datetime,
-          prior: LeverageDistribution, calibration_days: int, history_days: int, min_calibration_days: int | None,
-          calibrate_from_history: bool) -> StressInputs:
+          history_days: int, calibration: H.CalibrationRequest) -> StressInputs:
     with ThreadPoolExecutor(max_workers=2) as workers:
         chosen = list(venues) if venues else [
             r[0] for r in con.execute(
@@ -361,26 +194,17 @@ def _load(con: duckdb.DuckDBPyConnection, db: DbPath | None, venues: Sequence[st
             native_future = workers.submit(analytics.fund_native_latest, db, chosen)
         contracts = _contracts(con, chosen, now)
         members = _members(con, chosen)
-        cal_since = now - timedelta(days=calibration_days)
-        observations: dict[str, list[DayObservation]] = {}
-        liq = _liquidation_days(con, chosen, cal_since, now) if calibrate_from_history else pd.DataFrame()
-        if not liq.empty:
-            with_liq = sorted(set(liq["venue"]))
-            day_end = liq["day"].max() + pd.Timedelta(days=1)
-            observations = _observations(liq, _day_oi(con, with_liq, cal_since, day_end),
-                                         _day_moves(con, cal_since, day_end))
+        fitted = H.calibrations(con, chosen, now, calibration)
         hist_since = now - timedelta(days=history_days)
-        fund_days = _fund_days(con, chosen, hist_since)
-        liq_days = _liquidated_days(con, chosen, hist_since)
+        fund_days = H.fund_days(con, chosen, hist_since)
+        liq_days = H.liquidated_days(con, chosen, hist_since)
         if db is not None:
             pools, native = pools_future.result(), native_future.result()
         else:
             pools, native = analytics.fund_pools_latest_on(con, chosen), analytics.fund_native_latest_on(con, chosen)
     inputs = _pools(contracts, members, pools, native)
-    min_days = MIN_CALIBRATION_DAYS if min_calibration_days is None else min_calibration_days
-    calibrations = {v: calibrate(observations.get(v, []), prior, min_days) for v in {p.venue for p in inputs}}
-    if not calibrate_from_history:
-        calibrations = {v: Calibration(prior, "default", "calibration off") for v in calibrations}
+    calibrations = {v: fitted.get(v) or calibrate([], calibration.prior, calibration.min_days)
+                    for v in {p.venue for p in inputs}}
     changes = {(str(k[0]), str(k[1])): g["change_usd"].astype(float).tolist()
                for k, g in fund_days.groupby(["venue", "pool_id"])}
     liquidated = {str(k): g["usd"].astype(float).tolist() for k, g in liq_days.groupby("venue")}

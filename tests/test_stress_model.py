@@ -152,3 +152,7 @@ def test_vectorised_shares_equal_the_scalar_definition() -> None:
     for dist in (LeverageDistribution(), LeverageDistribution(entry_spread=0.0), LeverageDistribution().scaled(0.37),
                  LeverageDistribution(((5.0, 0.3), (50.0, 0.2)), 0.01, 1.0)):
         assert dist.liquidated_shares(moves).tolist() == [dist.liquidated_share(float(m)) for m in moves]
+        scales = np.array([0.2, 1.0, 3.7])
+        grid = dist.liquidated_shares(moves, scales)
+        for row, scale in zip(grid, scales, strict=True):
+            assert row.tolist() == [dist.scaled(float(scale)).liquidated_share(float(m)) for m in moves]

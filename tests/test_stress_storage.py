@@ -86,3 +86,21 @@ def test_pools_sharing_a_contract_split_it_by_fund(db: Path) -> None:
     assert a["worst_day_loss_usd"] == pytest.approx(12_000.0)
     assert a["history_days"] == 11
     assert a["days_covered_p99"] == pytest.approx(a["fund_usd"] / a["p99_day_loss_usd"])
+
+
+def test_a_callers_cache_keeps_the_calibration_for_the_day(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calibration reads complete days only: a long-lived caller (the dashboard, the alert engine)
+    passes a cache and re-reads within the day run no calibration query; the next day fits afresh and
+    the cache keeps that day only."""
+    from storage import stress_history
+
+    cache: stress_history.CalibrationCache = {}
+    first = load_inputs(db, ["venuex"], NOW, calibration_cache=cache)
+    assert first.calibrations["venuex"].label.startswith("calibrated: leverage ×1.50")
+    reads: list[object] = []
+    real = stress_history.liquidation_days
+    monkeypatch.setattr(stress_history, "liquidation_days", lambda *args: reads.append(args) or real(*args))
+    later = load_inputs(db, ["venuex"], NOW + timedelta(hours=3), calibration_cache=cache)
+    assert later.calibrations == first.calibrations and reads == []
+    load_inputs(db, ["venuex"], NOW + DAY, calibration_cache=cache)
+    assert len(reads) == 1 and [key[0] for key in cache] == [(NOW + DAY).date()]

@@ -16,7 +16,7 @@ import streamlit as st
 from configuration.settings import ConfigError, StressConfig, load_settings
 from dashboard import common
 from dashboard.context import _args
-from dashboard.data import TTL_S
+from dashboard.data import TTL_S, daily_cache
 from dashboard.params import (
     STRESS_FILL_RANGE,
     STRESS_MOVE_RANGE,
@@ -51,8 +51,9 @@ def stress_config() -> StressConfig:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def _inputs(db: str, venues: tuple[str, ...], now: datetime, cfg_json: str) -> StressInputs:
     cfg = StressConfig.model_validate_json(cfg_json)
+    calibrations = daily_cache(db, "stress").setdefault("calibrations", {})
     return load_inputs(db, venues, now, cfg.distribution(), cfg.calibration_days, cfg.history_days,
-                       cfg.min_calibration_days, cfg.calibrate)
+                       cfg.min_calibration_days, cfg.calibrate, calibrations)
 
 
 def _sync_url() -> None:

@@ -24,6 +24,7 @@ from backstop.cli_args import reorder_global_options as _reorder
 from backstop.cli_context import console, err_console, settings_from, state
 from backstop.cli_data import DATASET_NAMES
 from backstop.lake_cli import lake_app
+from backstop.process_memory import limit_malloc_arenas
 
 app = typer.Typer(
     help="Backstop: monitor crypto-derivatives exchanges' insurance funds.",
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from storage.db import DatabaseBusy, DatabaseMissing, DatabaseUnusable
 
+    limit_malloc_arenas()  # the collector and the dashboard server run for months (backstop.process_memory)
     command = typer.main.get_command(app)
     args = reorder_global_options(list(sys.argv[1:] if argv is None else argv))
     try:

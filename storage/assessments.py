@@ -111,9 +111,9 @@ def stress_consumption(con: duckdb.DuckDBPyConnection, as_of: datetime, config: 
 
     settings = config.stress or StressSettings()
     move = config.params.stress_move_pct
-    key = f"stress:{move}:{int(as_of.timestamp() // 300)}"
-    if cache is not None and key in cache:
-        return dict(cache[key])
+    key = (move, int(as_of.timestamp() // 300))
+    if cache is not None and cache.get("stress_key") == key:
+        return dict(cache["stress"])
     inputs = SI.load_inputs(con, None, as_of, settings.distribution, settings.calibration_days, 1,
                             settings.min_calibration_days, settings.calibrate,
                             None if cache is None else cache.setdefault("stress_calibrations", {}))
@@ -127,8 +127,8 @@ def stress_consumption(con: duckdb.DuckDBPyConnection, as_of: datetime, config: 
         pct = row.consumption_pct  # type: ignore[assignment]
         if pct is not None and math.isfinite(pct):
             out[(str(row.venue), M.ALL_POOLS)] = float(pct)
-    if cache is not None:
-        cache[key] = out
+    if cache is not None:  # one entry, replaced: a long-lived cache must not gain one every 5 minutes
+        cache["stress"], cache["stress_key"] = out, key
     return out
 
 

@@ -20,13 +20,9 @@ import pandas as pd
 
 from metrics.stress import Calibration, DayObservation, LeverageDistribution, asset_family, calibrate
 from storage import rollups
+from storage.grid import _tables as table_names  # the one list-the-tables query
 
 DAY_START_WINDOW = timedelta(hours=4)  # a day's opening OI is its first value in these hours
-
-
-def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
-    return {r[0] for r in rows}
 
 
 def liquidation_days(con: duckdb.DuckDBPyConnection, venues: Sequence[str], since: datetime,

@@ -164,6 +164,8 @@ class CollectorMetrics:
                            registry=self.registry)
         self.busy = Gauge("backstop_writer_busy_seconds", "Seconds the database file has been held by another "
                           "process (0 = writable)", registry=self.registry)
+        self.unwritable = Gauge("backstop_writer_unwritable_seconds", "Seconds the database file has refused "
+                                "writes (read-only, disk full; 0 = fine)", registry=self.registry)
         self.snapshot = _SnapshotCollector()
         self.registry.register(self.snapshot)
         self._refresh_lock = threading.Lock()
@@ -201,6 +203,7 @@ def serve(config: MetricsConfig, collector: Collector) -> CollectorMetrics:
     metrics.queue.set_function(lambda: float(len(collector.store.pending)))
     metrics.busy.set_function(lambda: 0.0 if collector.store.busy_since is None
                               else time.monotonic() - collector.store.busy_since)
+    metrics.unwritable.set_function(collector.store.unusable_for)
     metrics.registry.register(_LockWaits(collector))
     for venue, dataset in collector.jobs():
         metrics.interval.labels(venue, dataset).set(getattr(collector.settings.venues[venue].intervals, dataset))

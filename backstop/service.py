@@ -27,12 +27,14 @@ from collectors.base import Batch, VenueAdapter
 from collectors.registry import adapter_class
 from collectors.runner import RetryPolicy, RunOutcome, run_job
 from storage import queries
+from storage.db import DatabaseBusy, DatabaseUnusable
 from storage.writer import RunRecord, Store
 
 log = logging.getLogger(__name__)
 
 SINCE_LOOKUP_S = 1.0  # a poll's newest-stored lookup gives up this soon while the database is busy
 SHUTDOWN_FLUSH_S = 30.0  # queued batches get this long to reach the database at shutdown
+WATCH_STORE_S = 1.0  # how often the daemon checks that its database still takes writes
 
 CycleHook = Callable[[list[RunOutcome]], Awaitable[object]]  # what a hook returns is ignored
 # a coroutine function (not any awaitable): serve() wraps each in asyncio.create_task
@@ -84,10 +86,12 @@ class Collector:
         finally:
             await asyncio.gather(*(adapter.close() for adapter in self.adapters.values()),
                                  return_exceptions=True)
-            left = await asyncio.to_thread(self.store.flush, SHUTDOWN_FLUSH_S)
+            # a file that refuses writes will not take them in the next 30 s either: one last attempt
+            budget_s = 1.0 if self.store.unusable_for() else SHUTDOWN_FLUSH_S
+            left = await asyncio.to_thread(self.store.flush, budget_s)
             if left:
-                log.error("%d batch(es) not written at shutdown: the database stayed busy for %.0f s",
-                          left, SHUTDOWN_FLUSH_S)
+                log.error("%d batch(es) not written at shutdown: the database stayed %s for %.0f s", left,
+                          "unwritable" if self.store.unusable_for() else "busy", budget_s)
 
     # -- writing ---------------------------------------------------------------------------------
     async def sink(self, outcome: RunOutcome, wait: bool = True) -> int | None:
@@ -162,6 +166,8 @@ class Collector:
         for hook in self.after_cycle:
             try:
                 await hook(outcomes)
+            except (DatabaseBusy, DatabaseUnusable) as exc:  # the file, said once per poll by the writer too
+                log.warning("after-cycle hook skipped: %s", exc)
             except Exception:  # noqa: BLE001 - a hook never stops collection
                 log.exception("after-cycle hook failed")
 
@@ -210,6 +216,8 @@ class Collector:
         scheduler.add_job(self._summarise_cycle, IntervalTrigger(seconds=CYCLE_SUMMARY_S), id="cycle-summary",
                           max_instances=1, coalesce=True)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(task(self)) for task in self.background]
+        gave_up: list[str] = []
+        tasks.append(asyncio.create_task(self._watch_store(stop, gave_up)))
         scheduler.start()
         try:
             await stop.wait()
@@ -221,6 +229,24 @@ class Collector:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if gave_up:
+            raise DatabaseUnusable(gave_up[0])
+
+    async def _watch_store(self, stop: asyncio.Event, gave_up: list[str]) -> None:
+        """Stop the daemon when its database has refused writes for ``unwritable_exit_s``: polls would
+        only pile up in memory. A file held by a reader is not this (it is waited for, however long)."""
+        limit_s = self.settings.collector.unwritable_exit_s
+        if not limit_s:
+            return
+        while not stop.is_set():
+            await asyncio.sleep(WATCH_STORE_S)
+            refused_s = self.store.unusable_for()
+            if refused_s >= limit_s:
+                reason = (self.store.unusable_reason or "").removeprefix(f"database {self.settings.db} ")
+                gave_up.append(f"database {self.settings.db} refused writes for {refused_s:.0f} s ({reason}); "
+                               f"the collector stopped with {len(self.store.pending)} batch(es) not written")
+                log.error("%s", gave_up[0])
+                stop.set()
 
     # -- backfill --------------------------------------------------------------------------------
     async def backfill(self, venue: str, dataset: str, since: datetime,

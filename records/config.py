@@ -63,6 +63,9 @@ class CollectorConfig(BaseModel):
     backoff_base_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
     backfill_days: int = Field(default=90, ge=1)
+    unwritable_exit_s: float = Field(
+        default=120, ge=0, description="a daemon whose database refuses writes this long (read-only, disk full) "
+        "stops with one error line rather than buffer without end; 0 = keep buffering")
 
 
 class DashboardConfig(BaseModel):

@@ -259,6 +259,7 @@ class _Pending:
 
 WRITER_IDLE_EXIT_S = 5.0  # the writer thread ends after this long with nothing queued (restarted on demand)
 BUSY_RETRY_MAX_S = 1.0  # longest pause between attempts to open the file while another process holds it
+UNUSABLE_RETRY_MAX_S = 5.0  # longest pause between attempts while the file cannot be opened for writing at all
 
 
 @dataclass(eq=False)
@@ -282,6 +283,8 @@ class Store:
     _stopping: bool = False
     busy_since: float | None = None  # monotonic time the file became unavailable (None = writable)
     lock_waits: int = 0  # attempts to open the file that found it held by another process (metrics)
+    unusable_since: float | None = None  # monotonic time the file stopped opening for writing (permissions,
+    unusable_reason: str | None = None   # a full or vanished disk, a non-DuckDB file): None = fine
 
     def submit(self, batch: Batch, run: RunRecord | None = None,
                fetched_at: datetime | None = None) -> Future[dict[str, int]]:
@@ -332,7 +335,8 @@ class Store:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
         if left:
-            log.error("%d batch(es) not written: the database stayed busy", left)
+            why = f"refused writes ({self.unusable_reason})" if self.unusable_since is not None else "stayed busy"
+            log.error("%d batch(es) not written: the database %s", left, why)
         return left
 
     # -- the writer thread -------------------------------------------------------------------------
@@ -345,11 +349,11 @@ class Store:
                     if not self._stopping:
                         self._cond.wait(timeout=WRITER_IDLE_EXIT_S)
                     if not self.pending or self._stopping:
-                        self._thread = None
+                        self._thread = None  # under the lock: a submit from now on starts a new thread
                         return
                 self._writing = True
             try:
-                written = self._drain()
+                written = self._drain()  # never raises: what cannot be written waits or is failed per batch
             finally:
                 with self._cond:
                     self._writing = False
@@ -358,13 +362,24 @@ class Store:
                 delay = 0.02
             else:
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, BUSY_RETRY_MAX_S)
+                ceiling = BUSY_RETRY_MAX_S if self.unusable_since is None else UNUSABLE_RETRY_MAX_S
+                delay = min(delay * 2, ceiling)
+
+    def unusable_for(self) -> float:
+        """Seconds the file has refused to open for writing (0 = it opens, or is only held by a reader)."""
+        since = self.unusable_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _drain(self) -> bool:
-        """Write what is queued; False when the file is held by another process (retry later)."""
+        """Write what is queued; False when the file cannot be opened now (retry later, batches kept).
+
+        Held by another process is the everyday case (a reader); a file that does not open for writing at
+        all (made read-only, disk full, replaced) is kept apart: logged once with its reason, measured by
+        ``unusable_for`` so a daemon can give up with one clear line rather than buffer without end."""
         with self._lock:
             try:
                 with write_connection(self.path, budget_s=0.0) as con:
+                    self._opened()
                     self._write_pending(con)
             except DatabaseBusy as exc:
                 self.lock_waits += 1
@@ -372,16 +387,32 @@ class Store:
                     self.busy_since = time.monotonic()
                     log.warning("database busy (%s); batches are kept in memory until it is free", exc)
                 return False
+            except Exception as exc:  # noqa: BLE001 - the file itself (open, migrate, disk): keep every batch
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                if self.unusable_since is None:
+                    self.unusable_since = time.monotonic()
+                    log.error("database cannot be written: %s; %d batch(es) kept in memory, retrying",
+                              reason, len(self.pending))
+                self.unusable_reason = reason
+                return False
+        return True
+
+    def _opened(self) -> None:
+        """The file opened for writing: whatever kept it closed is over (before any batch's future is set)."""
         if self.busy_since is not None:
             log.warning("database free again after %.1f s", time.monotonic() - self.busy_since)
             self.busy_since = None
-        return True
+        if self.unusable_since is not None:
+            log.warning("database writable again after %.1f s", time.monotonic() - self.unusable_since)
+            self.unusable_since, self.unusable_reason = None, None
 
     def _write_pending(self, con: duckdb.DuckDBPyConnection) -> None:
         while self.pending:
             item = self.pending[0]
             try:
                 inserted = write_batch(con, item.batch, item.fetched_at, item.run)
+            except (duckdb.IOException, OSError):
+                raise  # the file, not the batch (disk full, permissions): kept at the head of the queue
             except duckdb.CatalogException as exc:
                 if "python_arrow_scan" in str(exc):
                     # a DuckDB Python glitch under thread churn (the Arrow scan is briefly unregistered):

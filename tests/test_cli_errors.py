@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from backstop.cli import reorder_global_options
 from collectors.base import Batch
 from collectors.registry import venue_keys
-from storage.db import ensure_database, write_connection
+from storage.db import DatabaseBusy, ensure_database, read_connection, write_connection
 from storage.writer import RunRecord, Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,6 +174,57 @@ def test_collector_daemon_on_unwritable_database_exits_with_one_line(unwritable_
                       cwd=db.parent, user=user, timeout=90)
     assert time.monotonic() - started < 90  # it stopped by itself, it did not keep running
     assert_one_line_error(result, str(db))
+
+
+def test_collector_daemon_whose_database_turns_read_only_stops_with_one_line(tmp_path: Path) -> None:
+    """The file becomes read-only while the daemon runs: it keeps its batches in memory for
+    ``unwritable_exit_s``, then stops with one line and a non-zero exit (a supervisor restarts it),
+    never a log line per poll for ever; what was written before stays."""
+    folder = Path(tempfile.mkdtemp(prefix="backstop-turns-ro-"))
+    user = "nobody" if os.geteuid() == 0 else None
+    try:
+        folder.chmod(0o777)  # the daemon (as 'nobody' under root) creates the file and its write-ahead log
+        db = folder / "turns.duckdb"
+        config = offline_config(folder, "\n[collector]\nunwritable_exit_s = 2\nmax_retries = 0\n"
+                                        "[venues.binance.intervals]\nfunds = 1\n")  # a poll a second to store
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backstop.cli", "--config", str(config), "--db", str(db), "collect"],
+            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)}, user=user,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not _runs_stored(db):  # the daemon's first polls landed
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no run row landed"
+                time.sleep(0.1)
+            stored_before = _runs_stored(db)
+            db.chmod(0o444)
+            _out, err = proc.communicate(timeout=120)  # it stops by itself
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        # a daemon logs as it goes (stderr); its end is one error line, never a traceback
+        assert proc.returncode != 0 and "Traceback" not in err, err
+        errors = [line for line in err.splitlines() if line.startswith("backstop: error:")]
+        assert len(errors) == 1, err
+        assert "refused writes" in errors[0] and str(db) in errors[0], errors[0]
+        assert "permission denied" in errors[0] and "not written" in errors[0], errors[0]
+        db.chmod(0o644)
+        assert _runs_stored(db) >= stored_before
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _runs_stored(db: Path) -> int:
+    """Run rows in the file, 0 while it does not exist yet or the daemon holds it this instant."""
+    if not db.exists():
+        return 0
+    try:
+        with read_connection(db, budget_s=1.0) as con:
+            return int(con.execute("SELECT count(*) FROM collection_runs").fetchall()[0][0])
+    except (DatabaseBusy, duckdb.Error):
+        return 0
 
 
 # -- issue #14: the CLI's manners ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ REASON_LOST = "collector not running (no clean stop: killed or crashed; from its
 
 
 def apply(con: duckdb.DuckDBPyConnection, op: tuple[Any, ...], now: datetime) -> None:
-    """One coverage event (``collectors.liquidations.base.CoverageOp``), inside the caller's transaction."""
+    """One coverage event (``collectors.liquidations.runner.CoverageOp``), inside the caller's transaction."""
     kind, venue, feed = op[0], op[1], op[2]
     if kind == "boot":
         _booted(con, venue, feed, now)

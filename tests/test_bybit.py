@@ -15,7 +15,7 @@ import pytest
 
 from backstop.config import Settings
 from backstop.service import Collector
-from collectors.bybit import (
+from collectors.bybit_parsers import (
     adl_level,
     parse_adl_alert,
     parse_funding_history,

@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from collectors.liquidations.base import Backoff, FeedRunner, LiquidationGap, LiquidationRecord
+from collectors.liquidations.base import LiquidationGap, LiquidationRecord
 from collectors.liquidations.htx import HtxLiquidationFeed
+from collectors.liquidations.runner import Backoff, FeedRunner
 from collectors.liquidations.transport import MAX_DECODED_BYTES, FrameTooLarge, decode_frame
 
 BOMB_INFLATED = 128 * 1024 * 1024  # the bomb inflated to 401 MB; 128 MiB is plenty past the cap

@@ -25,7 +25,6 @@ from collectors.liquidations.base import (
     SHORT,
     UNCONFIRMED,
     FeedInfo,
-    FeedSession,
     LiquidationRecord,
     event_key,
     notional,
@@ -33,6 +32,7 @@ from collectors.liquidations.base import (
     utcnow,
     ws_base,
 )
+from collectors.liquidations.runner import FeedSession
 from collectors.liquidations.transport import RawWsFeed, RestPollFeed, SubscriptionRefused
 from collectors.parsing import dec, require_list, ts_ms
 

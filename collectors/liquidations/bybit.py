@@ -22,7 +22,6 @@ from collectors.liquidations.base import (
     ContractSpec,
     FeedInfo,
     LiquidationRecord,
-    NothingToWatch,
     event_key,
     notional,
     raw_json,
@@ -31,6 +30,7 @@ from collectors.liquidations.base import (
     ws_base,
 )
 from collectors.liquidations.ccxt_stream import CcxtFeed
+from collectors.liquidations.runner import NothingToWatch
 from collectors.parsing import dec, require, require_list, ts_ms
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from typing import Any
 
 import ccxt.pro
 
-from collectors.liquidations.base import Feed, FeedInfo, FeedSession, LiquidationRecord
+from collectors.liquidations.base import FeedInfo, LiquidationRecord
+from collectors.liquidations.runner import Feed, FeedSession
 
 Tap = Callable[[Any], bool]
 _CLASSES: dict[str, type] = {}

@@ -29,13 +29,13 @@ from collectors.liquidations.base import (
     STABLES,
     UNCONFIRMED,
     FeedInfo,
-    FeedSession,
     LiquidationRecord,
     event_key,
     raw_json,
     utcnow,
     ws_base,
 )
+from collectors.liquidations.runner import FeedSession
 from collectors.liquidations.transport import RawWsFeed, RestPollFeed, SubscriptionRefused
 from collectors.parsing import dec, require, require_list, ts_ms
 

@@ -19,15 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from collectors.liquidations.base import (
-    Feed,
-    FeedInfo,
-    FeedRunner,
-    LiquidationGap,
-    LiquidationRecord,
-    VenueClock,
-)
+from collectors.liquidations.base import FeedInfo, LiquidationGap, LiquidationRecord
 from collectors.liquidations.registry import FEEDS
+from collectors.liquidations.runner import Feed, FeedRunner, VenueClock
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
-from collectors.liquidations.base import Feed
 from collectors.liquidations.binance import BinanceForceOrderFeed
 from collectors.liquidations.bitfinex import BitfinexLiqFeed, BitfinexLiquidationsHistFeed
 from collectors.liquidations.bybit import BybitAllLiquidationFeed
@@ -20,6 +19,7 @@ from collectors.liquidations.gate import GateLiqOrdersFeed, GateLiquidatesFeed
 from collectors.liquidations.htx import HtxLiquidationFeed, HtxLiquidationOrdersFeed
 from collectors.liquidations.okx import OkxLiquidationFeed
 from collectors.liquidations.orderly import OrderlyLiquidatedPositionsFeed
+from collectors.liquidations.runner import Feed
 
 ResumeFn = Callable[[], Awaitable[datetime | None]]
 Resume = Callable[[str, str], ResumeFn | None]  # (venue, feed) -> newest stored event time, if known

@@ -17,13 +17,8 @@ import aiohttp
 
 from collectors.errors import PayloadError
 from collectors.http import JsonHttpClient
-from collectors.liquidations.base import (
-    Feed,
-    FeedInfo,
-    FeedSession,
-    LiquidationGap,
-    LiquidationRecord,
-)
+from collectors.liquidations.base import FeedInfo, LiquidationGap, LiquidationRecord
+from collectors.liquidations.runner import Feed, FeedSession
 
 log = logging.getLogger(__name__)
 

@@ -196,9 +196,9 @@ def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> N
     from decimal import Decimal
 
     from collectors.base import Batch, FundBalance
-    from storage.alert_store import fund_windows
     from storage.analytics import fund_asof
     from storage.db import read_connection
+    from storage.fund_inputs import fund_windows
     from storage.writer import Store
 
     def point(pool: str, ts: datetime, value: float) -> FundBalance:

@@ -253,7 +253,7 @@ def test_exports_and_status_on_an_empty_database(tmp_path: Path) -> None:
 def test_charts_annotate_the_incident_library_with_sources() -> None:
     """The Funds chart's event bands: the curated stress events plus the replay's incidents (once per day
     and venue), each with its source."""
-    from dashboard.common import stress_events
+    from dashboard.charts import stress_events
 
     events = stress_events(datetime(2017, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
     assert not events.duplicated(["date", "venue"]).any() and (events["source"] != "").all()

@@ -38,10 +38,12 @@ from metrics.formatting import fmt_age, fmt_time, venue_label
 from records.config import AlertsConfig, ConfigError
 from records.venues import VenueFacts
 from storage import alert_store as db_alerts
+from storage import coverage_inputs, freshness_inputs, fund_inputs, liquidation_inputs, rule_inputs
 from storage import positions as db_positions
-from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate, JobExpectation
+from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate
 from storage.assessments import AnomalySettings, AssessmentConfig, StressSettings, load_assessments
 from storage.db import DatabaseBusy
+from storage.freshness_inputs import JobExpectation
 from storage.writer import Store
 
 log = logging.getLogger(__name__)
@@ -186,7 +188,7 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
     def medians() -> Any:
         key = (as_of.date(), rs.coverage.median_days)
         if cache.get("medians_key") != key:
-            cache["medians"] = db_alerts.coverage_medians(con, as_of, rs.coverage.median_days)
+            cache["medians"] = coverage_inputs.coverage_medians(con, as_of, rs.coverage.median_days)
             cache["medians_key"] = key
         return cache["medians"]
 
@@ -205,21 +207,21 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
     change_windows = sorted(set(rs.divergence.windows_h) | set(rs.drawdown.windows_h))
     if rs.divergence.enabled or rs.drawdown.enabled:  # drawdown sentences quote the peers' median
         try:
-            inputs.changes = db_alerts.venue_changes(con, as_of, change_windows, ctx.fund_expected_s)
+            inputs.changes = fund_inputs.venue_changes(con, as_of, change_windows, ctx.fund_expected_s)
         except Exception as exc:  # noqa: BLE001 - see run()
             log.exception("alert inputs for divergence failed")
             if rs.divergence.enabled:
                 inputs.failed[R.DIVERGENCE] = f"{type(exc).__name__}: {exc}"
-    inputs.windows = run([R.FUND_DRAWDOWN], lambda: db_alerts.fund_windows(
+    inputs.windows = run([R.FUND_DRAWDOWN], lambda: fund_inputs.fund_windows(
         con, as_of, rs.drawdown.windows_h, ctx.fund_expected_s))
-    inputs.coverage = run([R.COVERAGE_LOW], lambda: db_alerts.venue_coverage(
+    inputs.coverage = run([R.COVERAGE_LOW], lambda: coverage_inputs.venue_coverage(
         con, as_of, ctx.fund_expected_s, ctx.oi_expected_s, medians=medians()))
-    inputs.cascades = run([R.CASCADE], lambda: db_alerts.recent_cascades(
+    inputs.cascades = run([R.CASCADE], lambda: liquidation_inputs.recent_cascades(
         con, as_of, lookback=timedelta(hours=rs.cascade.lookback_h)))
-    inputs.adl = run([R.ADL_NEAR], lambda: db_alerts.latest_adl(
+    inputs.adl = run([R.ADL_NEAR], lambda: liquidation_inputs.latest_adl(
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
-    inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
-    inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
+    inputs.freshness = run([R.STALE], lambda: freshness_inputs.freshness(con, now, ctx.jobs))
+    inputs.gaps = run([R.STALE], lambda: liquidation_inputs.open_stream_gaps(con))
     if rs.anomaly.enabled or rs.drawdown.enabled:  # drawdowns skip transfers/restructures the assessments classify
         try:
             inputs.assessments = load_assessments(con, as_of, assessment_config(ctx), cache)
@@ -380,7 +382,7 @@ class AlertEngine:
         try:
             now = now or datetime.now(UTC)
             def read(con: Any) -> tuple[datetime, Inputs]:
-                clock = as_of or db_alerts.data_clock(con, now)
+                clock = as_of or rule_inputs.data_clock(con, now)
                 return clock, gather(con, self.ctx, now, clock, self._cache)
 
             as_of, inputs = self.store.read(read)  # the writer's own connection (one handle per process)

@@ -1,10 +1,10 @@
 """Alert rules: small pure functions over query results (typed rows in, ``Signal`` list out).
 
-The rows are computed in DuckDB by ``storage.alert_store``; nothing here touches storage, the clock or the
-network, so every rule is tested with hand-made rows. A rule returns the signals that hold *now*; the
-engine (``alerts.engine``) turns them into an alert lifecycle (firing -> resolved), cooldowns and
-deliveries. One signal per venue per rule (the worst case, with the others in ``metrics``), so one event
-never becomes a dozen notifications.
+The rows are computed in DuckDB by storage's rule-input queries (``storage.rule_inputs`` lists them);
+nothing here touches storage, the clock or the network, so every rule is tested with hand-made rows. A
+rule returns the signals that hold *now*; the engine (``alerts.engine``) turns them into an alert
+lifecycle (firing -> resolved), cooldowns and deliveries. One signal per venue per rule (the worst
+case, with the others in ``metrics``), so one event never becomes a dozen notifications.
 
 Sentences use a real minus sign and thin units: ``OKX USDT pool −22.4 % in 8 h (max 412.1 M → 319.8 M
 USDT); peers median −0.3 %``.

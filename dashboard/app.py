@@ -20,9 +20,18 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 
 import streamlit as st  # noqa: E402
 
-from dashboard import common, data  # noqa: E402
+from dashboard import data  # noqa: E402
 from dashboard.context import AppContext, load_context  # noqa: E402
 from dashboard.model import dataset_states, states_for_blindness  # noqa: E402
+from dashboard.page import (  # noqa: E402
+    BACKFILL_KEY,
+    STATE_KEY,
+    PageState,
+    range_start,
+    run_page,
+    show_notice,
+    venue_catalog,
+)
 from dashboard.params import DEFAULT_RANGE, RANGE_LABELS, RANGES, Controls, parse_params, to_params  # noqa: E402
 from dashboard.status import backfill_progress  # noqa: E402
 from dashboard.views import liquidations as liquidations_view  # noqa: E402
@@ -47,8 +56,8 @@ def _pages(ctx: AppContext) -> list[st.Page]:
     pages.insert(1, st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"))
 
     def liquidations() -> None:
-        common.run_page("Liquidations", liquidations_view.page_body,
-                        caption="Liquidated positions per venue; the sidebar sets the range and venues.")
+        run_page("Liquidations", liquidations_view.page_body,
+                 caption="Liquidated positions per venue; the sidebar sets the range and venues.")
 
     pages.insert(2, st.Page(liquidations, title="Liquidations", icon=":material/waterfall_chart:",
                             url_path="liquidations"))
@@ -97,11 +106,11 @@ def _controls(known: list[str], names: dict[str, str]) -> Controls:
     st.session_state["ctl_url"] = (st.query_params.get("range"), st.query_params.get("venues"))
     notices = st.session_state.pop("ctl_notices", [])
     for notice in notices:
-        common.show_notice(notice.message, notice.rejected)
+        show_notice(notice.message, notice.rejected)
     return Controls(st.session_state["ctl_range"], tuple(st.session_state["ctl_venues"]), tuple(notices))
 
 
-def _blind_banner(state: common.PageState) -> None:
+def _blind_banner(state: PageState) -> None:
     health = data.collector_health(state.ctx.db, state.now)
     frame = dataset_states(health, state.info, state.now, state.ctx.intervals)
     report = blindness(states_for_blindness(frame, state.ctx.simulated),
@@ -112,22 +121,22 @@ def _blind_banner(state: common.PageState) -> None:
         st.warning(report.message, icon=":material/visibility_off:")
 
 
-def _backfill_banner(state: common.PageState) -> None:
+def _backfill_banner(state: PageState) -> None:
     runs, newest = data.backfill_state(state.ctx.db, state.now)
     progress = backfill_progress(runs, state.info, state.known, newest, state.now)
-    st.session_state[common.BACKFILL_KEY] = progress.pending if progress.active else ()
+    st.session_state[BACKFILL_KEY] = progress.pending if progress.active else ()
     if progress.active:
         st.info(progress.text({v: state.name(v) for v in state.known}), icon=":material/history:")
 
 
-def _state_without_data(ctx: AppContext) -> common.PageState:
+def _state_without_data(ctx: AppContext) -> PageState:
     """No fund or OI rows: the venues the collector tried (its run rows), for Collector health and Alerts."""
     now = data.quantised_now()
     health = data.collector_health(ctx.db, now) if Path(ctx.db).exists() else None
     known = sorted(set(health["venue"].astype(str))) if health is not None and not health.empty else []
-    info = common.venue_catalog(known)
-    return common.PageState(ctx, Controls(), tuple(known), tuple(known), info, now,
-                            now - RANGES[DEFAULT_RANGE], False)  # type: ignore[operator]
+    info = venue_catalog(known)
+    return PageState(ctx, Controls(), tuple(known), tuple(known), info, now,
+                     now - RANGES[DEFAULT_RANGE], False)  # type: ignore[operator]
 
 
 def main() -> None:
@@ -139,7 +148,7 @@ def main() -> None:
         st.warning("SIMULATED DATA — these numbers come from Backstop's built-in simulator, not from exchanges.",
                    icon=":material/science:")
     if ctx.notice:
-        common.show_notice("Configuration problem: using the defaults.", (ctx.notice,))
+        show_notice("Configuration problem: using the defaults.", (ctx.notice,))
     overview = data.database_overview(ctx.db)
     has_data = bool(not overview.empty
                     and overview[overview["dataset"].isin(["funds", "open_interest"])]["has_rows"].any())
@@ -147,12 +156,12 @@ def main() -> None:
     try:
         if has_data:
             known = data.known_venues(ctx.db)
-            info = common.venue_catalog(known)
+            info = venue_catalog(known)
             controls = _controls(known, {v: info[v].display_name for v in known})
             now = data.quantised_now()
             first_ts, _ = data.fund_span(ctx.db)
-            state = common.PageState(ctx, controls, tuple(known), tuple(controls.selected(known)), info, now,
-                                     common.range_start(controls, now, first_ts), True)
+            state = PageState(ctx, controls, tuple(known), tuple(controls.selected(known)), info, now,
+                              range_start(controls, now, first_ts), True)
             _blind_banner(state)
             _backfill_banner(state)
         else:
@@ -160,7 +169,7 @@ def main() -> None:
     except DatabaseBusy as exc:
         st.error(f"The database is busy (locked by another process): {exc}. Retrying on the next refresh.")
         state = None
-    st.session_state[common.STATE_KEY] = state
+    st.session_state[STATE_KEY] = state
     st.session_state["backstop_ctx"] = ctx
     nav.run()
 

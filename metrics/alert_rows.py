@@ -1,6 +1,7 @@
-"""What the alert rules read and emit: the typed rows ``storage.rule_inputs`` computes in DuckDB (one
-dataclass per kind of input) and the ``Signal`` a rule returns. Plain data shared by storage (which fills
-them) and alerts (which judge them), so neither imports the other."""
+"""What the alert rules read and emit: the typed rows storage's rule-input queries compute in DuckDB
+(``storage.rule_inputs`` lists them; one dataclass per kind of input) and the ``Signal`` a rule
+returns. Plain data shared by storage (which fills them) and alerts (which judge them), so neither
+imports the other."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class Signal:
         return f"{self.rule}|{self.venue}|{self.scope}"
 
 
-# -- rule inputs (computed in DuckDB by storage.alert_store) -------------------------------------------------
+# -- rule inputs (computed in DuckDB by storage's *_inputs modules) ------------------------------------------
 @dataclass(frozen=True)
 class FundWindow:
     """One fund series (venue x pool x asset) over one look-back window, in the fund's native units.

@@ -1,6 +1,7 @@
 """All alert SQL but the rule inputs: the alert rows, their lifecycle and delivery attempts (written
 through ``storage.writer.Store.execute_write``), and the reads of the CLI and the dashboard. The rule
-inputs live in ``storage.rule_inputs`` and are re-exported here."""
+inputs live in ``storage.rule_inputs`` (data clock) and ``storage.fund_inputs``, ``storage.coverage_inputs``,
+``storage.freshness_inputs``, ``storage.liquidation_inputs``."""
 
 from __future__ import annotations
 
@@ -18,35 +19,7 @@ import pandas as pd
 
 from metrics.alert_rows import Signal
 from storage.db import DatabaseMissing, read_connection
-from storage.rule_inputs import (  # the rule inputs, importable from here as before
-    CASCADE_COLUMNS,
-    DATA_TABLES,
-    DEFAULT_EXPECTED_S,
-    MAX_FUTURE,
-    JobExpectation,
-    coverage_history,
-    coverage_medians,
-    data_clock,
-    freshness,
-    fund_windows,
-    latest_adl,
-    open_stream_gaps,
-    recent_cascades,
-    table_columns,
-    table_exists,
-    venue_changes,
-    venue_coverage,
-    venue_open_interest,
-)
-
-__all__ = [
-    "ALERT_COLUMNS", "AlertOpen", "AlertResolve", "AlertState", "AlertUpdate", "CASCADE_COLUMNS",
-    "DATA_TABLES", "DEFAULT_EXPECTED_S", "DeliveryAttempt", "JobExpectation", "MAX_FUTURE", "alert_markers",
-    "alerts_frame", "apply_changes", "coverage_history", "coverage_medians", "data_clock", "deliveries_frame",
-    "firing_alerts", "freshness", "fund_windows", "last_notified", "latest_adl", "metrics_json",
-    "open_stream_gaps", "recent_cascades", "record_deliveries", "table_columns", "table_exists",
-    "venue_changes", "venue_coverage", "venue_open_interest",
-]
+from storage.rule_inputs import table_exists
 
 
 @dataclass(frozen=True)

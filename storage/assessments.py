@@ -1,9 +1,10 @@
 """Inputs of the assessments, gathered in DuckDB, and ``load_assessments`` (the one entry point).
 
-Every figure comes from the SQL the alert rules read (``storage.alert_store``): the per-pool windows
-(as-of start, max, last: the one "fund as of t" definition), the like-for-like venue changes (the
-divergence z), the venue coverage; plus the daily as-of history behind the own-history anomaly z and the
-firing alerts. The judgement itself is ``metrics.assessment.assess`` (pure).
+Every figure comes from the SQL the alert rules read (``storage.fund_inputs``,
+``storage.coverage_inputs``): the per-pool windows (as-of start, max, last: the one "fund as of t"
+definition), the like-for-like venue changes (the divergence z), the venue coverage; plus the daily
+as-of history behind the own-history anomaly z and the firing alerts. The judgement itself is
+``metrics.assessment.assess`` (pure).
 
 ``at`` is the data clock: the later of the wall clock and the newest fund/OI timestamp, unless given.
 """
@@ -28,7 +29,7 @@ from metrics.fund_changes import TRADING, ChangeContext, classify, robust_own_z,
 from metrics.health import freshness
 from metrics.stress import FillModel, LeverageDistribution
 from records.vocabulary import default_cadence_s
-from storage import alert_store as S
+from storage import coverage_inputs, fund_inputs, rule_inputs
 from storage.db import read_connection
 
 DbOrCon = duckdb.DuckDBPyConnection | Path | str
@@ -87,7 +88,7 @@ def load_assessments(con_or_db: DbOrCon, at: datetime | None = None,
     (a long-lived caller's, e.g. the alert engine's) keeps the daily coverage history for the day."""
     config = config or AssessmentConfig()
     with _connection(con_or_db) as con:
-        as_of = at or S.data_clock(con, datetime.now(UTC))
+        as_of = at or rule_inputs.data_clock(con, datetime.now(UTC))
         if config.stress is not None and not config.stress_pct:
             config = replace(config, stress_pct=stress_consumption(con, as_of, config, cache))
         inputs = gather(con, as_of, config, cache)
@@ -288,7 +289,7 @@ def _venue_windows(pools: Sequence[tuple[float | None, tuple[M.WindowFigures, ..
 
 
 def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, list[M.Finding]]:
-    if not S.table_exists(con, "alerts"):
+    if not rule_inputs.table_exists(con, "alerts"):
         return {}
     out: dict[str, list[M.Finding]] = {}
     for venue, rule, severity, message, fired_at, metrics in con.execute(
@@ -319,25 +320,25 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: datetime, config: AssessmentCo
     expected = _expected(config, venues)
     hours = list(M.WINDOWS.values())
     windows: dict[tuple[str, str, str], list[FundWindow]] = {}
-    for w in S.fund_windows(con, as_of, hours, expected):
+    for w in fund_inputs.fund_windows(con, as_of, hours, expected):
         windows.setdefault((w.venue, w.pool_id, w.asset), []).append(w)
     changes: dict[str, dict[float, VenueChange]] = {}
-    for c in S.venue_changes(con, as_of, hours, expected):
+    for c in fund_inputs.venue_changes(con, as_of, hours, expected):
         changes.setdefault(c.venue, {})[c.window_h] = c
     window_s = int(config.divergence_window_h * 3600)
     div = {r.venue: r.z for r in divergence(
         {v: c[config.divergence_window_h].change_pct for v, c in changes.items() if config.divergence_window_h in c},
         window_s, config.divergence)}
     oi_expected = {v: float(config.oi_expected_s.get(v, default_cadence_s("open_interest"))) for v in venues}
-    coverage = {c.venue: c for c in S.venue_coverage(con, as_of, expected, oi_expected, medians={})}
+    coverage = {c.venue: c for c in coverage_inputs.venue_coverage(con, as_of, expected, oi_expected, medians={})}
     day_key = (as_of.date(), config.coverage_days)
     if cache is None or cache.get("coverage_history_key") != day_key:
-        cov_history = S.coverage_history(con, as_of, config.coverage_days)  # moves once a day
+        cov_history = coverage_inputs.coverage_history(con, as_of, config.coverage_days)  # moves once a day
         if cache is not None:
             cache["coverage_history"], cache["coverage_history_key"] = cov_history, day_key
     else:
         cov_history = cache["coverage_history"]
-    oi_now = S.venue_open_interest(con, as_of, oi_expected)
+    oi_now = coverage_inputs.venue_open_interest(con, as_of, oi_expected)
     history = daily_history(con, as_of, config.anomaly.history_days + 7)
     findings = _findings(con)
     latest = latest_pools(con, as_of)

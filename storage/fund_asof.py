@@ -5,7 +5,8 @@ than ``GONE_MULTIPLE`` × its cadence; the value is that newest point. Its caden
 publishing interval or the gap between its last two points, whichever is longer (Bybit's shared pools are
 daily, its isolated ones per minute). A series silent for longer has stopped being published and drops
 out of totals instead of reading as a fall to zero. The dashboard's totals (``storage.analytics``), the
-alert inputs and the assessments (``storage.alert_store``) all use these fragments.
+alert inputs (``storage.fund_inputs``, ``storage.coverage_inputs``) and the assessments all use these
+fragments.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from alerts import rules as R
 from backstop.service import Collector
 from collectors.errors import PayloadError
 from collectors.gate import parse_adl_risk_states
-from storage.alert_store import latest_adl
 from storage.db import read_connection
+from storage.liquidation_inputs import latest_adl
 from tests.conftest import settings_for
 
 NOW = datetime(2026, 8, 13, 12, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from alerts import rules as R
-from dashboard import common
 from dashboard.context import AppContext
+from dashboard.page import STATE_KEY, PageState, venue_catalog
 from dashboard.params import Controls
 from storage import alert_store as A
 from storage.writer import Store
@@ -38,10 +38,10 @@ def page(db: Path) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=30)
     ctx = AppContext(db=str(db), simulated=False, refresh_s=60, cache_ttl_s=5, intervals={})
     known = ("bybit", "okx")
-    state = common.PageState(ctx, Controls("7d"), known, known, common.venue_catalog(list(known)), NOW,
-                             NOW - timedelta(days=7), True)
+    state = PageState(ctx, Controls("7d"), known, known, venue_catalog(list(known)), NOW,
+                      NOW - timedelta(days=7), True)
     at.session_state["backstop_ctx"] = ctx
-    at.session_state[common.STATE_KEY] = state
+    at.session_state[STATE_KEY] = state
     return at
 
 

@@ -27,8 +27,8 @@ from backstop.integrations import alert_engine_for
 from backstop.service import Collector
 from simulator.market import HOUR_MS
 from simulator.server import SimulatorThread
-from storage.alert_store import table_columns
 from storage.queries import query_df
+from storage.rule_inputs import table_columns
 from tests.conftest import settings_for
 from tests.test_alerts_delivery import Receiver
 

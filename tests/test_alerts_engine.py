@@ -19,6 +19,7 @@ from alerts.delivery import Notification
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
 from collectors.base import Batch, FundBalance
 from storage import alert_store as A
+from storage import fund_inputs
 from storage.writer import Store
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -209,7 +210,7 @@ def test_engine_failed_input_query_leaves_alerts_firing(tmp_path: Path, monkeypa
     def broken(*_: Any, **__: Any) -> list[R.FundWindow]:
         raise RuntimeError("simulated query failure")
 
-    monkeypatch.setattr(A, "fund_windows", broken)
+    monkeypatch.setattr(fund_inputs, "fund_windows", broken)
     result = engine(path, outbox).evaluate(now=T0 + timedelta(minutes=5))
     assert result is not None and "simulated query failure" in result.failed[R.FUND_DRAWDOWN]
     assert R.FUND_DRAWDOWN not in result.evaluated and R.STALE in result.evaluated

@@ -13,6 +13,7 @@ import pytest
 from alerts import rules as R
 from collectors.base import AdlSignal, Batch, FundBalance, OpenInterest, Price
 from storage import alert_store as A
+from storage import coverage_inputs, freshness_inputs, fund_inputs, liquidation_inputs, rule_inputs
 from storage.db import read_connection
 from storage.export import EXPORTS, export_csv
 from storage.writer import RunRecord, Store
@@ -89,7 +90,7 @@ def windows_by(rows: list[R.FundWindow]) -> dict[tuple[str, str, float], R.FundW
 
 def test_fund_windows_cadence_and_liveness(db: Path) -> None:
     with read_connection(db) as con:
-        rows = windows_by(A.fund_windows(con, T, [8, 24, 168], EXPECTED))
+        rows = windows_by(fund_inputs.fund_windows(con, T, [8, 24, 168], EXPECTED))
     okx8 = rows[("okx", "SWAP:BTC-USDT", 8)]
     assert okx8.max_balance == pytest.approx(400e6) and okx8.last_balance == pytest.approx(320e6)
     assert okx8.drawdown_pct == pytest.approx(-20.0)
@@ -112,7 +113,7 @@ def test_fund_windows_cadence_and_liveness(db: Path) -> None:
 
 def test_venue_changes_like_for_like(db: Path) -> None:
     with read_connection(db) as con:
-        changes = {(c.venue, c.window_h): c for c in A.venue_changes(con, T, [8, 24], EXPECTED)}
+        changes = {(c.venue, c.window_h): c for c in fund_inputs.venue_changes(con, T, [8, 24], EXPECTED)}
     assert changes[("okx", 8)].change_pct == pytest.approx(-20.0)
     assert changes[("binance", 24)].change_pct == pytest.approx(-25.0)
     assert ("binance", 8) not in changes
@@ -124,14 +125,14 @@ def test_venue_changes_like_for_like(db: Path) -> None:
 
 def test_data_clock_follows_a_simulator_ahead(db: Path) -> None:
     with read_connection(db) as con:
-        assert A.data_clock(con, T - timedelta(hours=3)) == T
-        assert A.data_clock(con, T + timedelta(hours=1)) == T + timedelta(hours=1)
-        assert A.data_clock(con, T - timedelta(days=30)) == T - timedelta(days=30)  # junk far future ignored
+        assert rule_inputs.data_clock(con, T - timedelta(hours=3)) == T
+        assert rule_inputs.data_clock(con, T + timedelta(hours=1)) == T + timedelta(hours=1)
+        assert rule_inputs.data_clock(con, T - timedelta(days=30)) == T - timedelta(days=30)  # junk far future ignored
 
 
 def test_coverage_now_and_median(db: Path) -> None:
     with read_connection(db) as con:
-        rows = {c.venue: c for c in A.venue_coverage(con, T, EXPECTED, {"okx": 300.0})}
+        rows = {c.venue: c for c in coverage_inputs.venue_coverage(con, T, EXPECTED, {"okx": 300.0})}
     okx = rows["okx"]
     assert okx.fund_usd == pytest.approx(320e6) and okx.oi_usd == pytest.approx(10e9)
     assert okx.ratio == pytest.approx(0.032)
@@ -140,11 +141,11 @@ def test_coverage_now_and_median(db: Path) -> None:
 
 
 def test_freshness_and_adl(db: Path) -> None:
-    jobs = [A.JobExpectation("okx", "funds", 300, 300), A.JobExpectation("binance", "funds", 300, 86_400),
-            A.JobExpectation("okx", "adl", 600, 86_400)]
+    jobs = [freshness_inputs.JobExpectation("okx", "funds", 300, 300), freshness_inputs.JobExpectation("binance", "funds", 300, 86_400),
+            freshness_inputs.JobExpectation("okx", "adl", 600, 86_400)]
     with read_connection(db) as con:
-        fresh = {(f.venue, f.dataset): f for f in A.freshness(con, T, jobs)}
-        adl = {(a.venue, a.scope, a.signal_type): a for a in A.latest_adl(con, T, timedelta(days=7))}
+        fresh = {(f.venue, f.dataset): f for f in freshness_inputs.freshness(con, T, jobs)}
+        adl = {(a.venue, a.scope, a.signal_type): a for a in liquidation_inputs.latest_adl(con, T, timedelta(days=7))}
     okx = fresh[("okx", "funds")]
     assert okx.last_ok_at == T - timedelta(minutes=40) and okx.last_status == "error"
     assert okx.last_error_class == "NetworkError" and okx.newest_data_ts == T
@@ -161,10 +162,10 @@ def test_feature_tables_missing_or_empty_read_as_nothing(tmp_path: Path) -> None
     store = Store(tmp_path / "e.duckdb")
     store.write(Batch())
     with read_connection(tmp_path / "e.duckdb") as con:
-        assert A.recent_cascades(con, T) == []
-        assert A.open_stream_gaps(con) == []
-        assert A.latest_adl(con, T) == []
-        assert A.fund_windows(con, T, [8], {}) == []
+        assert liquidation_inputs.recent_cascades(con, T) == []
+        assert liquidation_inputs.open_stream_gaps(con) == []
+        assert liquidation_inputs.latest_adl(con, T) == []
+        assert fund_inputs.fund_windows(con, T, [8], {}) == []
 
 
 def test_cascades_and_open_gaps_from_the_liquidation_tables(tmp_path: Path) -> None:
@@ -172,7 +173,7 @@ def test_cascades_and_open_gaps_from_the_liquidation_tables(tmp_path: Path) -> N
     store = Store(path)
 
     def insert(con: Any) -> None:
-        scope = "venue" if "venue" in A.table_columns(con, "cascades") else "scope"
+        scope = "venue" if "venue" in rule_inputs.table_columns(con, "cascades") else "scope"
         con.execute(
             f"INSERT INTO cascades ({scope}, start_ts, end_ts, last_minute, peak_ts, peak_usd, total_long_usd, "  # noqa: S608
             "total_short_usd, baseline_usd, threshold_usd, minutes, ongoing, incomplete, lower_bound, dominant_asset, "
@@ -188,8 +189,8 @@ def test_cascades_and_open_gaps_from_the_liquidation_tables(tmp_path: Path) -> N
 
     store.execute_write(insert)
     with read_connection(path) as con:
-        [event] = A.recent_cascades(con, T)
-        [gap] = A.open_stream_gaps(con)
+        [event] = liquidation_inputs.recent_cascades(con, T)
+        [gap] = liquidation_inputs.open_stream_gaps(con)
     assert (event.venue, event.ended_at, event.side, event.minutes) == ("binance", None, "long", 20)
     assert event.notional_usd == pytest.approx(1.8e8) and event.lower_bound and event.price_move_pct == -7.5
     assert (gap.venue, gap.stream, gap.reason) == ("bybit", "allLiquidation:linear", "closed by peer")

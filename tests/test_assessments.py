@@ -196,9 +196,9 @@ def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> N
     from decimal import Decimal
 
     from collectors.base import Batch, FundBalance
-    from storage.alert_store import fund_windows
     from storage.analytics import fund_asof
     from storage.db import read_connection
+    from storage.fund_inputs import fund_windows
     from storage.writer import Store
 
     def point(pool: str, ts: datetime, value: float) -> FundBalance:
@@ -253,7 +253,7 @@ def test_exports_and_status_on_an_empty_database(tmp_path: Path) -> None:
 def test_charts_annotate_the_incident_library_with_sources() -> None:
     """The Funds chart's event bands: the curated stress events plus the replay's incidents (once per day
     and venue), each with its source."""
-    from dashboard.common import stress_events
+    from dashboard.charts import stress_events
 
     events = stress_events(datetime(2017, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
     assert not events.duplicated(["date", "venue"]).any() and (events["source"] != "").all()

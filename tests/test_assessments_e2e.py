@@ -17,9 +17,9 @@ from metrics import assessment as M
 from metrics.divergence import divergence
 from metrics.formatting import fmt_signed
 from simulator.market import HOUR_MS
-from storage.alert_store import venue_changes
 from storage.assessments import load_assessments
 from storage.db import read_connection
+from storage.fund_inputs import venue_changes
 from storage.queries import query_df
 from tests.test_alerts_delivery import Receiver
 from tests.test_alerts_e2e import FUND_VENUES, collect, scenario_settings

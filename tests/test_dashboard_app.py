@@ -252,7 +252,7 @@ def test_funds_controls_start_from_the_url(app: AppTest) -> None:
 
 def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Detected cascades shade the fund chart; alerts are markers whose hover text is escaped, never HTML."""
-    from dashboard import common
+    from dashboard.charts import CASCADE_FILL
     from storage.writer import Store
 
     fx = build_fixture(tmp_path / "marks.duckdb")
@@ -284,7 +284,7 @@ def test_funds_chart_shows_cascades_and_alert_markers(tmp_path: Path, monkeypatc
     assert len(markers) == 1 and markers[0]["yaxis"] == "y2"
     hover = markers[0]["hovertext"][0]
     assert "&lt;b&gt;pool&lt;/b&gt;" in hover and "<b>" not in hover
-    bands = [s for s in spec["layout"]["shapes"] if s.get("fillcolor") == common.CASCADE_FILL]
+    bands = [s for s in spec["layout"]["shapes"] if s.get("fillcolor") == CASCADE_FILL]
     assert len(bands) == 1 and bands[0]["x0"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
     assert any("cascade · OKX" in a["text"] for a in spec["layout"]["annotations"])
 

@@ -14,8 +14,10 @@ import streamlit as st
 
 from alerts.inventory import INVENTORY_LARGE
 from alerts.rules import RULES, SEVERITIES
-from dashboard import common, data
+from dashboard import data
 from dashboard.context import cache_ttl_s
+from dashboard.page import PageState, explain_range, run_page
+from dashboard.text import download, fmt_text, fmt_ts, md_escape, state_badge
 from storage import alert_store
 
 TTL_S = cache_ttl_s()
@@ -44,9 +46,9 @@ def present(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     out["name"] = [names.get(v, v) for v in out["venue"]]
     for column in ("fired_at", "last_seen_at", "resolved_at"):
         if column in out.columns:
-            out[column] = [common.fmt_ts(v) for v in out[column]]
+            out[column] = [fmt_ts(v) for v in out[column]]
     if "resolved_reason" in out.columns:
-        out["resolved_reason"] = [common.fmt_text(v) for v in out["resolved_reason"]]
+        out["resolved_reason"] = [fmt_text(v) for v in out["resolved_reason"]]
     return out[[c for c in TABLE_COLUMNS if c in out.columns]].reset_index(drop=True)
 
 
@@ -72,11 +74,11 @@ def firing_table(frame: pd.DataFrame, names: dict[str, str], states: dict[str, s
     rows = []
     states = states or {}
     for r in worst_first(frame).itertuples():
-        rows.append({"severity": SEVERITY_BADGES.get(str(r.severity), common.md_escape(r.severity)),
-                     "venue state": common.state_badge(states[str(r.venue)]) if str(r.venue) in states else "—",
-                     "venue": common.md_escape(names.get(str(r.venue), str(r.venue))),
-                     "rule": common.md_escape(r.rule), "what happened": common.md_escape(r.message),
-                     "since": common.fmt_ts(r.fired_at), "last seen": common.fmt_ts(r.last_seen_at)})
+        rows.append({"severity": SEVERITY_BADGES.get(str(r.severity), md_escape(r.severity)),
+                     "venue state": state_badge(states[str(r.venue)]) if str(r.venue) in states else "—",
+                     "venue": md_escape(names.get(str(r.venue), str(r.venue))),
+                     "rule": md_escape(r.rule), "what happened": md_escape(r.message),
+                     "since": fmt_ts(r.fired_at), "last seen": fmt_ts(r.last_seen_at)})
     return pd.DataFrame(rows, columns=["severity", "venue", "venue state", "rule", "what happened", "since",
                                        "last seen"])
 
@@ -108,7 +110,7 @@ COLUMN_CONFIG = {
 }
 
 
-def body(state: common.PageState) -> None:
+def body(state: PageState) -> None:
     db = state.ctx.db
     frame = load_alerts(db, state.range_start)
     names = {v: state.name(v) for v in set(frame["venue"]) | set(state.known)} if not frame.empty else {}
@@ -130,7 +132,7 @@ def body(state: common.PageState) -> None:
         st.table(firing_table(shown_firing, names, states), border="horizontal")
 
     st.subheader("History", anchor=False)
-    st.caption(f"Alert episodes fired or resolved in {common.explain_range(state)}, plus every firing one.")
+    st.caption(f"Alert episodes fired or resolved in {explain_range(state)}, plus every firing one.")
     left, mid, right = st.columns(3)
     rules = left.multiselect("Rule", [*RULES, INVENTORY_LARGE], key="alerts_rules", placeholder="All rules")
     venue_choices = sorted(set(frame["venue"]) | set(state.venues)) if not frame.empty else list(state.venues)
@@ -144,7 +146,7 @@ def body(state: common.PageState) -> None:
     else:
         table = present(history, names)
         st.dataframe(table, hide_index=True, column_config=COLUMN_CONFIG)
-        common.download(history.drop(columns=["first_message"]), "alerts", "alerts-history")
+        download(history.drop(columns=["first_message"]), "alerts", "alerts-history")
         pick = st.selectbox("Details of", list(history["alert_id"]), key="alerts_detail",
                             format_func=lambda i: _label(history, i, names))
         if pick:
@@ -161,7 +163,7 @@ def body(state: common.PageState) -> None:
             st.dataframe(deliveries, hide_index=True, column_config={
                 "attempted_at": st.column_config.DatetimeColumn("attempted (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                 "error": st.column_config.TextColumn("error", width="large")})
-            common.download(deliveries, "alert-deliveries", "alerts-deliveries")
+            download(deliveries, "alert-deliveries", "alerts-deliveries")
 
 
 def _label(frame: pd.DataFrame, alert_id: str, names: dict[str, str]) -> str:
@@ -170,8 +172,8 @@ def _label(frame: pd.DataFrame, alert_id: str, names: dict[str, str]) -> str:
 
 
 def render() -> None:
-    common.run_page("Alerts", body, caption="Rules over the collected data: fund drawdowns, coverage, "
-                    "divergence, cascades, ADL, blind spots.", needs_data=False)
+    run_page("Alerts", body, caption="Rules over the collected data: fund drawdowns, coverage, "
+             "divergence, cascades, ADL, blind spots.", needs_data=False)
 
 
 if __name__ == "__main__":  # streamlit runs page scripts as __main__

@@ -10,12 +10,16 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard import common, data, model
+from dashboard import data, model
+from dashboard.charts import log_axis, style
+from dashboard.page import PageState, explain_range, run_page
+from dashboard.page_controls import sync_controls, url_controls
+from dashboard.text import download, fmt_text, plain
 from metrics.coverage import coverage_pct
 from metrics.formatting import fmt_pct, fmt_usd
 
 
-def body(state: common.PageState) -> None:
+def body(state: PageState) -> None:
     db = state.ctx.db
     grid = data.grid_for(state.range_td, state.now, min_step=timedelta(minutes=15))  # ≥ 3 OI polls a point
     step_s, points = int(grid.step.total_seconds()), grid.points
@@ -24,7 +28,7 @@ def body(state: common.PageState) -> None:
     cov = model.coverage_frame(funds, oi, ["venue"])
 
     st.subheader("Coverage by venue (fund ÷ OI)", anchor=False)
-    common.url_controls({"coverage-log": True})
+    url_controls({"coverage-log": True})
     log = st.toggle("Log scale", key="coverage-log", help="Coverage ranges from under 1 % to over 100 %.")
     floor = data.coverage_floor_pct(db, state.ctx.config)
     fig = go.Figure()
@@ -35,17 +39,17 @@ def body(state: common.PageState) -> None:
                                  name=state.name(str(venue)), line={"color": state.info[str(venue)].colour}))
     fig.add_hline(y=floor, line_dash="dash", line_color="#c62828",
                   annotation_text=f"alert floor {floor:g} %", annotation_position="bottom right")
-    common.style(fig, 380, "coverage (%)")
+    style(fig, 380, "coverage (%)")
     if log:
-        common.log_axis(fig, [*drawn["coverage_pct"].tolist(), floor], " %")
+        log_axis(fig, [*drawn["coverage_pct"].tolist(), floor], " %")
     st.plotly_chart(fig, key="coverage-venues")
     missing = sorted(set(state.venues) - set(drawn["venue"]))
-    st.caption(f"{common.explain_range(state)} · one point every {grid.step}. Dashed red: the coverage alert's "
+    st.caption(f"{explain_range(state)} · one point every {grid.step}. Dashed red: the coverage alert's "
                f"floor ({floor:g} % of open interest)."
                + (f" No coverage (fund or open interest missing): {', '.join(state.name(v) for v in missing)}."
                   if missing else ""))
-    common.sync_controls(["coverage-log"])
-    common.download(cov, "coverage-venues", "coverage-venues")
+    sync_controls(["coverage-log"])
+    download(cov, "coverage-venues", "coverage-venues")
 
     with_oi = [v for v in state.venues if v in set(oi["venue"])] or list(state.venues)
     venue = st.selectbox("Venue detail", with_oi, format_func=state.name, key="coverage-venue")
@@ -63,14 +67,14 @@ def body(state: common.PageState) -> None:
                              line={"color": colour, "dash": "dot"}), row=2, col=1)
     dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
     for i, (pool, group) in enumerate(pool_cov.dropna(subset=["coverage_pct"]).groupby("pool_id")):
-        fig.add_trace(go.Scatter(x=group["ts"], y=group["coverage_pct"], name=f"pool {common.plain(pool)}",
+        fig.add_trace(go.Scatter(x=group["ts"], y=group["coverage_pct"], name=f"pool {plain(pool)}",
                                  connectgaps=True, line={"color": colour, "dash": dashes[i % len(dashes)]}),
                       row=3, col=1)
     fig.update_layout(hovermode="x unified", height=640, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     st.plotly_chart(fig, key="coverage-detail")
     detail = pool_cov.merge(one[["ts", "fund_usd", "oi_usd"]].rename(
         columns={"fund_usd": "venue_fund_usd", "oi_usd": "venue_oi_usd"}), on="ts", how="outer")
-    common.download(detail, f"coverage-{venue}", "coverage-detail")
+    download(detail, f"coverage-{venue}", "coverage-detail")
     if pool_cov.empty:
         st.caption("No pool membership recorded for this venue: only the venue total is shown.")
 
@@ -83,13 +87,13 @@ def body(state: common.PageState) -> None:
     table.insert(0, "name", [state.name(v) for v in table["venue"]])
     table = table.sort_values("coverage_pct", na_position="last").reset_index(drop=True)
     shown = pd.DataFrame({
-        "venue": table["name"], "pool": [common.fmt_text(p) for p in table["pool_id"]],
+        "venue": table["name"], "pool": [fmt_text(p) for p in table["pool_id"]],
         "fund": [fmt_usd(v) for v in table["fund_usd"]], "open interest": [fmt_usd(v) for v in table["oi_usd"]],
         "coverage": [fmt_pct(v, 2) for v in table["coverage_pct"]],
-        "contracts with OI": [common.fmt_text(None if pd.isna(v) else int(v)) for v in table["contracts_with_oi"]],
+        "contracts with OI": [fmt_text(None if pd.isna(v) else int(v)) for v in table["contracts_with_oi"]],
     })
     st.dataframe(shown, hide_index=True)
-    common.download(table, "coverage-pools-now", "coverage-pools")
+    download(table, "coverage-pools-now", "coverage-pools")
 
 
-common.run_page("Coverage", body, caption="How much of the open interest each fund could absorb.")
+run_page("Coverage", body, caption="How much of the open interest each fund could absorb.")

@@ -10,7 +10,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard import common, data, model
+from dashboard import data, model
+from dashboard.charts import style
+from dashboard.page import PageState, run_page
+from dashboard.text import download, md_escape
 from metrics.assessment import BLIND, NO_FUND, Assessment
 from metrics.divergence import WINDOWS_S, DivergenceRule, divergence, explain
 from metrics.formatting import DASH, fmt_pct, fmt_signed
@@ -35,7 +38,7 @@ def divergence_now(assessments: list[Assessment], rule: DivergenceRule) -> pd.Da
                                       "flagged", "venues_compared", "explanation"])
 
 
-def _bars(state: common.PageState, div: pd.DataFrame, rule: DivergenceRule) -> go.Figure:
+def _bars(state: PageState, div: pd.DataFrame, rule: DivergenceRule) -> go.Figure:
     titles = []
     for window in WINDOWS_S:
         n = int(div[div["window"] == window]["venues_compared"].max()) if (div["window"] == window).any() else 0
@@ -58,7 +61,7 @@ def _bars(state: common.PageState, div: pd.DataFrame, rule: DivergenceRule) -> g
     return fig
 
 
-def body(state: common.PageState) -> None:
+def body(state: PageState) -> None:
     db, everyone = state.ctx.db, state.known
     rule = data.divergence_rule(db, state.ctx.config)
     assessments = data.assessments(db, state.ctx.config, state.now)
@@ -69,7 +72,7 @@ def body(state: common.PageState) -> None:
     if flagged.empty:
         st.success("No venue's fund is moving unlike the others.", icon=":material/check_circle:")
     for text in flagged["explanation"]:
-        st.warning(common.md_escape(text), icon=":material/call_split:")
+        st.warning(md_escape(text), icon=":material/call_split:")
 
     st.plotly_chart(_bars(state, shown, rule), key="divergence-bars")
     st.caption("Bars: each venue's fund change in its own units (native: a BTC fund is not moved by the BTC "
@@ -90,7 +93,7 @@ def body(state: common.PageState) -> None:
         "flagged": shown["flagged"].astype(bool), "venues compared": shown["venues_compared"],
     })
     st.dataframe(table, hide_index=True)
-    common.download(shown, "divergence-now", "divergence-table")
+    download(shown, "divergence-now", "divergence-table")
     with st.expander("In words"):
         for text in shown["explanation"]:
             st.text(text)
@@ -117,8 +120,8 @@ def body(state: common.PageState) -> None:
     for level in (rule.z_threshold, -rule.z_threshold):
         fig.add_hline(y=level, line_dash="dot", line_color="#AA0000")
     fig.update_xaxes(nticks=8, tickformat="%d %b\n%H:%M")
-    st.plotly_chart(common.style(fig, 360, "robust z of 24 h change"), key="divergence-z")
-    common.download(z, "divergence-24h-z", "divergence-z")
+    st.plotly_chart(style(fig, 360, "robust z of 24 h change"), key="divergence-z")
+    download(z, "divergence-24h-z", "divergence-z")
 
 
-common.run_page("Divergence", body, caption="Is one venue's fund moving unlike the others?")
+run_page("Divergence", body, caption="Is one venue's fund moving unlike the others?")

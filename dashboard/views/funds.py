@@ -7,14 +7,25 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import common, data
+from dashboard import data
+from dashboard.charts import (
+    add_alert_markers,
+    annotate_cascades,
+    annotate_events,
+    log_axis,
+    stress_events,
+    style,
+)
+from dashboard.page import PageState, explain_range, run_page
+from dashboard.page_controls import sync_controls, url_controls, zoom_control
+from dashboard.text import download, plain
 from dashboard.views import positions
 from metrics.formatting import fmt_usd
 
 GROUPS = {"venue": "Venue", "pool": "Pool", "asset": "Asset", "pool_asset": "Pool × asset"}
 
 
-def _label(state: common.PageState, row: pd.Series, by: str) -> str:
+def _label(state: PageState, row: pd.Series, by: str) -> str:
     name = state.name(str(row["venue"]))
     if by == "pool":
         return f"{name} · {row['pool_id']}"
@@ -38,10 +49,10 @@ def default_scale(frame: pd.DataFrame, value: str) -> str:
     return "log" if len(newest) > 1 and newest.max() / newest.min() > SPREAD_FOR_LOG else "linear"
 
 
-def body(state: common.PageState) -> None:
-    common.url_controls({"funds-by": "venue", "funds-unit": "USD", "funds-overlays": list(OVERLAYS)},
-                        {"funds-by": list(GROUPS), "funds-unit": ["USD", "native"],
-                         "funds-overlays": list(OVERLAYS)})
+def body(state: PageState) -> None:
+    url_controls({"funds-by": "venue", "funds-unit": "USD", "funds-overlays": list(OVERLAYS)},
+                 {"funds-by": list(GROUPS), "funds-unit": ["USD", "native"],
+                  "funds-overlays": list(OVERLAYS)})
     c1, c2, c3 = st.columns([1, 1, 2])
     by = c1.selectbox("Group by", list(GROUPS), format_func=GROUPS.__getitem__, key="funds-by")
     unit = c2.radio("Unit", ["USD", "native"], horizontal=True, key="funds-unit",
@@ -60,7 +71,7 @@ def body(state: common.PageState) -> None:
     keys = [c for c in ("venue", "pool_id", "asset") if c in frame.columns]
     chart = frame[[*keys, "ts", value, "unvalued"]].copy()
     chart["series"] = [_label(state, r, by) for _, r in chart.iterrows()] if not chart.empty else []
-    common.url_controls({"funds-scale": default_scale(chart, value)}, {"funds-scale": list(SCALES)})
+    url_controls({"funds-scale": default_scale(chart, value)}, {"funds-scale": list(SCALES)})
     scale = c3.segmented_control("Scale", list(SCALES), format_func=SCALES.__getitem__, key="funds-scale",
                                  help="Log or indexed when the funds differ by more than 10× (the default then).")
     overlays = st.pills("Overlays", list(OVERLAYS), format_func=OVERLAYS.__getitem__, selection_mode="multi",
@@ -76,34 +87,34 @@ def body(state: common.PageState) -> None:
     fig = go.Figure()
     for series, group in chart.groupby("series", sort=True):
         venue = str(group["venue"].iloc[0])
-        fig.add_trace(go.Scattergl(x=group["ts"], y=group[y], mode="lines", name=common.plain(series),
+        fig.add_trace(go.Scattergl(x=group["ts"], y=group[y], mode="lines", name=plain(series),
                                    line={"color": state.info[venue].colour, "width": 1.6},
                                    legendgroup=venue))
     y_title = "index (range start = 100)" if indexed else ("USD" if unit == "USD" else "native units")
-    events = common.stress_events(state.range_start, state.now)
+    events = stress_events(state.range_start, state.now)
     if show_events:
-        common.annotate_events(fig, events, state.name)
+        annotate_events(fig, events, state.name)
     if show_cascades:
-        common.annotate_cascades(fig, data.cascades(state.ctx.db, state.venues, state.range_start, state.now),
-                                 state.name, state.now)
+        annotate_cascades(fig, data.cascades(state.ctx.db, state.venues, state.range_start, state.now),
+                          state.name, state.now)
     if show_alerts:
-        common.add_alert_markers(
+        add_alert_markers(
             fig, data.alert_markers(state.ctx.db, state.venues, state.range_start, state.now), state.name)
-    zoom = common.zoom_control("funds-zoom", [a for a in data.assessments(state.ctx.db, state.ctx.config, state.now)
-                                              if a.is_venue and a.venue in state.venues])
+    zoom = zoom_control("funds-zoom", [a for a in data.assessments(state.ctx.db, state.ctx.config, state.now)
+                                       if a.is_venue and a.venue in state.venues])
     if zoom is not None:
         fig.update_xaxes(range=[max(zoom, state.range_start), state.now])
-    common.style(fig, 480, y_title)
+    style(fig, 480, y_title)
     if log:
-        common.log_axis(fig, chart[y].dropna().tolist(),
-                        fmt=(lambda t: fmt_usd(t, 0)) if unit == "USD" and not indexed else None)
+        log_axis(fig, chart[y].dropna().tolist(),
+                 fmt=(lambda t: fmt_usd(t, 0)) if unit == "USD" and not indexed else None)
     st.plotly_chart(fig, key="funds-chart")
-    common.sync_controls(CONTROL_KEYS)
-    st.caption(f"{common.explain_range(state)} · one point every {grid.step} (value as of that instant).")
+    sync_controls(CONTROL_KEYS)
+    st.caption(f"{explain_range(state)} · one point every {grid.step} (value as of that instant).")
     if (chart["unvalued"] > 0).any() and unit == "USD":
         st.caption("Some points lack a USD price (no price collected near that time): they are left out, "
                    "not guessed.")
-    common.download(chart, f"funds-{by}-{unit}", "funds-chart")
+    download(chart, f"funds-{by}-{unit}", "funds-chart")
     positions.section(state)
 
     with st.expander(f"Stress events in this range ({len(events)})", expanded=False):
@@ -112,7 +123,7 @@ def body(state: common.PageState) -> None:
             "source": st.column_config.LinkColumn("source"),
             "date": st.column_config.DatetimeColumn("from", format="YYYY-MM-DD"),
             "end_date": st.column_config.DatetimeColumn("until", format="YYYY-MM-DD")})
-        common.download(shown, "stress-events", "funds-events")
+        download(shown, "stress-events", "funds-events")
 
 
-common.run_page("Funds", body, caption="Insurance-fund history; the sidebar sets the range and venues.")
+run_page("Funds", body, caption="Insurance-fund history; the sidebar sets the range and venues.")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, data, model
+from dashboard import data, model
+from dashboard.page import PageState, run_page
+from dashboard.text import download, fmt_text, fmt_ts
 from metrics.formatting import DASH, fmt_age, fmt_bytes
 from metrics.health import FRESH, LATE, STALE, blindness
 from storage.retention import database_size
@@ -17,7 +19,7 @@ from storage.retention import database_size
 STATE_ORDER = {STALE: 0, LATE: 1, FRESH: 2}
 
 
-def body(state: common.PageState) -> None:
+def body(state: PageState) -> None:
     health = data.collector_health(state.ctx.db, state.now)
     frame = model.dataset_states(health, state.info, state.now, state.ctx.intervals)
     report = blindness(model.states_for_blindness(frame, state.ctx.simulated),
@@ -48,13 +50,13 @@ def body(state: common.PageState) -> None:
         if state.has_data else {}
     shown["venue_state"] = [judged.get(v, DASH) for v in shown["venue"]]
     shown["data_age"] = [fmt_age(v) for v in shown["age_s"]]
-    shown["newest"] = [common.fmt_ts(v) for v in shown["newest_ts"]]
-    shown["last_ok"] = [common.fmt_ts(v) for v in shown["last_success"]]
-    shown["last_error"] = [common.fmt_ts(v) for v in shown["last_error_at"]]
-    shown["error"] = [common.fmt_text(v) for v in shown["last_error_class"]]
-    shown["last_error_message"] = [common.fmt_text(v) for v in shown["last_error_message"]]
-    shown["runs_24h"] = [common.fmt_text(None if pd.isna(v) else int(v)) for v in shown["runs_24h"]]
-    shown["last_status"] = [common.fmt_text(v) for v in shown["last_status"]]
+    shown["newest"] = [fmt_ts(v) for v in shown["newest_ts"]]
+    shown["last_ok"] = [fmt_ts(v) for v in shown["last_success"]]
+    shown["last_error"] = [fmt_ts(v) for v in shown["last_error_at"]]
+    shown["error"] = [fmt_text(v) for v in shown["last_error_class"]]
+    shown["last_error_message"] = [fmt_text(v) for v in shown["last_error_message"]]
+    shown["runs_24h"] = [fmt_text(None if pd.isna(v) else int(v)) for v in shown["runs_24h"]]
+    shown["last_status"] = [fmt_text(v) for v in shown["last_status"]]
     shown = shown.sort_values(["freshness", "name", "dataset"], key=lambda s: s.map(STATE_ORDER)
                               if s.name == "freshness" else s)
     columns = ["name", "venue_state", "dataset", "state", "data_age", "expected", "newest", "last_ok", "last_status",
@@ -79,7 +81,7 @@ def body(state: common.PageState) -> None:
         "venue": None, "freshness": None})
     st.caption("Data age = now − newest stored value (venue timestamp). Expected = the venue's publishing "
                "cadence or our poll interval, whichever is longer; late after 1.5×, stale after 3×.")
-    common.download(table, "collector-health", "health-table")
+    download(table, "collector-health", "health-table")
 
 
-common.run_page("Collector health", body, caption="Is Backstop seeing every venue?", needs_data=False)
+run_page("Collector health", body, caption="Is Backstop seeing every venue?", needs_data=False)

@@ -17,8 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard.common import CASCADE_FILL, PageState, fmt_text
+from dashboard.charts import CASCADE_FILL
 from dashboard.model import as_float, is_missing
+from dashboard.page import PageState
+from dashboard.text import fmt_text
 from metrics.formatting import DASH, fmt_pct, fmt_usd
 from records.venue_catalog import venue_info
 from storage import liquidation_reads as liq

@@ -13,7 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import common, data, model
+from dashboard import data, model
+from dashboard.charts import style
+from dashboard.page import PageState, backfilling, explain_range, run_page
+from dashboard.page_controls import zoom_control
+from dashboard.text import STATE_FILL, download, md_escape, state_badge
 from metrics.assessment import HEALTHY, NO_FUND, Assessment, state_rank
 from metrics.formatting import DASH, fmt_age, fmt_pct, fmt_usd
 
@@ -44,20 +48,20 @@ def _spark(values: list[float], colour: str, key: str) -> None:
     st.plotly_chart(fig, key=key, config={"displayModeBar": False, "staticPlot": True})
 
 
-def _attention(a: Assessment, native: str, spark: list[float], state: common.PageState) -> None:
+def _attention(a: Assessment, native: str, spark: list[float], state: PageState) -> None:
     with st.container(border=True):
         left, middle, right = st.columns([5, 2, 3], vertical_alignment="center")
         with left:
-            st.markdown(f"{common.state_badge(a.state)} **{common.md_escape(a.display_name)}** · "
-                        f"{common.md_escape(a.reasons[0]) if a.reasons else 'no rule triggered'}")
-            more = f" · {len(a.reasons) - 1} more reason(s): " + common.md_escape("; ".join(a.reasons[1:])) \
+            st.markdown(f"{state_badge(a.state)} **{md_escape(a.display_name)}** · "
+                        f"{md_escape(a.reasons[0]) if a.reasons else 'no rule triggered'}")
+            more = f" · {len(a.reasons) - 1} more reason(s): " + md_escape("; ".join(a.reasons[1:])) \
                 if len(a.reasons) > 1 else ""
-            st.caption(f"since {common.md_escape(since_text(a))} · 24 h "
-                       f"{common.md_escape(fmt_pct(a.change_pct('24h'), signed=True))} · from 8 h max "
-                       f"{common.md_escape(fmt_pct(a.drawdown_8h_pct))}{more}")
+            st.caption(f"since {md_escape(since_text(a))} · 24 h "
+                       f"{md_escape(fmt_pct(a.change_pct('24h'), signed=True))} · from 8 h max "
+                       f"{md_escape(fmt_pct(a.drawdown_8h_pct))}{more}")
         with middle:
             st.metric("Fund", fmt_usd(a.fund_usd), help="USD (newest collected price) and native units.")
-            st.caption(common.md_escape(native))
+            st.caption(md_escape(native))
         with right:
             _spark(spark, state.info[a.venue].colour if a.venue in state.info else "#555555",
                    f"spark-{a.venue}")
@@ -98,9 +102,9 @@ def stress_text(a: Assessment) -> str:
     return f"~{fmt_pct(a.stress_consumption_pct, 0)} of fund"
 
 
-def body(state: common.PageState) -> None:
+def body(state: PageState) -> None:
     db = state.ctx.db
-    held_back = common.backfilling()
+    held_back = backfilling()
     assessments = data.assessments(db, state.ctx.config, state.now)
     rows = ranked(assessments, state.venues, held_back)
     native = data.fund_native_latest(db, state.known)
@@ -120,7 +124,7 @@ def body(state: common.PageState) -> None:
 
     st.subheader("Every venue with a fund, worst first", anchor=False)
     table = venue_table(rows, native, sparks, held_back)
-    colours = common.STATE_FILL
+    colours = STATE_FILL
     st.dataframe(table.style.map(lambda v: f"background-color: {colours.get(str(v), 'transparent')}",
                                  subset=["state"]),
                  hide_index=True, column_config={
@@ -131,7 +135,7 @@ def body(state: common.PageState) -> None:
                          "page. At 100 % or more the venue is at least 'watch' (ADL likely)."),
                      "reason": st.column_config.TextColumn("reason", width="large"),
                      "native": st.column_config.TextColumn("native", width="medium")})
-    common.download(table.drop(columns=["trend"]), "overview", "overview-table")
+    download(table.drop(columns=["trend"]), "overview", "overview-table")
 
     oi_only = [a for a in assessments if a.is_venue and a.state == NO_FUND and a.venue in state.venues]
     if oi_only:
@@ -143,7 +147,7 @@ def body(state: common.PageState) -> None:
     _chart(state, series, rows, grid.step)
 
 
-def _alerts(state: common.PageState) -> None:
+def _alerts(state: PageState) -> None:
     st.subheader("Firing alerts", anchor=False)
     alerts = data.firing_alerts(state.ctx.db)
     if alerts is None:
@@ -160,9 +164,9 @@ def _alerts(state: common.PageState) -> None:
     st.page_link("views/alerts.py", label="All alerts", icon=":material/notifications:")
 
 
-def _chart(state: common.PageState, series: pd.DataFrame, rows: list[Assessment], step: object) -> None:
+def _chart(state: PageState, series: pd.DataFrame, rows: list[Assessment], step: object) -> None:
     st.subheader("Funds over the selected range, indexed to 100 at its start", anchor=False)
-    zoom = common.zoom_control("overview-zoom", rows)
+    zoom = zoom_control("overview-zoom", rows)
     fig = go.Figure()
     for venue, group in series.groupby("venue"):
         base = group["fund_usd"].dropna()
@@ -170,12 +174,12 @@ def _chart(state: common.PageState, series: pd.DataFrame, rows: list[Assessment]
             continue
         fig.add_trace(go.Scatter(x=group["ts"], y=group["fund_usd"] / base.iloc[0] * 100, mode="lines",
                                  name=state.name(str(venue)), line={"color": state.info[str(venue)].colour}))
-    common.style(fig, 340, "index (range start = 100)")
+    style(fig, 340, "index (range start = 100)")
     if zoom is not None:
         fig.update_xaxes(range=[zoom, state.now])
     st.plotly_chart(fig, key="overview-chart")
-    st.caption(f"{common.explain_range(state)} · one point every {step}.")
-    common.download(series, "funds-range", "overview-chart")
+    st.caption(f"{explain_range(state)} · one point every {step}.")
+    download(series, "funds-range", "overview-chart")
 
 
-common.run_page("Overview", body, caption="Insurance funds (and their proxies) across venues, now.")
+run_page("Overview", body, caption="Insurance funds (and their proxies) across venues, now.")

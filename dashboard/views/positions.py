@@ -11,7 +11,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, data
+from dashboard import data
+from dashboard.page import PageState
+from dashboard.text import download
 from storage.positions import current_inventory
 
 COLUMNS = {
@@ -35,7 +37,7 @@ def table(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return shown[list(COLUMNS)].rename(columns=COLUMNS)
 
 
-def section(state: common.PageState) -> None:
+def section(state: PageState) -> None:
     """Nothing is drawn when none of the selected venues publishes its backstop's positions."""
     frame = inventory(state.ctx.db, state.venues)
     if frame.empty:
@@ -52,4 +54,4 @@ def section(state: common.PageState) -> None:
         "unrealised PnL": st.column_config.NumberColumn(format="%.0f"),
         "as of": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     })
-    common.download(shown, "backstop-positions", "funds-positions")
+    download(shown, "backstop-positions", "funds-positions")

@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from configuration.settings import ConfigError, StressConfig, load_settings
-from dashboard import common
 from dashboard.context import _args
 from dashboard.data import TTL_S, daily_cache
+from dashboard.page import PageState, run_page
 from dashboard.params import (
     STRESS_FILL_RANGE,
     STRESS_MOVE_RANGE,
@@ -24,6 +24,7 @@ from dashboard.params import (
     parse_stress_params,
     stress_to_params,
 )
+from dashboard.text import download
 from storage.stress_inputs import StressInputs, load_inputs, stress_frame, venue_consumption
 
 ESTIMATE = ("Estimates, not forecasts: open interest × the share of positions a leverage distribution puts "
@@ -88,7 +89,7 @@ def _controls(cfg: StressConfig) -> StressControls:
                           "family" if st.session_state["stress_family"] else "all")
 
 
-def _chart(per_venue: pd.DataFrame, state: common.PageState, move: int) -> go.Figure:
+def _chart(per_venue: pd.DataFrame, state: PageState, move: int) -> go.Figure:
     shown = per_venue.dropna(subset=["consumption_pct"]).sort_values("consumption_pct")
     names = [state.name(str(v)) for v in shown["venue"]]
     colours = [state.info[str(v)].colour if str(v) in state.info else "#888888" for v in shown["venue"]]
@@ -103,7 +104,7 @@ def _chart(per_venue: pd.DataFrame, state: common.PageState, move: int) -> go.Fi
     return fig
 
 
-def body(state: common.PageState) -> None:
+def body(state: PageState) -> None:
     cfg = stress_config()
     controls = _controls(cfg)
     st.caption(ESTIMATE)
@@ -134,7 +135,7 @@ def body(state: common.PageState) -> None:
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns if c.endswith("%")
         or c.endswith("(est.)") and "ADL" not in c})
-    common.download(table, f"stress-{controls.move_pct}pct-{controls.direction}", "stress-table")
+    download(table, f"stress-{controls.move_pct}pct-{controls.direction}", "stress-table")
     st.caption(f"Calibration: each venue's leverage distribution is fitted to its recorded daily liquidations "
                f"(complete feeds, last {cfg.calibration_days} days) where there are at least "
                f"{cfg.min_calibration_days} asset-days, else the documented default. Historical columns: daily "
@@ -142,4 +143,4 @@ def body(state: common.PageState) -> None:
                "daily loss.")
 
 
-common.run_page("Stress test", body, caption="Would the fund survive the next crash? Estimates.")
+run_page("Stress test", body, caption="Would the fund survive the next crash? Estimates.")

@@ -37,7 +37,7 @@ PAGES = {
     "health": "views/health.py",
     "stress": "views/stress.py",
 }
-QUERY_FUNCTIONS = ("database_overview", "known_venues", "fund_span", "fund_series", "oi_series", "fund_asof",
+QUERY_FUNCTIONS = ("database_overview", "known_venues", "fund_span", "fund_series", "oi_series",
                    "fund_native_latest", "fund_pools_latest", "oi_latest", "liquidations_summary",
                    "firing_alerts", "collector_health")
 # module -> named queries (not analytics); the assessments' own nested queries count inside them

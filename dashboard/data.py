@@ -70,11 +70,6 @@ def oi_series(db: str, venues: tuple[str, ...], end: datetime, step_s: int, poin
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def fund_asof(db: str, venues: tuple[str, ...], offsets_s: tuple[int, ...]) -> pd.DataFrame:
-    return analytics.fund_asof(db, venues, [timedelta(seconds=s) for s in offsets_s])
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def fund_native_latest(db: str, venues: tuple[str, ...]) -> pd.DataFrame:
     return analytics.fund_native_latest(db, venues)
 

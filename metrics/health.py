@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from metrics.formatting import fmt_age, fmt_pct
 
@@ -30,52 +30,6 @@ class HealthRules:
             f"{fmt_pct(self.watch_drawdown_30d_pct, 0)} from the 30 d max, a divergence signal, "
             "a firing alert, or stale data. healthy: none of these."
         )
-
-
-@dataclass(frozen=True)
-class HealthInputs:
-    change_24h_pct: float | None = None
-    drawdown_8h_pct: float | None = None
-    drawdown_30d_pct: float | None = None
-    divergence_flags: tuple[str, ...] = ()  # e.g. ("24 h: z −41.2",)
-    stale: bool = False
-    firing_alerts: int = 0
-
-
-@dataclass(frozen=True)
-class HealthResult:
-    state: str
-    reasons: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _le(value: float | None, limit: float) -> bool:
-    return value is not None and math.isfinite(value) and value <= limit
-
-
-def health_state(inputs: HealthInputs, rules: HealthRules | None = None) -> HealthResult:
-    rules = rules or HealthRules()
-    stressed: list[str] = []
-    watch: list[str] = []
-    if _le(inputs.change_24h_pct, rules.stressed_change_24h_pct):
-        stressed.append(f"24 h change {fmt_pct(inputs.change_24h_pct, signed=True)}")
-    elif _le(inputs.change_24h_pct, rules.watch_change_24h_pct):
-        watch.append(f"24 h change {fmt_pct(inputs.change_24h_pct, signed=True)}")
-    if _le(inputs.drawdown_30d_pct, rules.stressed_drawdown_30d_pct):
-        stressed.append(f"{fmt_pct(inputs.drawdown_30d_pct)} from 30 d max")
-    elif _le(inputs.drawdown_30d_pct, rules.watch_drawdown_30d_pct):
-        watch.append(f"{fmt_pct(inputs.drawdown_30d_pct)} from 30 d max")
-    if _le(inputs.drawdown_8h_pct, rules.watch_drawdown_8h_pct):
-        watch.append(f"{fmt_pct(inputs.drawdown_8h_pct)} from 8 h max")
-    watch += [f"divergence {flag}" for flag in inputs.divergence_flags]
-    if inputs.firing_alerts:
-        watch.append(f"{inputs.firing_alerts} firing alert(s)")
-    if inputs.stale:
-        watch.append("data stale: cannot confirm")
-    if stressed:
-        return HealthResult(STRESSED, tuple(stressed + watch))
-    if watch:
-        return HealthResult(WATCH, tuple(watch))
-    return HealthResult(HEALTHY, ())
 
 
 def freshness(age_s: float | None, cadence_s: float) -> str:

@@ -32,7 +32,6 @@ from records.vocabulary import DATASET_TABLES
 from storage.analytics_funds import (
     FUND_GROUPS,
     FUND_MAX_GAP,
-    fund_asof,
     fund_native_latest,
     fund_native_latest_on,
     fund_pools_latest,
@@ -66,7 +65,7 @@ from storage.rollups import (
 __all__ = [
     "DATA_TABLES", "DatabaseBusy", "DatabaseMissing", "DbPath", "FUND_GROUPS", "FUND_MAX_GAP", "Grid", "HOUR",
     "OI_MAX_GAP", "OI_SAMPLE_WINDOW", "REDO_RECENT", "REFRESH_CHUNK", "ROLLUPS", "RollupSpec", "_use_rollup",
-    "collector_health", "database_overview", "firing_alerts", "floor_hour", "fund_asof", "fund_native_latest",
+    "collector_health", "database_overview", "firing_alerts", "floor_hour", "fund_native_latest",
     "fund_native_latest_on", "fund_pools_latest", "fund_pools_latest_on", "fund_series", "fund_span",
     "known_venues", "liquidations_summary", "oi_latest", "oi_series", "refresh_rollups",
 ]

@@ -3,7 +3,7 @@ the latest value of each pool. Fund-as-of-t has one SQL definition, in ``storage
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -11,11 +11,7 @@ import pandas as pd
 
 from storage.db import read_connection
 from storage.fund_asof import (
-    DEFAULT_FUND_CADENCE_S,
     DEFAULT_MAX_SILENCE,
-    GONE_MULTIPLE,
-    is_current_sql,
-    series_cadence_sql,
 )
 from storage.grid import (
     DbPath,
@@ -93,92 +89,6 @@ def fund_series(db: DbPath, venues: Sequence[str], grid: Grid, by: str = "venue"
              **({"wm": wm} if wm is not None else {})},
         ).df()
     return _grid_ts(grid, frame)
-
-
-def fund_asof(db: DbPath, venues: Sequence[str], offsets: Sequence[timedelta],
-              expected_s: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """Each venue's fund total (USD) as of its newest fund timestamp t0 and as of t0 − each offset: each
-    series' value as of that instant (``storage.fund_asof``: the one definition, with the venues'
-    ``expected_s`` publishing intervals, default daily).
-
-    Columns: venue, offset_s (0 = latest), ref_ts, latest_ts, fund_usd, series, unvalued, and for the
-    change from t0 − offset to t0 (offset rows only): change_now_usd, change_then_usd and change_excluded.
-    A change compares like with like: a series with a USD value at one point and none at the other (fund
-    history from before the first collected price) is left out of both sides and counted in
-    change_excluded; otherwise a venue's total would jump when valuation starts. Compute the change
-    as ``pct_change(change_now_usd, change_then_usd)``, not from the two fund_usd totals."""
-    expected = dict(expected_s or {})
-    with read_connection(db) as con:
-        latest = _fund_latest(con, venues)
-        if not latest:
-            return pd.DataFrame(columns=["venue", "offset_s", "ref_ts", "latest_ts", "fund_usd", "series",
-                                         "unvalued", "change_now_usd", "change_then_usd", "change_excluded"])
-        ref_venue, ref_offset, ref_ts, ref_t0 = [], [], [], []
-        for venue, t0 in latest:
-            for offset in [timedelta(0), *offsets]:
-                ref_venue.append(venue)
-                ref_offset.append(int(offset.total_seconds()))
-                ref_ts.append(t0 - offset)
-                ref_t0.append(t0)
-        cfg_venues = sorted(expected)
-        longest = max([DEFAULT_FUND_CADENCE_S, *expected.values()])
-        return con.execute(
-            """
-            WITH refs AS (
-                SELECT unnest($rv::VARCHAR[]) AS venue, unnest($ro::BIGINT[]) AS offset_s,
-                       unnest($rt::TIMESTAMPTZ[]) AS ref_ts, unnest($r0::TIMESTAMPTZ[]) AS latest_ts
-            ), cfg AS (
-                SELECT unnest($cv::VARCHAR[]) AS venue, unnest($cs::DOUBLE[]) AS expected_s
-            ), pts AS (
-                SELECT venue, pool_id, asset, ts, usd_value::DOUBLE AS usd FROM fund_balances
-                WHERE ts > $lo AND ts <= $hi AND list_contains($venues, venue)
-            ), cadence AS (
-                SELECT p.venue, p.pool_id, p.asset,
-                       {cadence} AS cadence_s
-                FROM pts AS p LEFT JOIN cfg AS c USING (venue) GROUP BY p.venue, p.pool_id, p.asset
-            ), per_series AS (
-                SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, f.pool_id, f.asset, arg_max(f.usd, f.ts) AS usd
-                FROM refs AS r
-                JOIN pts AS f ON f.venue = r.venue AND f.ts <= r.ref_ts
-                JOIN cadence AS c ON c.venue = f.venue AND c.pool_id = f.pool_id AND c.asset = f.asset
-                WHERE {current}
-                GROUP BY ALL
-            ), totals AS (
-                SELECT r.venue, r.offset_s, r.ref_ts, r.latest_ts, sum(p.usd) AS fund_usd,
-                       count(p.pool_id) AS series, count(p.pool_id) FILTER (WHERE p.usd IS NULL) AS unvalued
-                FROM refs AS r LEFT JOIN per_series AS p USING (venue, offset_s)
-                GROUP BY ALL
-            ), pairs AS (  -- every series of the venue at t0 (n) and at t0 - offset (t)
-                SELECT r.venue, r.offset_s, n.usd AS now_usd, t.usd AS then_usd,
-                       (n.pool_id IS NOT NULL AND n.usd IS NULL) OR (t.pool_id IS NOT NULL AND t.usd IS NULL)
-                           AS unvalued_side
-                FROM refs AS r
-                JOIN (SELECT DISTINCT venue, pool_id, asset FROM per_series) AS k ON k.venue = r.venue
-                LEFT JOIN per_series AS n
-                  ON n.venue = k.venue AND n.pool_id = k.pool_id AND n.asset = k.asset AND n.offset_s = 0
-                LEFT JOIN per_series AS t
-                  ON t.venue = k.venue AND t.pool_id = k.pool_id AND t.asset = k.asset AND t.offset_s = r.offset_s
-                WHERE r.offset_s > 0
-            ), changes AS (
-                SELECT venue, offset_s,
-                       sum(now_usd) FILTER (WHERE NOT unvalued_side) AS change_now_usd,
-                       sum(then_usd) FILTER (WHERE NOT unvalued_side) AS change_then_usd,
-                       count(*) FILTER (WHERE unvalued_side AND (now_usd IS NOT NULL OR then_usd IS NOT NULL))
-                           AS change_excluded
-                FROM pairs GROUP BY ALL
-            )
-            SELECT t.*, c.change_now_usd, c.change_then_usd, c.change_excluded
-            FROM totals AS t LEFT JOIN changes AS c USING (venue, offset_s)
-            ORDER BY t.venue, t.offset_s
-            """.format(  # noqa: S608 - constant fragments (storage.fund_asof)
-                cadence=series_cadence_sql("coalesce(any_value(c.expected_s), $default_s)",
-                                           "epoch(max(p.ts, 2)[1]) - epoch(max(p.ts, 2)[2])"),
-                current=is_current_sql("f.ts", "r.ref_ts", "c.cadence_s")),
-            {"rv": ref_venue, "ro": ref_offset, "rt": ref_ts, "r0": ref_t0, "cv": cfg_venues,
-             "cs": [float(expected[v]) for v in cfg_venues], "default_s": DEFAULT_FUND_CADENCE_S,
-             "lo": min(ref_ts) - timedelta(seconds=GONE_MULTIPLE * longest), "hi": max(ref_ts),
-             "venues": list(venues)},
-        ).df()
 
 
 def _fund_latest(con: duckdb.DuckDBPyConnection, venues: Sequence[str],

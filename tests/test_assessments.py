@@ -56,6 +56,8 @@ def test_healthy_watch_stressed_and_reasons() -> None:
     stressed = M.assess(inputs(windows=(window("24h", -6.0), window("30d", None, -12.0))))
     assert stressed.state == M.STRESSED and len(stressed.reasons) == 2
     assert stressed.drawdown_30d_pct == -12.0
+    assert M.assess(inputs(windows=(window("8h", None, -2.0),))).state == M.WATCH  # from the 8 h max
+    assert M.assess(inputs(windows=(window("30d", None, -12.0),))).state == M.STRESSED
 
 
 def test_critical_from_a_firing_critical_alert_or_an_empty_fund() -> None:
@@ -191,12 +193,12 @@ def test_replay_cli_exits_non_zero_on_a_mismatch(tmp_path: Path) -> None:
 
 
 def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> None:
-    """A pool silent for longer than 3 x its cadence drops out of the dashboard's totals and of the alert
-    inputs alike; one that is merely quiet counts in both (storage.fund_asof)."""
+    """A pool silent for longer than 3 x its cadence drops out of the venue's total and of the alert inputs
+    alike; one that is merely quiet counts in both (storage.fund_asof)."""
     from decimal import Decimal
 
     from collectors.base import Batch, FundBalance
-    from storage.analytics import fund_asof
+    from storage.assessments import AssessmentConfig, load_assessments
     from storage.db import read_connection
     from storage.fund_inputs import fund_windows
     from storage.writer import Store
@@ -215,8 +217,9 @@ def test_one_fund_as_of_definition_for_dashboard_and_alerts(tmp_path: Path) -> N
     db = tmp_path / "asof.duckdb"
     Store(db).write(batch)
     for expected_s, total, pools in ((3_600.0, 100.0, {"live"}), (86_400.0, 150.0, {"live", "stopped"})):
-        frame = fund_asof(db, ["okx"], [], expected_s={"okx": expected_s})
-        assert float(frame["fund_usd"].iloc[0]) == pytest.approx(total)
+        config = AssessmentConfig(fund_expected_s={"okx": expected_s})
+        venue = next(a for a in load_assessments(db, end, config) if a.is_venue)
+        assert venue.fund_usd == pytest.approx(total)
         with read_connection(db) as con:
             windows = fund_windows(con, end, [24.0], {"okx": expected_s})
         assert {w.pool_id for w in windows} == pools

@@ -47,14 +47,15 @@ def test_oi_series_sums_contracts_and_pools(fx: Fixture) -> None:
     assert iso["oi_usd"] == pytest.approx(fx.oi_at("bybit", fx.now, ["1000PEPEUSDT"]), rel=1e-12)
 
 
-def test_fund_asof_offsets(fx: Fixture) -> None:
-    frame = analytics.fund_asof(fx.path, ["gate", "htx"], [timedelta(hours=24)])
-    gate = frame[frame["venue"] == "gate"].set_index("offset_s")
-    assert gate.loc[0, "fund_usd"] == pytest.approx(fx.fund_at("gate", fx.now))
-    assert gate.loc[86_400, "fund_usd"] == pytest.approx(fx.fund_at("gate", fx.now - timedelta(hours=24)))
-    htx = frame[frame["venue"] == "htx"].set_index("offset_s")
-    assert htx.loc[0, "latest_ts"].to_pydatetime() == fx.now - timedelta(days=5)  # relative to its newest
+def test_venue_fund_as_of_now_and_a_day_ago(fx: Fixture) -> None:
+    """The venue total the Overview shows is the assessment's, at any instant (fund as of t)."""
+    from storage.assessments import load_assessments
 
+    for at in (fx.now, fx.now - timedelta(hours=24)):
+        gate = next(a for a in load_assessments(fx.path, at) if a.venue == "gate" and a.is_venue)
+        assert gate.fund_usd == pytest.approx(fx.fund_at("gate", at))
+    htx = next(a for a in load_assessments(fx.path, fx.now) if a.venue == "htx" and a.is_venue)
+    assert htx.fund_ts == fx.now - timedelta(days=5)  # its newest value, published 5 days ago
 
 def test_rollups_give_the_same_answers_as_raw_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # hourly fixture points at hh:35: in the middle of the rollup's hour buckets (not on their edges)

@@ -16,14 +16,9 @@ from metrics.divergence import DivergenceRule, divergence, explain, robust_z, ro
 from metrics.drawdown import drawdown_pct, max_drawdown_pct, pct_change
 from metrics.formatting import fmt_age, fmt_amount, fmt_duration, fmt_pct, fmt_usd
 from metrics.health import (
-    HEALTHY,
-    STRESSED,
-    WATCH,
     DatasetState,
-    HealthInputs,
     blindness,
     freshness,
-    health_state,
 )
 
 
@@ -90,17 +85,6 @@ def test_explanation_reads_like_a_sentence() -> None:
     text = explain(row, "Gate")
     assert text.startswith("Gate's fund \u221218.0 % in 24 h while the other venues' median moved +0.4 %")
     assert "<" not in text
-
-
-def test_health_rules() -> None:
-    assert health_state(HealthInputs(change_24h_pct=0.3, drawdown_30d_pct=-1.0)).state == HEALTHY
-    watch = health_state(HealthInputs(change_24h_pct=-2.5))
-    assert watch.state == WATCH and "24 h change" in watch.reasons[0]
-    assert health_state(HealthInputs(drawdown_8h_pct=-2.0)).state == WATCH
-    assert health_state(HealthInputs(stale=True)).state == WATCH
-    stressed = health_state(HealthInputs(change_24h_pct=-18.0, divergence_flags=("24 h: z −49.4",)))
-    assert stressed.state == STRESSED and len(stressed.reasons) == 2
-    assert health_state(HealthInputs(drawdown_30d_pct=-12.0)).state == STRESSED
 
 
 def test_freshness_and_blindness() -> None:

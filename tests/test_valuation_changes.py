@@ -1,6 +1,6 @@
 """USD changes of a fund compare like with like: a pool whose older rows have no USD value (BitMEX's XBt
 fund backfilled before the first collected BTC price) must not read as a jump of the venue's USD total
-once valuation starts ("BitMEX +88,411 % in 7 d"). Such pools are left out of the change and counted."""
+once valuation starts ("BitMEX +88,411 % in 7 d")."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from backstop.catalog import catalog
 from collectors.base import Batch, FundBalance, Price
-from dashboard import model
-from storage import analytics
+from storage.assessments import load_assessments
 from storage.writer import Store
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -38,31 +35,17 @@ def _bitmex_db(path: Path) -> Path:
     return path
 
 
-def test_fund_asof_changes_are_like_for_like(tmp_path: Path) -> None:
+def test_changes_do_not_jump_when_valuation_starts(tmp_path: Path) -> None:
+    """The assessment (what the Overview, the alerts, the API and the exports show): each pool's change is
+    native, with a USD change only where both ends have a USD value; the venue's change weights its pools'
+    native changes, so BitMEX's XBt pool becoming valued reads as nothing, not +58,000 %."""
     db = _bitmex_db(tmp_path / "b.duckdb")
-    frame = analytics.fund_asof(db, ["bitmex"], [timedelta(days=7)]).set_index("offset_s")
-    week = frame.loc[7 * 86_400]
-    assert week["unvalued"] == 1  # the XBt pool had no USD value a week ago
-    # the change covers the USDt pool only, on both sides, and says one pool was left out
-    assert week["change_excluded"] == 1
-    usdt_now = 5_000_000 * 1.01 ** DAYS
-    usdt_then = 5_000_000 * 1.01 ** (DAYS - 7)
-    assert week["change_now_usd"] == pytest.approx(usdt_now, rel=1e-6)
-    assert week["change_then_usd"] == pytest.approx(usdt_then, rel=1e-6)
-
-
-def test_overview_change_does_not_jump_when_valuation_starts(tmp_path: Path) -> None:
-    db = _bitmex_db(tmp_path / "b.duckdb")
-    asof = analytics.fund_asof(db, ["bitmex"], [timedelta(seconds=s) for s in model.CHANGE_OFFSETS_S.values()])
-    empty = pd.DataFrame(columns=["venue", "ts", "fund_usd"])
-    oi = pd.DataFrame(columns=["venue", "oi_usd"])
-    native = analytics.fund_native_latest(db, ["bitmex"])
-    summary = model.venue_summary(["bitmex"], catalog(["bitmex"]), asof, native, empty, empty, oi, None, NOW)
-    row = summary.iloc[0]
-    assert row["change_7d_pct"] == pytest.approx((1.01 ** 7 - 1) * 100, rel=1e-4)  # USDt's +7.2 %, not +58,000 %
-    assert row["change_7d_excluded"] == 1
-    assert row["change_24h_excluded"] == 0  # a day ago both pools were valued
-    assert row["change_24h_pct"] == pytest.approx(
-        ((33_000 * 90_000 + 5e6 * 1.01 ** 10) / (33_001 * 90_000 + 5e6 * 1.01 ** 9) - 1) * 100, rel=1e-4)
-    assert "1 pool(s) without a USD value" in model.change_note(row, "7d")
-    assert "left out" not in model.change_note(row, "24h")
+    found = {(a.pool_id, a.asset): a for a in load_assessments(db) if a.venue == "bitmex"}
+    usdt, xbt, venue = found[("USDt", "USDT")], found[("XBt", "BTC")], next(a for a in found.values() if a.is_venue)
+    assert usdt.change_pct("7d") == pytest.approx((1.01 ** 7 - 1) * 100, rel=1e-5)  # +7.21 % (whole USDT)
+    assert xbt.change_pct("7d") == pytest.approx((33_000 / 33_007 - 1) * 100, rel=1e-6)
+    assert xbt.change_usd("7d") is None  # no USD value a week ago: no USD change, not a jump from zero
+    assert xbt.change_usd("24h") == pytest.approx(-90_000.0, rel=1e-6)  # valued at both ends: 1 BTC less
+    assert venue.fund_usd == pytest.approx(33_000 * 90_000 + 5e6 * 1.01 ** DAYS, rel=1e-6)
+    week = venue.change_pct("7d")
+    assert week is not None and abs(week) < 0.1  # the BTC pool dominates and barely moved

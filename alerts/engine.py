@@ -28,11 +28,41 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts import fund_rules, market_rules, monitor_rules
 from alerts import inventory as inv
-from alerts import rules as R
 from alerts.delivery import Deliverer, Notification
-from alerts.rules import Signal, severity_rank
+from alerts.parameters import (
+    ADL_NEAR,
+    CASCADE,
+    COVERAGE_LOW,
+    DIVERGENCE,
+    FUND_ANOMALY,
+    FUND_DRAWDOWN,
+    PARAM_TYPES,
+    RULES,
+    STALE,
+    AdlParams,
+    AnomalyParams,
+    CascadeParams,
+    CoverageParams,
+    DivergenceParams,
+    DrawdownParams,
+    RuleParams,
+    StaleParams,
+    build_params,
+    severity_rank,
+)
 from configuration.settings import Settings
+from metrics.alert_rows import (
+    AdlReading,
+    CascadeEvent,
+    Freshness,
+    FundWindow,
+    Signal,
+    StreamGap,
+    VenueChange,
+    VenueCoverage,
+)
 from metrics.assessment import Assessment, AssessmentParams
 from metrics.formatting import fmt_age, fmt_time, venue_label
 from records.config import AlertsConfig, ConfigError
@@ -54,18 +84,18 @@ EXTERNAL_RULES = ("liquidation_cascade",)
 # -- configuration -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RuleSet:
-    drawdown: R.DrawdownParams = field(default_factory=R.DrawdownParams)
-    coverage: R.CoverageParams = field(default_factory=R.CoverageParams)
-    divergence: R.DivergenceParams = field(default_factory=R.DivergenceParams)
-    cascade: R.CascadeParams = field(default_factory=R.CascadeParams)
-    adl: R.AdlParams = field(default_factory=R.AdlParams)
-    stale: R.StaleParams = field(default_factory=R.StaleParams)
-    anomaly: R.AnomalyParams = field(default_factory=R.AnomalyParams)
+    drawdown: DrawdownParams = field(default_factory=DrawdownParams)
+    coverage: CoverageParams = field(default_factory=CoverageParams)
+    divergence: DivergenceParams = field(default_factory=DivergenceParams)
+    cascade: CascadeParams = field(default_factory=CascadeParams)
+    adl: AdlParams = field(default_factory=AdlParams)
+    stale: StaleParams = field(default_factory=StaleParams)
+    anomaly: AnomalyParams = field(default_factory=AnomalyParams)
     inventory: inv.InventoryParams = field(default_factory=inv.InventoryParams)
 
-    def by_name(self) -> dict[str, R.RuleParams]:
-        return {R.FUND_DRAWDOWN: self.drawdown, R.COVERAGE_LOW: self.coverage, R.DIVERGENCE: self.divergence,
-                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale, R.FUND_ANOMALY: self.anomaly,
+    def by_name(self) -> dict[str, RuleParams]:
+        return {FUND_DRAWDOWN: self.drawdown, COVERAGE_LOW: self.coverage, DIVERGENCE: self.divergence,
+                CASCADE: self.cascade, ADL_NEAR: self.adl, STALE: self.stale, FUND_ANOMALY: self.anomaly,
                 inv.INVENTORY_LARGE: self.inventory}
 
     def disabled(self) -> set[str]:
@@ -74,19 +104,19 @@ class RuleSet:
 
 def rule_set(config: AlertsConfig) -> RuleSet:
     """Rule parameters from ``[alerts.rules.<name>]``; unknown rules/params raise ``ConfigError``."""
-    unknown = sorted(set(config.rules) - set(R.RULES) - {inv.INVENTORY_LARGE} - set(EXTERNAL_RULES))
+    unknown = sorted(set(config.rules) - set(RULES) - {inv.INVENTORY_LARGE} - set(EXTERNAL_RULES))
     if unknown:
-        known = ", ".join((*R.RULES, inv.INVENTORY_LARGE, *EXTERNAL_RULES))
+        known = ", ".join((*RULES, inv.INVENTORY_LARGE, *EXTERNAL_RULES))
         raise ConfigError(f"alerts.rules: unknown rule {unknown[0]!r} (known: {known})")
     built: dict[str, Any] = {}
-    for name, kind in {**R.PARAM_TYPES, inv.INVENTORY_LARGE: inv.InventoryParams}.items():
+    for name, kind in {**PARAM_TYPES, inv.INVENTORY_LARGE: inv.InventoryParams}.items():
         try:
-            built[name] = R.build_params(kind, config.rules.get(name))
+            built[name] = build_params(kind, config.rules.get(name))
         except ValueError as exc:
             raise ConfigError(f"alerts.rules.{name}: {exc}") from None
-    return RuleSet(drawdown=built[R.FUND_DRAWDOWN], coverage=built[R.COVERAGE_LOW],
-                   divergence=built[R.DIVERGENCE], cascade=built[R.CASCADE], adl=built[R.ADL_NEAR],
-                   stale=built[R.STALE], anomaly=built[R.FUND_ANOMALY], inventory=built[inv.INVENTORY_LARGE])
+    return RuleSet(drawdown=built[FUND_DRAWDOWN], coverage=built[COVERAGE_LOW],
+                   divergence=built[DIVERGENCE], cascade=built[CASCADE], adl=built[ADL_NEAR],
+                   stale=built[STALE], anomaly=built[FUND_ANOMALY], inventory=built[inv.INVENTORY_LARGE])
 
 
 @dataclass(frozen=True)
@@ -100,7 +130,7 @@ class Context:
     labels: Mapping[str, str] = field(default_factory=dict)
     fund_expected_s: Mapping[str, float] = field(default_factory=dict)  # per venue
     oi_expected_s: Mapping[str, float] = field(default_factory=dict)
-    simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see rules.stale)
+    simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see monitor_rules.stale)
     stress: StressSettings = field(default_factory=StressSettings)  # the assessments' stress figure ([stress])
 
 
@@ -163,13 +193,13 @@ def assessment_config(ctx: Context) -> AssessmentConfig:
 # -- inputs and rules ----------------------------------------------------------------------------------
 @dataclass
 class Inputs:
-    windows: list[R.FundWindow] = field(default_factory=list)
-    changes: list[R.VenueChange] = field(default_factory=list)
-    coverage: list[R.VenueCoverage] = field(default_factory=list)
-    cascades: list[R.CascadeEvent] = field(default_factory=list)
-    adl: list[R.AdlReading] = field(default_factory=list)
-    freshness: list[R.Freshness] = field(default_factory=list)
-    gaps: list[R.StreamGap] = field(default_factory=list)
+    windows: list[FundWindow] = field(default_factory=list)
+    changes: list[VenueChange] = field(default_factory=list)
+    coverage: list[VenueCoverage] = field(default_factory=list)
+    cascades: list[CascadeEvent] = field(default_factory=list)
+    adl: list[AdlReading] = field(default_factory=list)
+    freshness: list[Freshness] = field(default_factory=list)
+    gaps: list[StreamGap] = field(default_factory=list)
     assessments: list[Assessment] = field(default_factory=list)
     inventory: list[inv.InventoryPosition] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> error (its alerts are left untouched)
@@ -209,24 +239,24 @@ def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
         except Exception as exc:  # noqa: BLE001 - see run()
             log.exception("alert inputs for divergence failed")
             if rs.divergence.enabled:
-                inputs.failed[R.DIVERGENCE] = f"{type(exc).__name__}: {exc}"
-    inputs.windows = run([R.FUND_DRAWDOWN], lambda: db_alerts.fund_windows(
+                inputs.failed[DIVERGENCE] = f"{type(exc).__name__}: {exc}"
+    inputs.windows = run([FUND_DRAWDOWN], lambda: db_alerts.fund_windows(
         con, as_of, rs.drawdown.windows_h, ctx.fund_expected_s))
-    inputs.coverage = run([R.COVERAGE_LOW], lambda: db_alerts.venue_coverage(
+    inputs.coverage = run([COVERAGE_LOW], lambda: db_alerts.venue_coverage(
         con, as_of, ctx.fund_expected_s, ctx.oi_expected_s, medians=medians()))
-    inputs.cascades = run([R.CASCADE], lambda: db_alerts.recent_cascades(
+    inputs.cascades = run([CASCADE], lambda: db_alerts.recent_cascades(
         con, as_of, lookback=timedelta(hours=rs.cascade.lookback_h)))
-    inputs.adl = run([R.ADL_NEAR], lambda: db_alerts.latest_adl(
+    inputs.adl = run([ADL_NEAR], lambda: db_alerts.latest_adl(
         con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
-    inputs.freshness = run([R.STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
-    inputs.gaps = run([R.STALE], lambda: db_alerts.open_stream_gaps(con))
+    inputs.freshness = run([STALE], lambda: db_alerts.freshness(con, now, ctx.jobs))
+    inputs.gaps = run([STALE], lambda: db_alerts.open_stream_gaps(con))
     if rs.anomaly.enabled or rs.drawdown.enabled:  # drawdowns skip transfers/restructures the assessments classify
         try:
             inputs.assessments = load_assessments(con, as_of, assessment_config(ctx), cache)
         except Exception as exc:  # noqa: BLE001 - see run(); drawdowns then judge without the change kinds
             log.exception("alert inputs for fund_anomaly failed")
             if rs.anomaly.enabled:
-                inputs.failed[R.FUND_ANOMALY] = f"{type(exc).__name__}: {exc}"
+                inputs.failed[FUND_ANOMALY] = f"{type(exc).__name__}: {exc}"
     inputs.inventory = run([inv.INVENTORY_LARGE], lambda: db_positions.inventory_positions(
         con, as_of, timedelta(hours=rs.inventory.lookback_h)))
     return inputs
@@ -236,15 +266,15 @@ def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> t
     """All signals, and the rules that were evaluated (enabled and their inputs read)."""
     rs, labels = ctx.rules, ctx.labels
     produced: dict[str, Callable[[], list[Signal]]] = {
-        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels, {
+        FUND_DRAWDOWN: lambda: fund_rules.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels, {
             (a.venue, a.pool_id, a.asset): a.recent_change_kinds for a in inputs.assessments if not a.is_venue}),
-        R.COVERAGE_LOW: lambda: R.coverage_low(inputs.coverage, rs.coverage, labels),
-        R.DIVERGENCE: lambda: R.divergence(inputs.changes, rs.divergence, labels),
-        R.CASCADE: lambda: R.cascade(inputs.cascades, rs.cascade, as_of, labels),
-        R.ADL_NEAR: lambda: R.adl_near(inputs.adl, rs.adl, as_of, labels),
-        R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
-                                 data_ages=not ctx.simulated),
-        R.FUND_ANOMALY: lambda: R.fund_anomaly(inputs.assessments, rs.anomaly, labels),
+        COVERAGE_LOW: lambda: fund_rules.coverage_low(inputs.coverage, rs.coverage, labels),
+        DIVERGENCE: lambda: fund_rules.divergence(inputs.changes, rs.divergence, labels),
+        CASCADE: lambda: market_rules.cascade(inputs.cascades, rs.cascade, as_of, labels),
+        ADL_NEAR: lambda: market_rules.adl_near(inputs.adl, rs.adl, as_of, labels),
+        STALE: lambda: monitor_rules.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
+                                           data_ages=not ctx.simulated),
+        FUND_ANOMALY: lambda: fund_rules.fund_anomaly(inputs.assessments, rs.anomaly, labels),
         inv.INVENTORY_LARGE: lambda: inv.inventory_large(inputs.inventory, rs.inventory, labels),
     }
     signals: list[Signal] = []

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from alerts import engine as E
-from alerts import rules as R
 from alerts.incidents import Incident, Series, load_library
-from alerts.rules import Signal, severity_rank
+from alerts.parameters import DIVERGENCE, FUND_ANOMALY, FUND_DRAWDOWN, RULES, severity_rank
+from metrics.alert_rows import Signal
 from metrics.formatting import fmt_time
 from metrics.fund_changes import RESTRUCTURE, TRANSFER
 from records.batch import Batch, FundBalance, Price
@@ -30,7 +30,7 @@ from storage.db import read_connection
 from storage.fund_changes import fund_changes
 from storage.writer import Store
 
-LOSS_RULES = (R.FUND_DRAWDOWN, R.FUND_ANOMALY, R.DIVERGENCE)
+LOSS_RULES = (FUND_DRAWDOWN, FUND_ANOMALY, DIVERGENCE)
 
 
 @dataclass
@@ -106,13 +106,13 @@ def verdict(incident: Incident, signals: Sequence[Signal], restructures: int = 0
     above_info = [s for s in mine if severity_rank(s.severity) > severity_rank("info")]
     expect = incident.expect
     if expect == "alert":
-        wanted = set(incident.rules) or set(R.RULES)
+        wanted = set(incident.rules) or set(RULES)
         hits = [s for s in above_info if s.rule in wanted]
         return bool(hits), f"expected an alert of {', '.join(sorted(wanted))} for {incident.venue}"
     if expect == "critical":
         return any(s.severity == "critical" for s in mine), f"expected a critical alert for {incident.venue}"
     if expect == "no_divergence":
-        return not any(s.rule == R.DIVERGENCE for s in mine), f"expected no divergence alert for {incident.venue}"
+        return not any(s.rule == DIVERGENCE for s in mine), f"expected no divergence alert for {incident.venue}"
     if expect == "quiet":
         return not above_info, f"expected nothing above info for {incident.venue}"
     if expect == "restructure":

@@ -205,8 +205,8 @@ def test_cli_alerts_test_and_list(receiver: Receiver, tmp_path: Path, capsys: py
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    from alerts.rules import Signal
     from backstop.cli import main
+    from metrics.alert_rows import Signal
 
     db = tmp_path / "cli.duckdb"
     monkeypatch.setenv("BACKSTOP_ALERTS__TARGETS", json.dumps([receiver.url(f"/ok/{SECRET}")]))

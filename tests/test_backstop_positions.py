@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from alerts import engine as E
 from alerts.inventory import INVENTORY_LARGE, InventoryParams, InventoryPosition, inventory_large
-from alerts.rules import build_params
+from alerts.parameters import build_params
 from backstop.cli import app
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
 from backstop.integrations import alert_engine_for

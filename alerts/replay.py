@@ -18,9 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from alerts import engine as E
+from alerts.context import Context, rule_set
 from alerts.incidents import Incident, Series, load_library
 from alerts.parameters import DIVERGENCE, FUND_ANOMALY, FUND_DRAWDOWN, RULES, severity_rank
+from alerts.signals import gather, run_rules
 from metrics.alert_rows import Signal
 from metrics.formatting import fmt_time
 from metrics.fund_changes import RESTRUCTURE, TRANSFER
@@ -83,12 +84,12 @@ def run_incident(incident: Incident, settings: Any, workdir: Path, now: datetime
     as_of = write_incident(incident, db, end)
     venues = sorted({s.venue for s in incident.series})
     cadence = {v: 86_400.0 for v in venues}
-    rules = E.rule_set(settings.alerts)
-    ctx = E.Context(db=db, rules=rules, cooldown_s=0.0, jobs=(), labels=dict(incident.labels), fund_expected_s=cadence,
-                    oi_expected_s={})
+    rules = rule_set(settings.alerts)
+    ctx = Context(db=db, rules=rules, cooldown_s=0.0, jobs=(), labels=dict(incident.labels), fund_expected_s=cadence,
+                  oi_expected_s={})
     with read_connection(db) as con:
-        inputs = E.gather(con, ctx, as_of, as_of)
-        signals, _ = E.run_rules(inputs, ctx, as_of, as_of)
+        inputs = gather(con, ctx, as_of, as_of)
+        signals, _ = run_rules(inputs, ctx, as_of, as_of)
         changes = fund_changes(con, as_of - timedelta(days=2), as_of + timedelta(minutes=1), incident.venue)
     if inputs.failed:
         raise RuntimeError(f"rule inputs failed: {inputs.failed}")

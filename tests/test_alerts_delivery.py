@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from alerts import engine as E
 from alerts.commands import alerts_test
 from alerts.delivery import Deliverer, Notification, secret_fragments, target_label
+from alerts.engine import AlertEngine
 from backstop.config import load_settings
 from backstop.integrations import alert_engine_for
 from backstop.service import Collector
@@ -174,7 +174,7 @@ def test_failing_receiver_does_not_hold_up_collection(sim_factory: Any, tmp_path
         settings = settings_for(sim, tmp_path / "c.duckdb", ["binance"], alerts={
             "targets": [slow.url(f"/fail/{SECRET}"), slow.url("/ok/x")], "delivery_retries": 2})
 
-        async def cycle() -> tuple[bool, list[Any], E.AlertEngine]:
+        async def cycle() -> tuple[bool, list[Any], AlertEngine]:
             collector = Collector.for_venues(settings)
             engine = alert_engine_for(collector)
             assert engine is not None

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from alerts import engine as E
+from alerts.context import Context, RuleSet, rule_set
 from alerts.delivery import Notification
+from alerts.engine import AlertEngine
+from alerts.lifecycle import plan_changes
 from alerts.parameters import DIVERGENCE, FUND_DRAWDOWN, RULES, STALE, DrawdownParams
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
 from collectors.base import Batch, FundBalance
@@ -53,8 +55,8 @@ class Ledger:
     def step(self, now: datetime, signals: Sequence[Signal], evaluated: set[str] | None = None,
              disabled: set[str] = frozenset()) -> list[Notification]:  # type: ignore[assignment]
         evaluated = set(RULES) - set(disabled) if evaluated is None else evaluated
-        plan = E.plan_changes(self.firing(), self.notified_at(), signals, evaluated, set(disabled), now, COOLDOWN,
-                              {"okx": "OKX"}, new_id=lambda: next(self.ids))
+        plan = plan_changes(self.firing(), self.notified_at(), signals, evaluated, set(disabled), now, COOLDOWN,
+                            {"okx": "OKX"}, new_id=lambda: next(self.ids))
         for o in plan.opened:
             self.rows[o.alert_id] = {"id": o.alert_id, "key": o.signal.dedup_key, "rule": o.signal.rule,
                                      "venue": o.signal.venue, "severity": o.signal.severity, "max": o.signal.severity,
@@ -134,14 +136,14 @@ def test_failed_rule_keeps_its_alerts_and_disabled_rule_resolves_quietly() -> No
 
 
 def test_rule_set_from_config() -> None:
-    rules = E.rule_set(AlertsConfig(rules={"divergence": AlertRuleConfig(params={"min_venues": 3}),
-                                           "stale": AlertRuleConfig(enabled=False),
-                                           "liquidation_cascade": AlertRuleConfig(params={"k": 4})}))
+    rules = rule_set(AlertsConfig(rules={"divergence": AlertRuleConfig(params={"min_venues": 3}),
+                                         "stale": AlertRuleConfig(enabled=False),
+                                         "liquidation_cascade": AlertRuleConfig(params={"k": 4})}))
     assert rules.divergence.min_venues == 3 and rules.disabled() == {"stale"}
     with pytest.raises(ConfigError, match="unknown rule 'nope'"):
-        E.rule_set(AlertsConfig(rules={"nope": AlertRuleConfig()}))
+        rule_set(AlertsConfig(rules={"nope": AlertRuleConfig()}))
     with pytest.raises(ConfigError, match="alerts.rules.cascade: unknown param 'z'"):
-        E.rule_set(AlertsConfig(rules={"cascade": AlertRuleConfig(params={"z": 1})}))
+        rule_set(AlertsConfig(rules={"cascade": AlertRuleConfig(params={"z": 1})}))
 
 
 # -- the engine on a database ------------------------------------------------------------------------
@@ -163,10 +165,10 @@ def write_okx(store: Store, at: datetime, balance: float) -> None:
     store.write(Batch(funds=[FundBalance("okx", "SWAP:BTC-USDT", "USDT", at, value, str(value), "USDT")]))
 
 
-def engine(path: Path, outbox: Outbox, rules: E.RuleSet | None = None) -> E.AlertEngine:
-    ctx = E.Context(db=path, rules=rules or E.RuleSet(), cooldown_s=COOLDOWN, labels={"okx": "OKX"},
-                    fund_expected_s={"okx": 300.0})
-    return E.AlertEngine(ctx, Store(path), outbox)  # type: ignore[arg-type]
+def engine(path: Path, outbox: Outbox, rules: RuleSet | None = None) -> AlertEngine:
+    ctx = Context(db=path, rules=rules or RuleSet(), cooldown_s=COOLDOWN, labels={"okx": "OKX"},
+                  fund_expected_s={"okx": 300.0})
+    return AlertEngine(ctx, Store(path), outbox)  # type: ignore[arg-type]
 
 
 def test_engine_persists_lifecycle_across_restarts(tmp_path: Path) -> None:
@@ -192,7 +194,7 @@ def test_engine_persists_lifecycle_across_restarts(tmp_path: Path) -> None:
     assert A.alerts_frame(path)["status"].tolist() == ["resolved"]
     # a rule disabled by config: evaluated as nothing, no alert
     quiet = Outbox()
-    off = replace(E.RuleSet(), drawdown=DrawdownParams(enabled=False))
+    off = replace(RuleSet(), drawdown=DrawdownParams(enabled=False))
     write_okx(store, T0 + timedelta(minutes=20), 300e6)
     result = engine(path, quiet, off).evaluate(now=T0 + timedelta(minutes=20))
     assert result is not None and FUND_DRAWDOWN not in result.evaluated and quiet.sent == []

@@ -1,14 +1,8 @@
 """Alert evaluation after each collection cycle: rule inputs (DuckDB) -> rules -> lifecycle -> delivery.
 
-Lifecycle (all state lives in the ``alerts`` table, so a restart neither forgets nor re-sends):
-
-* a signal whose dedup key has no firing alert opens one (``firing``); a firing alert whose key has no
-  signal any more is ``resolved`` - but only when its rule was evaluated (a rule whose query failed
-  leaves its alerts as they are) - and quietly when the rule was disabled;
-* a firing notification is sent unless the key was notified less than ``cooldown_s`` ago at the same or
-  a higher severity (a flapping signal): the episode is recorded but stays silent, and is announced once
-  the cooldown has passed if it is still firing; an escalation above the severity last announced is
-  always announced at once; a resolution is announced when its firing was.
+The steps live by concern: the deployment's view (``alerts.context``), the inputs and rules
+(``alerts.signals``), the lifecycle (``alerts.lifecycle``: firing, cooldown, escalation, resolution; all
+state in the ``alerts`` table) and delivery through apprise (``alerts.delivery``). This module runs them.
 
 ``AlertEngine.after_cycle`` is the collector hook (the composition root builds one engine per collector,
 ``backstop.integrations.alert_engine_for``): one evaluation at a time (calls arriving meanwhile fold into
@@ -21,322 +15,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alerts import inventory as inv
-from alerts import rules as R
-from alerts.delivery import Deliverer, Notification
-from alerts.rules import Signal, severity_rank
+from alerts.context import Context, context_for
+from alerts.delivery import Deliverer
+from alerts.lifecycle import Plan, plan_changes
+from alerts.signals import Inputs, gather, run_rules
 from configuration.settings import Settings
-from metrics.assessment import Assessment, AssessmentParams
-from metrics.formatting import fmt_age, fmt_time, venue_label
-from records.config import AlertsConfig, ConfigError
+from metrics.alert_rows import Signal
 from records.venues import VenueFacts
 from storage import alert_store as db_alerts
-from storage import coverage_inputs, freshness_inputs, fund_inputs, liquidation_inputs, rule_inputs
-from storage import positions as db_positions
-from storage.alert_store import AlertOpen, AlertResolve, AlertState, AlertUpdate
-from storage.assessments import AnomalySettings, AssessmentConfig, StressSettings, load_assessments
+from storage import rule_inputs
 from storage.db import DatabaseBusy
-from storage.freshness_inputs import JobExpectation
 from storage.writer import Store
 
 log = logging.getLogger(__name__)
 
 EVALUATION_TIMEOUT_S = 60.0
-# [alerts.rules.<name>] sections read by other features (the cascade detector's parameters)
-EXTERNAL_RULES = ("liquidation_cascade",)
 
 
-# -- configuration -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RuleSet:
-    drawdown: R.DrawdownParams = field(default_factory=R.DrawdownParams)
-    coverage: R.CoverageParams = field(default_factory=R.CoverageParams)
-    divergence: R.DivergenceParams = field(default_factory=R.DivergenceParams)
-    cascade: R.CascadeParams = field(default_factory=R.CascadeParams)
-    adl: R.AdlParams = field(default_factory=R.AdlParams)
-    stale: R.StaleParams = field(default_factory=R.StaleParams)
-    anomaly: R.AnomalyParams = field(default_factory=R.AnomalyParams)
-    inventory: inv.InventoryParams = field(default_factory=inv.InventoryParams)
-
-    def by_name(self) -> dict[str, R.RuleParams]:
-        return {R.FUND_DRAWDOWN: self.drawdown, R.COVERAGE_LOW: self.coverage, R.DIVERGENCE: self.divergence,
-                R.CASCADE: self.cascade, R.ADL_NEAR: self.adl, R.STALE: self.stale, R.FUND_ANOMALY: self.anomaly,
-                inv.INVENTORY_LARGE: self.inventory}
-
-    def disabled(self) -> set[str]:
-        return {name for name, params in self.by_name().items() if not params.enabled}
-
-
-def rule_set(config: AlertsConfig) -> RuleSet:
-    """Rule parameters from ``[alerts.rules.<name>]``; unknown rules/params raise ``ConfigError``."""
-    unknown = sorted(set(config.rules) - set(R.RULES) - {inv.INVENTORY_LARGE} - set(EXTERNAL_RULES))
-    if unknown:
-        known = ", ".join((*R.RULES, inv.INVENTORY_LARGE, *EXTERNAL_RULES))
-        raise ConfigError(f"alerts.rules: unknown rule {unknown[0]!r} (known: {known})")
-    built: dict[str, Any] = {}
-    for name, kind in {**R.PARAM_TYPES, inv.INVENTORY_LARGE: inv.InventoryParams}.items():
-        try:
-            built[name] = R.build_params(kind, config.rules.get(name))
-        except ValueError as exc:
-            raise ConfigError(f"alerts.rules.{name}: {exc}") from None
-    return RuleSet(drawdown=built[R.FUND_DRAWDOWN], coverage=built[R.COVERAGE_LOW],
-                   divergence=built[R.DIVERGENCE], cascade=built[R.CASCADE], adl=built[R.ADL_NEAR],
-                   stale=built[R.STALE], anomaly=built[R.FUND_ANOMALY], inventory=built[inv.INVENTORY_LARGE])
-
-
-@dataclass(frozen=True)
-class Context:
-    """What one database's evaluation needs to know about the deployment."""
-
-    db: Path
-    rules: RuleSet
-    cooldown_s: float
-    jobs: tuple[JobExpectation, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-    fund_expected_s: Mapping[str, float] = field(default_factory=dict)  # per venue
-    oi_expected_s: Mapping[str, float] = field(default_factory=dict)
-    simulated: bool = False  # no data-age staleness: simulated venue time runs faster (see rules.stale)
-    stress: StressSettings = field(default_factory=StressSettings)  # the assessments' stress figure ([stress])
-
-
-def stress_settings(settings: Settings) -> StressSettings:
-    """The assessments' stress projection from ``[stress]`` (the Stress page and CLI read the same section)."""
-    cfg = settings.stress
-    return StressSettings(distribution=cfg.distribution(), fill=cfg.fill_model(), calibration_days=cfg.calibration_days,
-                          min_calibration_days=cfg.min_calibration_days, calibrate=cfg.calibrate)
-
-
-def context_for(settings: Settings, venues: Mapping[str, VenueFacts],
-                jobs: Sequence[tuple[str, str]] | None = None) -> Context:
-    """Build the context from settings and the venues' declarations (their capabilities give each
-    dataset's cadence; the poll intervals come from the settings). ``jobs`` defaults to every venue x
-    dataset with a non-zero interval, which is what ``Collector.jobs()`` schedules."""
-    classes = dict(venues)
-    if jobs is None:
-        jobs = [
-            (venue, cap.dataset) for venue, klass in classes.items() for cap in klass.capabilities
-            if getattr(settings.venues[venue].intervals, cap.dataset, 0) > 0 and klass.implements(cap.dataset)
-        ]
-    expectations = []
-    for venue, dataset in jobs:
-        cap = classes[venue].capability(dataset) if venue in classes else None
-        interval = float(getattr(settings.venues[venue].intervals, dataset, 0) or 0)
-        cadence = float(cap.cadence_s) if cap else interval
-        expectations.append(JobExpectation(venue, dataset, interval or cadence, cadence or interval))
-
-    def expected(dataset: str) -> dict[str, float]:
-        out = {}
-        for venue, klass in classes.items():
-            cap = klass.capability(dataset)
-            interval = float(getattr(settings.venues[venue].intervals, dataset, 0) or 0)
-            value = max(float(cap.cadence_s) if cap else 0.0, interval)
-            if value > 0:
-                out[venue] = value
-        return out
-
-    return Context(
-        db=Path(settings.db), rules=rule_set(settings.alerts), cooldown_s=float(settings.alerts.cooldown_s),
-        jobs=tuple(expectations), labels={v: facts.display_name for v, facts in classes.items()},
-        fund_expected_s=expected("funds"), oi_expected_s=expected("open_interest"),
-        simulated=bool(getattr(settings, "simulated", False)), stress=stress_settings(settings),
-    )
-
-
-def assessment_config(ctx: Context) -> AssessmentConfig:
-    """The assessments as this deployment's rules see them: same venues, cadences, divergence rule and
-    anomaly settings, so an alert and the assessment quote the same numbers."""
-    rs = ctx.rules
-    return AssessmentConfig(
-        labels=dict(ctx.labels), fund_expected_s=dict(ctx.fund_expected_s), oi_expected_s=dict(ctx.oi_expected_s),
-        divergence=rs.divergence.rule(), divergence_window_h=min(rs.divergence.windows_h, default=24.0),
-        anomaly=AnomalySettings(history_days=rs.anomaly.history_days, min_history=rs.anomaly.min_history),
-        params=AssessmentParams(anomaly_stressed_z=rs.anomaly.z_threshold, divergence_z=rs.divergence.z_threshold),
-        stress=ctx.stress,
-    )
-
-
-# -- inputs and rules ----------------------------------------------------------------------------------
-@dataclass
-class Inputs:
-    windows: list[R.FundWindow] = field(default_factory=list)
-    changes: list[R.VenueChange] = field(default_factory=list)
-    coverage: list[R.VenueCoverage] = field(default_factory=list)
-    cascades: list[R.CascadeEvent] = field(default_factory=list)
-    adl: list[R.AdlReading] = field(default_factory=list)
-    freshness: list[R.Freshness] = field(default_factory=list)
-    gaps: list[R.StreamGap] = field(default_factory=list)
-    assessments: list[Assessment] = field(default_factory=list)
-    inventory: list[inv.InventoryPosition] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # rule -> error (its alerts are left untouched)
-
-
-def gather(con: Any, ctx: Context, now: datetime, as_of: datetime,
-           cache: dict[str, Any] | None = None) -> Inputs:
-    """Run every enabled rule's input query; a failing query disables only the rules that need it.
-    ``cache`` (the engine's) keeps the coverage medians for the day: they move once a day."""
-    rs = ctx.rules
-    inputs = Inputs()
-    cache = {} if cache is None else cache
-
-    def medians() -> Any:
-        key = (as_of.date(), rs.coverage.median_days)
-        if cache.get("medians_key") != key:
-            cache["medians"] = coverage_inputs.coverage_medians(con, as_of, rs.coverage.median_days)
-            cache["medians_key"] = key
-        return cache["medians"]
-
-    def run(needed_by: Sequence[str], fn: Callable[[], Any]) -> Any:
-        wanted = [name for name in needed_by if rs.by_name()[name].enabled]
-        if not wanted:
-            return []
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - one broken query must not silence the other rules
-            log.exception("alert inputs for %s failed", ", ".join(wanted))
-            for name in wanted:
-                inputs.failed[name] = f"{type(exc).__name__}: {exc}"
-            return []
-
-    change_windows = sorted(set(rs.divergence.windows_h) | set(rs.drawdown.windows_h))
-    if rs.divergence.enabled or rs.drawdown.enabled:  # drawdown sentences quote the peers' median
-        try:
-            inputs.changes = fund_inputs.venue_changes(con, as_of, change_windows, ctx.fund_expected_s)
-        except Exception as exc:  # noqa: BLE001 - see run()
-            log.exception("alert inputs for divergence failed")
-            if rs.divergence.enabled:
-                inputs.failed[R.DIVERGENCE] = f"{type(exc).__name__}: {exc}"
-    inputs.windows = run([R.FUND_DRAWDOWN], lambda: fund_inputs.fund_windows(
-        con, as_of, rs.drawdown.windows_h, ctx.fund_expected_s))
-    inputs.coverage = run([R.COVERAGE_LOW], lambda: coverage_inputs.venue_coverage(
-        con, as_of, ctx.fund_expected_s, ctx.oi_expected_s, medians=medians()))
-    inputs.cascades = run([R.CASCADE], lambda: liquidation_inputs.recent_cascades(
-        con, as_of, lookback=timedelta(hours=rs.cascade.lookback_h)))
-    inputs.adl = run([R.ADL_NEAR], lambda: liquidation_inputs.latest_adl(
-        con, as_of, lookback=timedelta(hours=max(rs.adl.lookback_h, rs.adl.okx_lookback_h))))
-    inputs.freshness = run([R.STALE], lambda: freshness_inputs.freshness(con, now, ctx.jobs))
-    inputs.gaps = run([R.STALE], lambda: liquidation_inputs.open_stream_gaps(con))
-    if rs.anomaly.enabled or rs.drawdown.enabled:  # drawdowns skip transfers/restructures the assessments classify
-        try:
-            inputs.assessments = load_assessments(con, as_of, assessment_config(ctx), cache)
-        except Exception as exc:  # noqa: BLE001 - see run(); drawdowns then judge without the change kinds
-            log.exception("alert inputs for fund_anomaly failed")
-            if rs.anomaly.enabled:
-                inputs.failed[R.FUND_ANOMALY] = f"{type(exc).__name__}: {exc}"
-    inputs.inventory = run([inv.INVENTORY_LARGE], lambda: db_positions.inventory_positions(
-        con, as_of, timedelta(hours=rs.inventory.lookback_h)))
-    return inputs
-
-
-def run_rules(inputs: Inputs, ctx: Context, now: datetime, as_of: datetime) -> tuple[list[Signal], set[str]]:
-    """All signals, and the rules that were evaluated (enabled and their inputs read)."""
-    rs, labels = ctx.rules, ctx.labels
-    produced: dict[str, Callable[[], list[Signal]]] = {
-        R.FUND_DRAWDOWN: lambda: R.fund_drawdown(inputs.windows, rs.drawdown, inputs.changes, labels, {
-            (a.venue, a.pool_id, a.asset): a.recent_change_kinds for a in inputs.assessments if not a.is_venue}),
-        R.COVERAGE_LOW: lambda: R.coverage_low(inputs.coverage, rs.coverage, labels),
-        R.DIVERGENCE: lambda: R.divergence(inputs.changes, rs.divergence, labels),
-        R.CASCADE: lambda: R.cascade(inputs.cascades, rs.cascade, as_of, labels),
-        R.ADL_NEAR: lambda: R.adl_near(inputs.adl, rs.adl, as_of, labels),
-        R.STALE: lambda: R.stale(inputs.freshness, inputs.gaps, rs.stale, now, labels,
-                                 data_ages=not ctx.simulated),
-        R.FUND_ANOMALY: lambda: R.fund_anomaly(inputs.assessments, rs.anomaly, labels),
-        inv.INVENTORY_LARGE: lambda: inv.inventory_large(inputs.inventory, rs.inventory, labels),
-    }
-    signals: list[Signal] = []
-    evaluated: set[str] = set()
-    for name, fn in produced.items():
-        if not rs.by_name()[name].enabled or name in inputs.failed:
-            continue
-        try:
-            signals.extend(fn())
-            evaluated.add(name)
-        except Exception:  # noqa: BLE001 - a rule bug leaves its alerts as they are
-            log.exception("alert rule %s failed", name)
-    return signals, evaluated
-
-
-# -- lifecycle (pure) -----------------------------------------------------------------------------------
-@dataclass
-class Plan:
-    opened: list[AlertOpen] = field(default_factory=list)
-    updated: list[AlertUpdate] = field(default_factory=list)
-    resolved: list[AlertResolve] = field(default_factory=list)
-    notifications: list[Notification] = field(default_factory=list)
-
-
-def _title(event: str, severity: str, signal_rule: str, venue_label: str) -> str:
-    tag = {"firing": severity.upper(), "escalated": f"{severity.upper()} ↑", "resolved": "RESOLVED"}[event]
-    return f"[{tag}] {signal_rule}: {venue_label}"
-
-
-def plan_changes(firing: Sequence[AlertState], notified: Mapping[str, tuple[datetime, str]], signals: Sequence[Signal],
-                 evaluated: set[str], disabled: set[str], now: datetime, cooldown_s: float,
-                 labels: Mapping[str, str] = {},  # noqa: B006 - read-only default
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> Plan:
-    """What one evaluation changes (see the module docstring). Pure: the caller reads and writes."""
-    plan = Plan()
-    by_key: dict[str, Signal] = {}
-    for signal in signals:  # one signal per key: the most severe wins
-        current = by_key.get(signal.dedup_key)
-        if current is None or severity_rank(signal.severity) > severity_rank(current.severity):
-            by_key[signal.dedup_key] = signal
-    open_by_key = {alert.dedup_key: alert for alert in firing}
-
-    def may_announce(key: str, severity: str) -> bool:
-        last = notified.get(key)
-        return (last is None or (now - last[0]).total_seconds() >= cooldown_s
-                or severity_rank(severity) > severity_rank(last[1]))
-
-    for key, signal in by_key.items():
-        name = venue_label(labels, signal.venue)
-        alert = open_by_key.get(key)
-        if alert is None:
-            notify = may_announce(key, signal.severity)
-            alert_id = new_id()
-            plan.opened.append(AlertOpen(alert_id, signal, notify))
-            if notify:
-                plan.notifications.append(Notification(
-                    alert_id, key, "firing", signal.severity,
-                    _title("firing", signal.severity, signal.rule, name),
-                    f"{signal.message}\nSince {fmt_time(now)} · {key}"))
-            continue
-        max_severity = max(alert.max_severity, signal.severity, key=severity_rank)
-        event = None
-        if alert.notified_severity is None:
-            if may_announce(key, signal.severity):
-                event = "firing"
-        elif severity_rank(signal.severity) > severity_rank(alert.notified_severity):
-            event = "escalated"
-        plan.updated.append(AlertUpdate(alert.alert_id, signal, max_severity,
-                                        signal.severity if event else None))
-        if event:
-            plan.notifications.append(Notification(
-                alert.alert_id, key, event, signal.severity, _title(event, signal.severity, signal.rule, name),
-                f"{signal.message}\nSince {fmt_time(alert.fired_at)} · {key}"))
-    for key, alert in open_by_key.items():
-        if key in by_key:
-            continue
-        if alert.rule in disabled:
-            plan.resolved.append(AlertResolve(alert.alert_id, "rule disabled"))
-        elif alert.rule in evaluated:
-            plan.resolved.append(AlertResolve(alert.alert_id, "cleared"))
-            if alert.notified_severity is not None:
-                lasted = fmt_age((now - alert.fired_at).total_seconds())
-                plan.notifications.append(Notification(
-                    alert.alert_id, key, "resolved", "resolved",
-                    _title("resolved", alert.severity, alert.rule, venue_label(labels, alert.venue)),
-                    f"Cleared after {lasted}. Last: {alert.message}\n{key}"))
-    return plan
-
-
-# -- the engine -----------------------------------------------------------------------------------
 @dataclass
 class Evaluation:
     now: datetime
@@ -430,3 +131,4 @@ class AlertEngine:
 
     def wait_deliveries(self, timeout: float | None = None) -> bool:
         return self.deliverer.wait(timeout)
+

@@ -3,7 +3,7 @@ against its own equity.
 
 A backstop that has just taken over a huge position (Hyperliquid, 12 Mar 2025: a ~$286 M ETH long
 liquidated into HLP) is in danger before its balance moves: the balance only falls once the position is
-closed at a loss. Pure, like ``alerts.rules``: typed rows in (read by ``storage.positions``), signals out.
+closed at a loss. Pure, like ``alerts.fund_rules``: typed rows in (read by ``storage.positions``), signals out.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from alerts.rules import RuleParams, Signal, fmt_amount, label
-from metrics.alert_rows import InventoryPosition  # the rule's input row (filled by storage.positions)
+from alerts.parameters import RuleParams
+from metrics.alert_rows import InventoryPosition, Signal  # its input row (filled by storage.positions)
+from metrics.formatting import fmt_compact, venue_label
 
 __all__ = ["INVENTORY_LARGE", "InventoryParams", "InventoryPosition", "inventory_large"]
 
@@ -50,13 +51,13 @@ def inventory_large(positions: Sequence[InventoryPosition], params: InventoryPar
         critical = insolvent or (share is not None and share >= params.critical_pct)
         side = "long" if row.size > 0 else "short"
         notional = row.notional_usd or 0.0
-        equity = "no positive equity" if share is None else f"{share:,.0f} % of its {fmt_amount(row.equity_usd or 0.0)} USD equity"
-        pnl = f"; unrealised {fmt_amount(row.unrealised_pnl)} USD" if row.unrealised_pnl is not None else ""
+        equity = "no positive equity" if share is None else f"{share:,.0f} % of its {fmt_compact(row.equity_usd or 0.0)} USD equity"
+        pnl = f"; unrealised {fmt_compact(row.unrealised_pnl)} USD" if row.unrealised_pnl is not None else ""
         signals.append(Signal(
             rule=INVENTORY_LARGE, venue=venue, scope=holder,
             severity="critical" if critical else params.severity,
-            message=(f"{label(labels, venue)} {holder} holds a {side} {row.contract} position of "
-                     f"{fmt_amount(notional)} USD, {equity}{pnl}"),
+            message=(f"{venue_label(labels, venue)} {holder} holds a {side} {row.contract} position of "
+                     f"{fmt_compact(notional)} USD, {equity}{pnl}"),
             metrics={"holder": holder, "contract": row.contract, "size": row.size, "notional_usd": notional,
                      "equity_usd": row.equity_usd, "share_pct": share, "unrealised_pnl": row.unrealised_pnl,
                      "threshold_pct": params.threshold_pct},

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from alerts import engine as E
+from alerts.context import assessment_config, context_for
 from alerts.replay import describe, replay
 from configuration.settings import Settings
 from metrics.assessment import ALL_POOLS, EXPORT_COLUMNS, HEALTHY, Assessment, as_row
@@ -28,7 +28,7 @@ def assessments_for(settings: Settings, venues: Mapping[str, VenueFacts], at: da
                     cache: dict[str, Any] | None = None) -> list[Assessment]:
     """The assessments as the configured alert rules see them (same venues, cadences and parameters); a
     long-lived caller's ``cache`` keeps what changes once a day (as the alert engine's does)."""
-    return load_assessments(settings.db, at, E.assessment_config(E.context_for(settings, venues)), cache)
+    return load_assessments(settings.db, at, assessment_config(context_for(settings, venues)), cache)
 
 
 def assessments_frame(settings: Settings, venues: Mapping[str, VenueFacts], at: datetime | None = None,

@@ -18,10 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from alerts import engine as E
-from alerts import rules as R
+from alerts.context import Context, rule_set
 from alerts.incidents import Incident, Series, load_library
-from alerts.rules import Signal, severity_rank
+from alerts.parameters import DIVERGENCE, FUND_ANOMALY, FUND_DRAWDOWN, RULES, severity_rank
+from alerts.signals import gather, run_rules
+from metrics.alert_rows import Signal
 from metrics.formatting import fmt_time
 from metrics.fund_changes import RESTRUCTURE, TRANSFER
 from records.batch import Batch, FundBalance, Price
@@ -30,7 +31,7 @@ from storage.db import read_connection
 from storage.fund_changes import fund_changes
 from storage.writer import Store
 
-LOSS_RULES = (R.FUND_DRAWDOWN, R.FUND_ANOMALY, R.DIVERGENCE)
+LOSS_RULES = (FUND_DRAWDOWN, FUND_ANOMALY, DIVERGENCE)
 
 
 @dataclass
@@ -83,12 +84,12 @@ def run_incident(incident: Incident, settings: Any, workdir: Path, now: datetime
     as_of = write_incident(incident, db, end)
     venues = sorted({s.venue for s in incident.series})
     cadence = {v: 86_400.0 for v in venues}
-    rules = E.rule_set(settings.alerts)
-    ctx = E.Context(db=db, rules=rules, cooldown_s=0.0, jobs=(), labels=dict(incident.labels), fund_expected_s=cadence,
-                    oi_expected_s={})
+    rules = rule_set(settings.alerts)
+    ctx = Context(db=db, rules=rules, cooldown_s=0.0, jobs=(), labels=dict(incident.labels), fund_expected_s=cadence,
+                  oi_expected_s={})
     with read_connection(db) as con:
-        inputs = E.gather(con, ctx, as_of, as_of)
-        signals, _ = E.run_rules(inputs, ctx, as_of, as_of)
+        inputs = gather(con, ctx, as_of, as_of)
+        signals, _ = run_rules(inputs, ctx, as_of, as_of)
         changes = fund_changes(con, as_of - timedelta(days=2), as_of + timedelta(minutes=1), incident.venue)
     if inputs.failed:
         raise RuntimeError(f"rule inputs failed: {inputs.failed}")
@@ -106,13 +107,13 @@ def verdict(incident: Incident, signals: Sequence[Signal], restructures: int = 0
     above_info = [s for s in mine if severity_rank(s.severity) > severity_rank("info")]
     expect = incident.expect
     if expect == "alert":
-        wanted = set(incident.rules) or set(R.RULES)
+        wanted = set(incident.rules) or set(RULES)
         hits = [s for s in above_info if s.rule in wanted]
         return bool(hits), f"expected an alert of {', '.join(sorted(wanted))} for {incident.venue}"
     if expect == "critical":
         return any(s.severity == "critical" for s in mine), f"expected a critical alert for {incident.venue}"
     if expect == "no_divergence":
-        return not any(s.rule == R.DIVERGENCE for s in mine), f"expected no divergence alert for {incident.venue}"
+        return not any(s.rule == DIVERGENCE for s in mine), f"expected no divergence alert for {incident.venue}"
     if expect == "quiet":
         return not above_info, f"expected nothing above info for {incident.venue}"
     if expect == "restructure":

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from alerts.engine import RuleSet
+from alerts.context import RuleSet
 from dashboard.context import cache_ttl_s
 from metrics.assessment import Assessment
 from metrics.divergence import DivergenceRule
@@ -165,7 +165,7 @@ def alert_rules(db: str, config: str | None) -> RuleSet:
     alerts use (divergence rule, coverage floor)."""
     from pathlib import Path
 
-    from alerts.engine import rule_set
+    from alerts.context import rule_set
     from configuration.settings import ConfigError, load_settings
 
     try:

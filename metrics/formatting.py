@@ -145,6 +145,11 @@ def fmt_time(ts: datetime | None) -> str:
     return ts.strftime("%Y-%m-%d %H:%M UTC") if ts else "?"
 
 
+def iso_or_none(ts: datetime | None) -> str | None:
+    """A timestamp as ISO text for JSON (an alert's ``metrics``), None kept as None."""
+    return ts.isoformat() if ts else None
+
+
 def venue_label(labels: Mapping[str, str], venue: str) -> str:
     return labels.get(venue) or venue
 

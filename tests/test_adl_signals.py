@@ -9,10 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from alerts import rules as R
+from alerts import market_rules
+from alerts.parameters import AdlParams
 from backstop.service import Collector
 from collectors.errors import PayloadError
 from collectors.gate import parse_adl_risk_states
+from metrics.alert_rows import AdlReading
 from storage.db import read_connection
 from storage.liquidation_inputs import latest_adl
 from tests.conftest import settings_for
@@ -46,27 +48,27 @@ def test_gate_adl_risk_states_defensive() -> None:
 
 
 def _reading(venue: str, scope: str, kind: str, level: str | None = None, value: float | None = None,
-             age: timedelta = timedelta(minutes=5)) -> R.AdlReading:
-    return R.AdlReading(venue, scope, kind, NOW - age, level, value)
+             age: timedelta = timedelta(minutes=5)) -> AdlReading:
+    return AdlReading(venue, scope, kind, NOW - age, level, value)
 
 
 def test_adl_near_fires_on_htx_clawback_and_gate_states() -> None:
-    params = R.AdlParams()
+    params = AdlParams()
     quiet = [_reading("htx", "BTC-USDT", "htx_clawback", value=0.0),
              _reading("gate", "BTC_USDT", "gate_adl_risk", "normal", 0.0)]
-    assert R.adl_near(quiet, params, NOW) == []
+    assert market_rules.adl_near(quiet, params, NOW) == []
     rows = [_reading("htx", "BTC-USDT", "htx_clawback", value=0.0),
             _reading("htx", "ETH-USDT", "htx_clawback", value=0.0125),
             _reading("htx", "SOL-USDT", "htx_clawback", value=0.002)]
-    [htx] = R.adl_near(rows, params, NOW, {"htx": "HTX"})
+    [htx] = market_rules.adl_near(rows, params, NOW, {"htx": "HTX"})
     assert htx.severity == "critical" and htx.metrics["scopes"] == ["ETH-USDT", "SOL-USDT"]
     assert htx.message == "HTX expects a clawback of 1.250 % of profits on ETH-USDT, SOL-USDT (estimated_clawback)"
-    assert R.adl_near([_reading("htx", "ETH-USDT", "htx_clawback", value=0.5, age=timedelta(hours=3))],
-                      params, NOW) == []  # stale readings belong to the stale rule
-    [warning] = R.adl_near([_reading("gate", "GT_USDT", "gate_adl_risk", "warning", 1.0)], params, NOW)
+    assert market_rules.adl_near([_reading("htx", "ETH-USDT", "htx_clawback", value=0.5, age=timedelta(hours=3))],
+                                 params, NOW) == []  # stale readings belong to the stale rule
+    [warning] = market_rules.adl_near([_reading("gate", "GT_USDT", "gate_adl_risk", "warning", 1.0)], params, NOW)
     assert warning.severity == params.severity and "ADL state warning on GT_USDT" in warning.message
-    [risk] = R.adl_near([_reading("gate", "GT_USDT", "gate_adl_risk", "warning", 1.0),
-                         _reading("gate", "HYPE_USDT", "gate_adl_risk", "adl_risk", 2.0)], params, NOW)
+    [risk] = market_rules.adl_near([_reading("gate", "GT_USDT", "gate_adl_risk", "warning", 1.0),
+                                    _reading("gate", "HYPE_USDT", "gate_adl_risk", "adl_risk", 2.0)], params, NOW)
     assert risk.severity == "critical" and risk.metrics["scopes"] == ["HYPE_USDT", "GT_USDT"]
 
 
@@ -90,6 +92,6 @@ def test_collected_clawback_and_gate_states_reach_the_rule(sim_factory, tmp_path
         readings = latest_adl(con, as_of)
     gate_levels = {r.scope: r.level for r in readings if r.signal_type == "gate_adl_risk"}
     assert gate_levels == {"BTC_USDT": "normal", "ETH_USDT": "adl_risk", "SOL_USDT": "normal", "BTC_USD": "normal"}
-    signals = {s.venue: s for s in R.adl_near(readings, R.AdlParams(), as_of)}
+    signals = {s.venue: s for s in market_rules.adl_near(readings, AdlParams(), as_of)}
     assert set(signals) == {"htx", "gate"}
     assert signals["htx"].metrics["scopes"] == ["ETH-USDT"] and signals["gate"].metrics["scopes"] == ["ETH_USDT"]

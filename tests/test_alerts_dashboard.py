@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from alerts import rules as R
 from dashboard.context import AppContext
 from dashboard.page import STATE_KEY, PageState, venue_catalog
 from dashboard.params import Controls
+from metrics.alert_rows import Signal
 from storage import alert_store as A
 from storage.writer import Store
 
@@ -25,9 +25,9 @@ HOSTILE = "<script>alert(1)</script>**bold** =HYPERLINK(\"x\")"
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "page.duckdb"
     store = Store(path)
-    firing = R.Signal("fund_drawdown", "okx", "funds", "critical", f"OKX USDT pool {HOSTILE} −22.4 % in 8 h",
-                      {"drawdown_pct": -22.4}, NOW - timedelta(hours=1))
-    old = R.Signal("stale", "bybit", "venue", "warning", "Bybit v5 monitor blind — funds", {}, NOW - timedelta(hours=5))
+    firing = Signal("fund_drawdown", "okx", "funds", "critical", f"OKX USDT pool {HOSTILE} −22.4 % in 8 h",
+                    {"drawdown_pct": -22.4}, NOW - timedelta(hours=1))
+    old = Signal("stale", "bybit", "venue", "warning", "Bybit v5 monitor blind — funds", {}, NOW - timedelta(hours=5))
     store.execute_write(lambda con: A.apply_changes(con, NOW - timedelta(hours=5), [A.AlertOpen("old", old, True)], [], []))
     store.execute_write(lambda con: A.apply_changes(con, NOW - timedelta(hours=4), [], [], [A.AlertResolve("old", "cleared")]))
     store.execute_write(lambda con: A.apply_changes(con, NOW - timedelta(hours=1), [A.AlertOpen("new", firing, False)], [], []))

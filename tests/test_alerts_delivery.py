@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from alerts import engine as E
 from alerts.commands import alerts_test
 from alerts.delivery import Deliverer, Notification, secret_fragments, target_label
+from alerts.engine import AlertEngine
 from backstop.config import load_settings
 from backstop.integrations import alert_engine_for
 from backstop.service import Collector
@@ -174,7 +174,7 @@ def test_failing_receiver_does_not_hold_up_collection(sim_factory: Any, tmp_path
         settings = settings_for(sim, tmp_path / "c.duckdb", ["binance"], alerts={
             "targets": [slow.url(f"/fail/{SECRET}"), slow.url("/ok/x")], "delivery_retries": 2})
 
-        async def cycle() -> tuple[bool, list[Any], E.AlertEngine]:
+        async def cycle() -> tuple[bool, list[Any], AlertEngine]:
             collector = Collector.for_venues(settings)
             engine = alert_engine_for(collector)
             assert engine is not None
@@ -205,8 +205,8 @@ def test_cli_alerts_test_and_list(receiver: Receiver, tmp_path: Path, capsys: py
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    from alerts.rules import Signal
     from backstop.cli import main
+    from metrics.alert_rows import Signal
 
     db = tmp_path / "cli.duckdb"
     monkeypatch.setenv("BACKSTOP_ALERTS__TARGETS", json.dumps([receiver.url(f"/ok/{SECRET}")]))

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from alerts import engine as E
+from alerts.engine import AlertEngine
 from backstop.config import Settings
 from backstop.integrations import alert_engine_for
 from backstop.service import Collector
@@ -54,10 +54,10 @@ def scenario_settings(sim: SimulatorThread, db: Path, venues: list[str], receive
 
 
 def collect(sim: SimulatorThread, settings: Settings, offsets_h: list[float],
-            before_cycle: Callable[[Collector, float], None] | None = None) -> E.AlertEngine:
+            before_cycle: Callable[[Collector, float], None] | None = None) -> AlertEngine:
     """One cycle (with the alert hook) at each simulated offset from the start; returns the engine."""
 
-    async def run() -> E.AlertEngine:
+    async def run() -> AlertEngine:
         collector = Collector.for_venues(settings)
         engine = alert_engine_for(collector)
         assert engine is not None

@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
-from alerts import engine as E
-from alerts import rules as R
+from alerts.context import Context, RuleSet, rule_set
 from alerts.delivery import Notification
+from alerts.engine import AlertEngine
+from alerts.lifecycle import plan_changes
+from alerts.parameters import DIVERGENCE, FUND_DRAWDOWN, RULES, STALE, DrawdownParams
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
 from collectors.base import Batch, FundBalance
+from metrics.alert_rows import FundWindow, Signal
 from storage import alert_store as A
 from storage import fund_inputs
 from storage.writer import Store
@@ -26,9 +29,9 @@ T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 COOLDOWN = 3600.0
 
 
-def sig(severity: str = "warning", venue: str = "okx", rule: str = R.FUND_DRAWDOWN,
-        message: str = "OKX USDT pool −22.4 % in 8 h") -> R.Signal:
-    return R.Signal(rule, venue, "funds", severity, message, {"drawdown_pct": -22.4}, T0)
+def sig(severity: str = "warning", venue: str = "okx", rule: str = FUND_DRAWDOWN,
+        message: str = "OKX USDT pool −22.4 % in 8 h") -> Signal:
+    return Signal(rule, venue, "funds", severity, message, {"drawdown_pct": -22.4}, T0)
 
 
 class Ledger:
@@ -50,11 +53,11 @@ class Ledger:
                 out[r["key"]] = (r["notified_at"], r["notified"])
         return out
 
-    def step(self, now: datetime, signals: Sequence[R.Signal], evaluated: set[str] | None = None,
+    def step(self, now: datetime, signals: Sequence[Signal], evaluated: set[str] | None = None,
              disabled: set[str] = frozenset()) -> list[Notification]:  # type: ignore[assignment]
-        evaluated = set(R.RULES) - set(disabled) if evaluated is None else evaluated
-        plan = E.plan_changes(self.firing(), self.notified_at(), signals, evaluated, set(disabled), now, COOLDOWN,
-                              {"okx": "OKX"}, new_id=lambda: next(self.ids))
+        evaluated = set(RULES) - set(disabled) if evaluated is None else evaluated
+        plan = plan_changes(self.firing(), self.notified_at(), signals, evaluated, set(disabled), now, COOLDOWN,
+                            {"okx": "OKX"}, new_id=lambda: next(self.ids))
         for o in plan.opened:
             self.rows[o.alert_id] = {"id": o.alert_id, "key": o.signal.dedup_key, "rule": o.signal.rule,
                                      "venue": o.signal.venue, "severity": o.signal.severity, "max": o.signal.severity,
@@ -124,24 +127,24 @@ def test_quiet_episode_that_escalates_is_announced_at_once() -> None:
 
 def test_failed_rule_keeps_its_alerts_and_disabled_rule_resolves_quietly() -> None:
     ledger = Ledger()
-    ledger.step(T0, [sig(), sig(rule=R.DIVERGENCE)])
+    ledger.step(T0, [sig(), sig(rule=DIVERGENCE)])
     # fund_drawdown's inputs failed: not evaluated, its alert stays; divergence evaluated, cleared
-    sent = ledger.step(T0 + timedelta(minutes=5), [], evaluated={R.DIVERGENCE})
+    sent = ledger.step(T0 + timedelta(minutes=5), [], evaluated={DIVERGENCE})
     assert [(n.event, n.dedup_key) for n in sent] == [("resolved", "divergence|okx|funds")]
     assert ledger.rows["a1"]["status"] == "firing"
-    assert ledger.step(T0 + timedelta(minutes=10), [], disabled={R.FUND_DRAWDOWN}) == []
+    assert ledger.step(T0 + timedelta(minutes=10), [], disabled={FUND_DRAWDOWN}) == []
     assert ledger.rows["a1"]["status"] == "resolved" and ledger.rows["a1"]["reason"] == "rule disabled"
 
 
 def test_rule_set_from_config() -> None:
-    rules = E.rule_set(AlertsConfig(rules={"divergence": AlertRuleConfig(params={"min_venues": 3}),
-                                           "stale": AlertRuleConfig(enabled=False),
-                                           "liquidation_cascade": AlertRuleConfig(params={"k": 4})}))
+    rules = rule_set(AlertsConfig(rules={"divergence": AlertRuleConfig(params={"min_venues": 3}),
+                                         "stale": AlertRuleConfig(enabled=False),
+                                         "liquidation_cascade": AlertRuleConfig(params={"k": 4})}))
     assert rules.divergence.min_venues == 3 and rules.disabled() == {"stale"}
     with pytest.raises(ConfigError, match="unknown rule 'nope'"):
-        E.rule_set(AlertsConfig(rules={"nope": AlertRuleConfig()}))
+        rule_set(AlertsConfig(rules={"nope": AlertRuleConfig()}))
     with pytest.raises(ConfigError, match="alerts.rules.cascade: unknown param 'z'"):
-        E.rule_set(AlertsConfig(rules={"cascade": AlertRuleConfig(params={"z": 1})}))
+        rule_set(AlertsConfig(rules={"cascade": AlertRuleConfig(params={"z": 1})}))
 
 
 # -- the engine on a database ------------------------------------------------------------------------
@@ -163,10 +166,10 @@ def write_okx(store: Store, at: datetime, balance: float) -> None:
     store.write(Batch(funds=[FundBalance("okx", "SWAP:BTC-USDT", "USDT", at, value, str(value), "USDT")]))
 
 
-def engine(path: Path, outbox: Outbox, rules: E.RuleSet | None = None) -> E.AlertEngine:
-    ctx = E.Context(db=path, rules=rules or E.RuleSet(), cooldown_s=COOLDOWN, labels={"okx": "OKX"},
-                    fund_expected_s={"okx": 300.0})
-    return E.AlertEngine(ctx, Store(path), outbox)  # type: ignore[arg-type]
+def engine(path: Path, outbox: Outbox, rules: RuleSet | None = None) -> AlertEngine:
+    ctx = Context(db=path, rules=rules or RuleSet(), cooldown_s=COOLDOWN, labels={"okx": "OKX"},
+                  fund_expected_s={"okx": 300.0})
+    return AlertEngine(ctx, Store(path), outbox)  # type: ignore[arg-type]
 
 
 def test_engine_persists_lifecycle_across_restarts(tmp_path: Path) -> None:
@@ -176,7 +179,7 @@ def test_engine_persists_lifecycle_across_restarts(tmp_path: Path) -> None:
         write_okx(store, T0 - timedelta(hours=8) + timedelta(minutes=minute), 400e6 - 100_000 * minute)
     outbox = Outbox()
     first = engine(path, outbox).evaluate(now=T0)
-    assert first is not None and first.evaluated >= {R.FUND_DRAWDOWN, R.DIVERGENCE, R.STALE}
+    assert first is not None and first.evaluated >= {FUND_DRAWDOWN, DIVERGENCE, STALE}
     assert [n.event for n in outbox.sent] == ["firing"]
     assert outbox.sent[0].body.startswith("OKX USDT pool SWAP:BTC-USDT −12.0 % in 8 h (max 400.0 M → 352.0 M USDT)")
     # a new process (restart): the firing alert is known, nothing is sent again
@@ -192,10 +195,10 @@ def test_engine_persists_lifecycle_across_restarts(tmp_path: Path) -> None:
     assert A.alerts_frame(path)["status"].tolist() == ["resolved"]
     # a rule disabled by config: evaluated as nothing, no alert
     quiet = Outbox()
-    off = replace(E.RuleSet(), drawdown=R.DrawdownParams(enabled=False))
+    off = replace(RuleSet(), drawdown=DrawdownParams(enabled=False))
     write_okx(store, T0 + timedelta(minutes=20), 300e6)
     result = engine(path, quiet, off).evaluate(now=T0 + timedelta(minutes=20))
-    assert result is not None and R.FUND_DRAWDOWN not in result.evaluated and quiet.sent == []
+    assert result is not None and FUND_DRAWDOWN not in result.evaluated and quiet.sent == []
 
 
 def test_engine_failed_input_query_leaves_alerts_firing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,13 +210,13 @@ def test_engine_failed_input_query_leaves_alerts_firing(tmp_path: Path, monkeypa
     engine(path, outbox).evaluate(now=T0)
     assert [n.event for n in outbox.sent] == ["firing"]
 
-    def broken(*_: Any, **__: Any) -> list[R.FundWindow]:
+    def broken(*_: Any, **__: Any) -> list[FundWindow]:
         raise RuntimeError("simulated query failure")
 
     monkeypatch.setattr(fund_inputs, "fund_windows", broken)
     result = engine(path, outbox).evaluate(now=T0 + timedelta(minutes=5))
-    assert result is not None and "simulated query failure" in result.failed[R.FUND_DRAWDOWN]
-    assert R.FUND_DRAWDOWN not in result.evaluated and R.STALE in result.evaluated
+    assert result is not None and "simulated query failure" in result.failed[FUND_DRAWDOWN]
+    assert FUND_DRAWDOWN not in result.evaluated and STALE in result.evaluated
     assert A.alerts_frame(path)["status"].tolist() == ["firing"] and len(outbox.sent) == 1
 
 

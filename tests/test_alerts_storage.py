@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from alerts import rules as R
+from alerts import fund_rules, market_rules, monitor_rules
+from alerts.parameters import CascadeParams, DrawdownParams, StaleParams
 from collectors.base import AdlSignal, Batch, FundBalance, OpenInterest, Price
+from metrics.alert_rows import FundWindow, Signal
 from storage import alert_store as A
 from storage import coverage_inputs, freshness_inputs, fund_inputs, liquidation_inputs, rule_inputs
 from storage.db import read_connection
@@ -84,7 +86,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def windows_by(rows: list[R.FundWindow]) -> dict[tuple[str, str, float], R.FundWindow]:
+def windows_by(rows: list[FundWindow]) -> dict[tuple[str, str, float], FundWindow]:
     return {(r.venue, r.pool_id, r.window_h): r for r in rows}
 
 
@@ -107,7 +109,7 @@ def test_fund_windows_cadence_and_liveness(db: Path) -> None:
     # the negative pool: positive max, negative last
     doge = rows[("bybit", "DOGEUSDT", 8)]
     assert doge.max_balance == pytest.approx(2e6) and doge.last_balance == pytest.approx(-0.5e6)
-    signals = R.fund_drawdown(list(rows.values()), R.DrawdownParams())
+    signals = fund_rules.fund_drawdown(list(rows.values()), DrawdownParams())
     assert {s.venue: s.severity for s in signals} == {"okx": "warning", "binance": "critical", "bybit": "critical"}
 
 
@@ -150,7 +152,7 @@ def test_freshness_and_adl(db: Path) -> None:
     assert okx.last_ok_at == T - timedelta(minutes=40) and okx.last_status == "error"
     assert okx.last_error_class == "NetworkError" and okx.newest_data_ts == T
     assert fresh[("okx", "adl")].last_run_at is None
-    [signal] = R.stale(list(fresh.values()), [], R.StaleParams(), T)
+    [signal] = monitor_rules.stale(list(fresh.values()), [], StaleParams(), T)
     assert signal.venue == "okx" and "no successful poll for 40 min" in signal.message
     bybit = adl[("bybit", "BTCUSDT", "bybit_adl_alert")]
     assert bybit.distance == pytest.approx(0.03) and bybit.ts == T - timedelta(minutes=1)
@@ -194,16 +196,16 @@ def test_cascades_and_open_gaps_from_the_liquidation_tables(tmp_path: Path) -> N
     assert (event.venue, event.ended_at, event.side, event.minutes) == ("binance", None, "long", 20)
     assert event.notional_usd == pytest.approx(1.8e8) and event.lower_bound and event.price_move_pct == -7.5
     assert (gap.venue, gap.stream, gap.reason) == ("bybit", "allLiquidation:linear", "closed by peer")
-    [signal] = R.cascade([event], R.CascadeParams(), T, {"binance": "Binance"})
+    [signal] = market_rules.cascade([event], CascadeParams(), T, {"binance": "Binance"})
     assert signal.severity == "critical" and "≥ 180.0 M USD liquidated in 20 min" in signal.message
 
 
 def test_alert_rows_lifecycle_queries_and_export(tmp_path: Path) -> None:
     path = tmp_path / "l.duckdb"
     store = Store(path)
-    signal = R.Signal("fund_drawdown", "okx", "funds", "warning", "=cmd OKX −20 %", {"x": float("nan")}, T)
+    signal = Signal("fund_drawdown", "okx", "funds", "warning", "=cmd OKX −20 %", {"x": float("nan")}, T)
     store.execute_write(lambda con: A.apply_changes(con, T, [A.AlertOpen("a1", signal, True)], [], []))
-    louder = R.Signal("fund_drawdown", "okx", "funds", "critical", "OKX −30 %", {"x": 1.0}, T)
+    louder = Signal("fund_drawdown", "okx", "funds", "critical", "OKX −30 %", {"x": 1.0}, T)
     store.execute_write(lambda con: A.apply_changes(
         con, T + timedelta(minutes=5), [], [A.AlertUpdate("a1", louder, "critical", "critical")], []))
     with read_connection(path) as con:

@@ -160,14 +160,16 @@ def test_replay_of_the_incident_library_with_the_default_rules() -> None:
 
 
 def test_drawdown_ignores_a_transfer_or_restructure_in_its_window() -> None:
-    from alerts import rules as R
+    from alerts import fund_rules
+    from alerts.parameters import DrawdownParams
+    from metrics.alert_rows import FundWindow
 
-    row = R.FundWindow("drift", "insurance", "USDC", 24.0, 86_400.0, 2, 20e6, T, 10e6, T, max_usd=20e6)
-    assert [s.severity for s in R.fund_drawdown([row], R.DrawdownParams())] == ["critical"]
+    row = FundWindow("drift", "insurance", "USDC", 24.0, 86_400.0, 2, 20e6, T, 10e6, T, max_usd=20e6)
+    assert [s.severity for s in fund_rules.fund_drawdown([row], DrawdownParams())] == ["critical"]
     kinds = {("drift", "insurance", "USDC"): ("transfer",)}
-    assert R.fund_drawdown([row], R.DrawdownParams(), recent_kinds=kinds) == []
+    assert fund_rules.fund_drawdown([row], DrawdownParams(), recent_kinds=kinds) == []
     older = {("drift", "insurance", "USDC"): ("trading", "transfer")}  # the transfer was the day before
-    assert R.fund_drawdown([row], R.DrawdownParams(), recent_kinds=older)
+    assert fund_rules.fund_drawdown([row], DrawdownParams(), recent_kinds=older)
 
 
 def test_incident_annotations_are_dated_with_a_source() -> None:

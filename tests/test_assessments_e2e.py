@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from alerts import engine as E
+from alerts.context import assessment_config
 from alerts.judgement import status_lines
 from metrics import assessment as M
 from metrics.divergence import divergence
@@ -50,7 +50,7 @@ def test_venue_drain_one_state_one_z_one_drawdown(sim_factory: Any, tmp_path: Pa
     dd_alert = fired[(fired["rule"] == "fund_drawdown") & (fired["venue"] == "okx")].iloc[0]
     div_metrics, dd_metrics = json.loads(div_alert["metrics"]), json.loads(dd_alert["metrics"])
 
-    config = E.assessment_config(engine.ctx)
+    config = assessment_config(engine.ctx)
     assessments = load_assessments(settings.db, evaluation.as_of, config)
     okx = next(a for a in assessments if a.venue == "okx" and a.pool_id == M.ALL_POOLS)
     # one z: the alert's, the assessment's, and the Divergence computation (metrics.divergence on the same

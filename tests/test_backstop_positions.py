@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from alerts import engine as E
+from alerts.context import rule_set
 from alerts.inventory import INVENTORY_LARGE, InventoryParams, InventoryPosition, inventory_large
-from alerts.rules import build_params
+from alerts.parameters import build_params
 from backstop.cli import app
 from backstop.config import AlertRuleConfig, AlertsConfig, ConfigError
 from backstop.integrations import alert_engine_for
@@ -81,10 +81,10 @@ def test_rule_is_configurable_and_can_be_disabled() -> None:
     params = build_params(InventoryParams, config)
     assert (params.threshold_pct, params.critical_pct, params.min_notional_usd) == (20.0, 1000.0, 1e5)
     assert [s.severity for s in inventory_large([row(3e6, 10e6)], params)] == ["warning"]
-    rules = E.rule_set(AlertsConfig(rules={INVENTORY_LARGE: AlertRuleConfig(enabled=False)}))
+    rules = rule_set(AlertsConfig(rules={INVENTORY_LARGE: AlertRuleConfig(enabled=False)}))
     assert INVENTORY_LARGE in rules.disabled() and not inventory_large([row(3e9, 1e6)], rules.inventory)
     with pytest.raises(ConfigError, match="unknown param 'ratio'"):
-        E.rule_set(AlertsConfig(rules={INVENTORY_LARGE: AlertRuleConfig(params={"ratio": 1.0})}))
+        rule_set(AlertsConfig(rules={INVENTORY_LARGE: AlertRuleConfig(params={"ratio": 1.0})}))
 
 
 @pytest.mark.e2e

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from alerts.rules import CoverageParams, coverage_low
+from alerts.fund_rules import coverage_low
+from alerts.parameters import CoverageParams
 from backstop.service import Collector
 from collectors.registry import venue_keys
 from simulator.market import COVERAGE_SANE_PCT, FUND_TO_OI_CALIBRATION

@@ -59,12 +59,14 @@ def test_one_divergence_algorithm_for_page_and_alert() -> None:
     """The alert rule's z is the page's z for the same changes (one function: metrics.divergence)."""
     from datetime import UTC, datetime
 
-    from alerts import rules as R
+    from alerts import fund_rules
+    from alerts.parameters import DivergenceParams
+    from metrics.alert_rows import VenueChange
 
     changes = {"binance": -0.2, "okx": -21.8, "bybit": -0.3, "gate": 0.4, "bitmex": -0.5}
-    page = {r.venue: r for r in divergence(changes, 86_400, R.DivergenceParams().rule())}
-    rows = [R.VenueChange(v, 24.0, c, 1, 1e8, 1e8, datetime(2026, 1, 1, tzinfo=UTC)) for v, c in changes.items()]
-    [signal] = R.divergence(rows, R.DivergenceParams())
+    page = {r.venue: r for r in divergence(changes, 86_400, DivergenceParams().rule())}
+    rows = [VenueChange(v, 24.0, c, 1, 1e8, 1e8, datetime(2026, 1, 1, tzinfo=UTC)) for v, c in changes.items()]
+    [signal] = fund_rules.divergence(rows, DivergenceParams())
     assert signal.metrics["robust_z"] == pytest.approx(page["okx"].z, abs=1e-3)
     assert [v for v, r in page.items() if r.flagged] == ["okx"]
 

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from alerts.inventory import INVENTORY_LARGE
-from alerts.rules import RULES, SEVERITIES
+from alerts.parameters import RULES, SEVERITIES
 from dashboard import data
 from dashboard.context import cache_ttl_s
 from dashboard.page import PageState, explain_range, run_page

@@ -12,7 +12,7 @@ import duckdb
 from alerts.rules import CoverageParams, coverage_low
 from backstop.service import Collector
 from collectors.registry import venue_keys
-from simulator.market import COVERAGE_SANE_PCT, FUND_TO_OI_CALIBRATION
+from simulator.calibration import COVERAGE_SANE_PCT, FUND_TO_OI_CALIBRATION
 from storage.alert_store import venue_coverage
 from storage.db import migrate, read_connection
 from tests.conftest import settings_for

@@ -31,13 +31,8 @@ from backstop.config import CollectorConfig, Settings, VenueConfig
 from backstop.service import Collector
 from collectors.runner import RunOutcome
 from simulator.faults import FaultBook
-from simulator.market import (
-    DEFAULT_DEMO_SPEED,
-    Market,
-    catch_up_start_ms,
-    demo_publish_every_s,
-    parse_scenario,
-)
+from simulator.market import Market, catch_up_start_ms, demo_publish_every_s
+from simulator.scenarios import DEFAULT_DEMO_SPEED, parse_scenario
 from simulator.server import SimulatorThread, create_app
 
 log = logging.getLogger(__name__)

@@ -18,19 +18,10 @@ import pytest
 
 from backstop.service import Collector
 from simulator import venues as sim_venues
-from simulator.market import (
-    DAY_MS,
-    DEFAULT_DEMO_SPEED,
-    HOUR_MS,
-    MINUTE_MS,
-    Market,
-    SimContract,
-    SimPool,
-    SimVenue,
-    demo_publish_every_s,
-    parse_scenario,
-)
+from simulator.market import Market, demo_publish_every_s
+from simulator.market_state import DAY_MS, HOUR_MS, MINUTE_MS, SimContract, SimPool, SimVenue
 from simulator.routing import Route
+from simulator.scenarios import DEFAULT_DEMO_SPEED, parse_scenario
 from storage.queries import query_df
 from tests.conftest import settings_for
 

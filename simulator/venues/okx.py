@@ -20,7 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.market import DAY_MS, HOUR_MS, MINUTE_MS, Market, SimContract, SimFlow, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import DAY_MS, HOUR_MS, MINUTE_MS, SimContract, SimFlow, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

@@ -293,14 +293,15 @@ def _thin(points: list[tuple[int, Decimal]], keep_last: int) -> list[tuple[int, 
 
 
 class MarketCore:
-    """What ``Market``'s mixins (``PriceModel``, ``ScenarioModel``, ``LiquidationEngine``) read of one
-    another, declared once for the type checker: ``Market.__init__``/``_init_model``/``_init_past`` set
-    the state and the mixins define the methods. Annotations only: it adds no attribute or method at run
-    time."""
+    """What ``Market``'s mixins (``PriceModel``, ``ScenarioModel``, ``LiquidationEngine``,
+    ``VenueModelBuilder``) read of one another, declared once for the type checker: ``Market.__init__``/
+    ``_init_model``/``_init_past`` set the state and the mixins define the methods. Annotations only: it
+    adds no attribute or method at run time."""
 
     seed: int
     start_ms: int
     history_days: int
+    publish_every_s: int | None
     venues: dict[str, SimVenue]
     prices: dict[str, Decimal]
     _building: str
@@ -318,6 +319,7 @@ class MarketCore:
     _ema_r: dict[str, float]
     _prev_btc_r: float
     _fund_flows: dict[str, list[SimFlow]]
+    _pool_models: dict[tuple[str, str], _PoolModel]
 
     if TYPE_CHECKING:
         def now_ms(self) -> int: ...

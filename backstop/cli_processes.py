@@ -120,7 +120,7 @@ def backfill(ctx: typer.Context, venue: list[str] | None, since: str | None) -> 
 def simulate(ctx: typer.Context, host: str, port: int, write_config: Path | None, scenario: str, speed: float,
              seed: int, fault: list[str] | None) -> int:
     """The simulator in the foreground; a bad scenario or fault spec is one line."""
-    from backstop.demo import run_simulator
+    from backstop.simulate import run_simulator
 
     settings_from(ctx)  # validates --config even though the simulator only needs its own flags
     try:

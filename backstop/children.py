@@ -3,11 +3,15 @@
 Two guards, because either alone leaves an orphan holding the port: signals sent to Backstop (SIGTERM from
 systemd, docker or ``kill``; SIGINT; SIGHUP) are forwarded to the child, which then stops cleanly; and on
 Linux the child asks the kernel for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), which also
-covers ``kill -9`` of Backstop and signals that arrive before any handler is installed.
+covers ``kill -9`` of Backstop and signals that arrive before any handler is installed. Processes that
+run an asyncio loop turn SIGINT/SIGTERM into a stop event (``install_stop_handlers``) and end a child
+with ``stop_process``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -61,3 +65,22 @@ def run_forwarding(command: Sequence[str], **popen_kwargs: Any) -> int:
         if proc.poll() is None:
             proc.kill()
     return 128 - code if code < 0 else code
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a child that is still running; kill it if it has not exited 10 s later."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def install_stop_handlers(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set ``stop`` (a no-op where the loop cannot take signal handlers)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)

@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover
 
 GLOBAL_OPTIONS = ("--config", "--db", "--log-level")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-# simulator.market.SCENARIOS (not imported here: it pulls numpy into every CLI start; a test keeps them equal)
+# simulator.scenarios.SCENARIOS (not imported here: it pulls numpy into every CLI start; a test keeps them equal)
 SCENARIO_HELP = "calm | cascade | venue-drain[:VENUE] | adl[:VENUE]"
 MAX_AGE_DAYS = 36_500  # a century: any --since/--days beyond it is a typo, not a window
 

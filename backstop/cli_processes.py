@@ -5,8 +5,6 @@ optional Prometheus and API servers). Registered (names, options, help texts) in
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 import typer
 from rich.progress import Progress
 
-from backstop.children import run_forwarding, spawn
+from backstop.children import install_stop_handlers, run_forwarding, spawn, stop_process
 from backstop.cli_args import CliError, parse_when
 from backstop.cli_context import (
     check_venues,
@@ -26,15 +24,6 @@ from backstop.cli_context import (
     settings_from,
     state,
 )
-
-
-def install_stop_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
 
 
 def integrations(collector: Any, daemon: bool = False) -> None:
@@ -120,7 +109,7 @@ def backfill(ctx: typer.Context, venue: list[str] | None, since: str | None) -> 
 def simulate(ctx: typer.Context, host: str, port: int, write_config: Path | None, scenario: str, speed: float,
              seed: int, fault: list[str] | None) -> int:
     """The simulator in the foreground; a bad scenario or fault spec is one line."""
-    from backstop.demo import run_simulator
+    from backstop.simulate import run_simulator
 
     settings_from(ctx)  # validates --config even though the simulator only needs its own flags
     try:
@@ -204,11 +193,7 @@ def run(ctx: typer.Context, port: int | None, host: str | None, metrics_port: in
     try:
         asyncio.run(run_collector())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def api(ctx: typer.Context, host: str, port: int) -> None:

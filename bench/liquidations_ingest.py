@@ -53,7 +53,8 @@ def symbol_name(venue: str, i: int) -> str:
 
 
 def bench_market() -> Market:
-    from simulator.market import Market, SimContract, SimVenue
+    from simulator.market import Market
+    from simulator.market_state import SimContract, SimVenue
 
     market = Market(venues=list(SYMBOLS), speed=0)  # the venues' REST state too: the whole collector polls it
     for venue, count in SYMBOLS.items():
@@ -76,7 +77,7 @@ def bench_market() -> Market:
 
 async def generate(market: Market, rates: dict[str, int], duration: float, state: dict[str, Any]) -> None:
     """Append liquidations at ``rates`` (per second) for ``duration`` seconds, in 10 ms steps."""
-    from simulator.market import SimLiquidation
+    from simulator.market_state import SimLiquidation
 
     counter = itertools.count()
     names = {venue: [symbol_name(venue, i) for i in range(SYMBOLS[venue])] for venue in rates}

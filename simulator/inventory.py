@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from simulator.market import DAY_MS, MINUTE_MS, Market
+from simulator.market import Market
+from simulator.market_state import DAY_MS, MINUTE_MS
 
 TAKEOVER_DELAY_MS = 20 * MINUTE_MS  # after the event's onset
 HOLD_SHARE = 0.4  # held whole for this share of the rest of the event, then unwound linearly

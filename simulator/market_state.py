@@ -2,7 +2,7 @@
 modules and tests read and set, the model's constants, and the internal per-venue/pool/contract model
 records. No behaviour lives here: prices (``simulator.prices``), scenarios (``simulator.scenarios``) and
 the liquidation engine (``simulator.liquidation_engine``) move this state; ``simulator.market.Market``
-owns it."""
+owns it. The fund-size calibration against the real venues is ``simulator.calibration``."""
 
 from __future__ import annotations
 
@@ -40,41 +40,6 @@ PRICE_UNITS: dict[str, tuple[str, Decimal]] = {
     "GWei": ("ETH", Decimal("1e-9")), "LAMp": ("SOL", Decimal("1e-9")),
 }
 
-# -- fund-to-OI calibration ---------------------------------------------------------------------------
-# Every simulated venue's fund ÷ open interest (as Backstop computes it after one calm ``collect --once``
-# against the simulator: tests/test_fidelity.py keeps it between COVERAGE_SANE_PCT and out of coverage_low)
-# is set to the order of magnitude of the venue's real published fund. venue -> (simulated coverage %, the
-# real figure it is set against, source). Real OI figures are not in the reference material: the OI side is
-# the simulator's own (UNCONFIRMED against the venues), so only the order of magnitude is claimed.
-FUND_TO_OI_CALIBRATION: dict[str, tuple[float, str, str]] = {
-    "binance": (11.0, "fund ~$1.23 B before 10 Oct 2025; example pools 314 M / 794 M USDT",
-                "shared/incidents.md #10 (followin.io/feed/22111099); exchange-api examples/binance-usdm"),
-    "bitmex": (147.0, "XBt fund ~33,500-36,500 BTC (2020); BitMEX's fund has long exceeded its OI",
-               "shared/incidents.md #1, #4 (cointelegraph; BitMEX blog 2020-03-23)"),
-    "hyperliquid": (10.4, "HLP ~$451 M (Mar 2025)", "shared/incidents.md #8 (crypto.report)"),
-    "dydx": (2.1, "v3 fund ~$22.5 M before the Nov 2023 YFI attack (v4 size UNCONFIRMED)",
-             "shared/incidents.md #7 (runfi.com)"),
-    "krakenfutures": (26.8, "liquidity pool 95,402,118.37 USD", "exchange-api README (Kraken row, 3rd-party client)"),
-    "mexc": (4.9, "insurance fund ~$559 M USDT (Jul-Aug 2025 security report); was 0.02 % here (issue 15)",
-             "ainvest.com/news/mexc-559m-insurance-fund-shields-traders-rising-crypto-fraud-waves-2509"),
-    "bybit": (1.3, "no published total; example pools up to 902,178 USDT per pool",
-              "exchange-api examples/bybit/insurance_rest_v5_market_insurance.json"),
-    "okx": (22.6, "no published total in the references", "exchange-api README (OKX row)"),
-    "gate": (1.2, "no published total in the references (example row b = 83.0031)", "exchange-api examples/gate"),
-    "htx": (6.4, "no published total in the references (example 16,174.62 USDT per contract)",
-            "exchange-api examples/htx"),
-    "bitfinex": (6.8, "one shared USDt fund 37,671,589.79 with the pairs' OI from the same captured rows",
-                 "ccxt's captured /v2/status/deriv rows (tests/fixtures/exchange-api/bitfinex, SOURCES.md)"),
-    "bitget": (1.2, "no published total (doc example pool 95,815.68 USDT reads as a sample); sized like Bybit/Gate",
-               "ASSUMPTION (simulator/venues/bitget.py)"),
-    "cryptocom": (2.5, "derivatives insurance fund 'USD 5 million'", "Crypto.com blog (simulator/venues/cryptocom.py)"),
-    "orderly": (60.5, "fund 10.0 M USDC (docs example) against ~110 BTC OI from ccxt's captured rows",
-                "Orderly docs /v1/public/insurancefund example; ccxt captured futures rows"),
-    "paradex": (4.9, "ASSUMPTION 1.2 M USDC (only the docs' testnet example, 136,285 USDC, exists)",
-                "Paradex docs /v1/insurance example (testnet)"),
-}
-COVERAGE_SANE_PCT = (0.5, 200.0)  # a calm demo venue outside this is a calibration bug (0.5 = coverage_low floor)
-
 # -- model parameters -------------------------------------------------------------------------------
 ANNUAL_VOL = {"BTC": 0.48, "ETH": 0.62, "SOL": 0.85, "BNB": 0.5, "XRP": 0.75, "DOGE": 0.9}
 BETA = {"BTC": 1.0, "ETH": 1.1, "SOL": 1.35, "BNB": 0.8, "XRP": 1.1, "DOGE": 1.3}
@@ -100,8 +65,6 @@ FLOW_MAX = 20_000
 FINE_HISTORY_MS = 2 * DAY_MS  # make_history: native cadence for this long, then hourly, then daily
 HOURLY_HISTORY_MS = 14 * DAY_MS
 MAX_FULL_HISTORY_POINTS = 4_000
-
-# -- scenario schedule (relative to start_ms; at the demo's default 720x, 1 h sim = 5 s real) --------
 
 
 @dataclass
@@ -330,14 +293,15 @@ def _thin(points: list[tuple[int, Decimal]], keep_last: int) -> list[tuple[int, 
 
 
 class MarketCore:
-    """What ``Market``'s mixins (``PriceModel``, ``ScenarioModel``, ``LiquidationEngine``) read of one
-    another, declared once for the type checker: ``Market.__init__``/``_init_model``/``_init_past`` set
-    the state and the mixins define the methods. Annotations only: it adds no attribute or method at run
-    time."""
+    """What ``Market``'s mixins (``PriceModel``, ``ScenarioModel``, ``LiquidationEngine``,
+    ``VenueModelBuilder``) read of one another, declared once for the type checker: ``Market.__init__``/
+    ``_init_model``/``_init_past`` set the state and the mixins define the methods. Annotations only: it
+    adds no attribute or method at run time."""
 
     seed: int
     start_ms: int
     history_days: int
+    publish_every_s: int | None
     venues: dict[str, SimVenue]
     prices: dict[str, Decimal]
     _building: str
@@ -355,6 +319,7 @@ class MarketCore:
     _ema_r: dict[str, float]
     _prev_btc_r: float
     _fund_flows: dict[str, list[SimFlow]]
+    _pool_models: dict[tuple[str, str], _PoolModel]
 
     if TYPE_CHECKING:
         def now_ms(self) -> int: ...

@@ -26,7 +26,8 @@ from typing import Any, Final
 from aiohttp import WSMsgType, web
 
 from simulator.faults import FaultBook, FaultRule
-from simulator.market import Market, SimContract, SimLiquidation, SimVenue
+from simulator.market import Market
+from simulator.market_state import SimContract, SimLiquidation, SimVenue
 from simulator.respond import dumps
 
 HTX_PING_S = 5.0

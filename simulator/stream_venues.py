@@ -14,7 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from simulator.market import SimContract, SimLiquidation
+from simulator.market_state import SimContract, SimLiquidation
 from simulator.stream_hub import Connection, Handlers, base_qty, num
 
 BITFINEX_HB_S = 5.0  # Bitfinex heartbeats every 15 s; shorter here so short tests see them

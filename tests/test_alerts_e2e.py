@@ -25,7 +25,7 @@ from alerts.engine import AlertEngine
 from backstop.config import Settings
 from backstop.integrations import alert_engine_for
 from backstop.service import Collector
-from simulator.market import HOUR_MS
+from simulator.market_state import HOUR_MS
 from simulator.server import SimulatorThread
 from storage.queries import query_df
 from storage.rule_inputs import table_columns

@@ -16,7 +16,7 @@ from alerts.judgement import status_lines
 from metrics import assessment as M
 from metrics.divergence import divergence
 from metrics.formatting import fmt_signed
-from simulator.market import HOUR_MS
+from simulator.market_state import HOUR_MS
 from storage.assessments import load_assessments
 from storage.db import read_connection
 from storage.fund_inputs import venue_changes

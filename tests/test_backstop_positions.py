@@ -24,7 +24,7 @@ from backstop.integrations import alert_engine_for
 from backstop.service import Collector
 from collectors.hyperliquid import parse_asset_positions
 from simulator.inventory import TAKEOVER_DELAY_MS
-from simulator.market import HOUR_MS, MINUTE_MS
+from simulator.market_state import HOUR_MS, MINUTE_MS
 from simulator.venues.hyperliquid import INVENTORY
 from storage.positions import current_inventory
 from storage.queries import query_df

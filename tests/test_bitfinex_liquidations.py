@@ -22,7 +22,8 @@ from collectors.liquidations.bitfinex import (
     split_symbol,
 )
 from collectors.liquidations.integration import build_feeds, liquidation_tasks, service_for
-from simulator.market import Market, SimLiquidation
+from simulator.market import Market
+from simulator.market_state import SimLiquidation
 from simulator.server import SimulatorThread
 from storage.liquidation_writes import BACKEND
 from storage.queries import query_df

@@ -19,7 +19,7 @@ from backstop.service import Collector
 from collectors.bitmex import interval_hours, parse_funding_history, parse_instruments, parse_insurance
 from collectors.errors import PayloadError
 from collectors.runner import RunOutcome
-from simulator.market import DAY_MS
+from simulator.market_state import DAY_MS
 from simulator.server import SimulatorThread
 from simulator.venues.bitmex import CONTRACT_ROWS
 from storage.queries import query_df

@@ -271,7 +271,7 @@ def test_every_option_has_help_and_choices_are_listed() -> None:
     from typer._click.core import Context
 
     from backstop.cli import SCENARIO_HELP, app
-    from simulator.market import SCENARIOS
+    from simulator.scenarios import SCENARIOS
 
     group = typer.main.get_command(app)
     missing = []

@@ -16,7 +16,7 @@ from backstop.catalog import venue_facts
 from backstop.config import load_settings
 from metrics import assessment as M
 from metrics.formatting import fmt_pct, fmt_signed
-from simulator.market import HOUR_MS
+from simulator.market_state import HOUR_MS
 from storage.queries import query_df
 from tests.test_alerts_delivery import Receiver
 from tests.test_alerts_e2e import FUND_VENUES, collect, scenario_settings

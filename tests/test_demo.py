@@ -17,15 +17,9 @@ from pathlib import Path
 import pytest
 
 from backstop.config import load_settings
-from backstop.demo import (
-    collect,
-    demo_intervals,
-    demo_settings,
-    prepare_database,
-    simulated_venues,
-    start_demo,
-    write_simulator_config,
-)
+from backstop.demo import collect, simulated_venues, start_demo
+from backstop.demo_setup import demo_intervals, demo_settings, prepare_database
+from backstop.simulate import write_simulator_config
 from collectors.registry import adapter_class, venue_keys
 from storage.queries import query_df
 
@@ -100,7 +94,7 @@ def test_simulator_config_loads_and_never_overwrites_a_real_one(tmp_path: Path) 
 @pytest.mark.e2e
 def test_simulate_serves_until_sigint(tmp_path: Path) -> None:
     config = tmp_path / "sim.toml"
-    code = ("from pathlib import Path; from backstop.demo import run_simulator; "
+    code = ("from pathlib import Path; from backstop.simulate import run_simulator; "
             f"raise SystemExit(run_simulator(port=0, scenario='cascade', speed=720, seed=3, "
             f"faults=['binance:/fapi/v1/openInterest:429:1 x1'], write_config=Path({str(config)!r})))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -13,7 +13,7 @@ from alerts.fund_rules import coverage_low
 from alerts.parameters import CoverageParams
 from backstop.service import Collector
 from collectors.registry import venue_keys
-from simulator.market import COVERAGE_SANE_PCT, FUND_TO_OI_CALIBRATION
+from simulator.calibration import COVERAGE_SANE_PCT, FUND_TO_OI_CALIBRATION
 from storage.coverage_inputs import venue_coverage
 from storage.db import migrate, read_connection
 from tests.conftest import settings_for

@@ -17,7 +17,7 @@ from collectors.gate import (
     parse_liquidation_totals,
     parse_tickers,
 )
-from simulator.market import DAY_MS, SimLiquidation
+from simulator.market_state import DAY_MS, SimLiquidation
 from storage.db import read_connection
 from tests.conftest import example_raw, settings_for
 

@@ -12,7 +12,8 @@ import pytest
 from collectors.errors import PayloadError
 from collectors.http import JsonHttpClient
 from collectors.liquidations.htx import REST_FEED, HtxLiquidationOrdersFeed, parse_rest_v5
-from simulator.market import Market, SimContract, SimLiquidation, SimVenue
+from simulator.market import Market
+from simulator.market_state import SimContract, SimLiquidation, SimVenue
 from simulator.server import SimulatorThread
 
 NOW = datetime(2026, 6, 19, 8, 0, tzinfo=UTC)

@@ -30,7 +30,8 @@ from collectors.liquidations.integration import (
 )
 from collectors.liquidations.okx import OkxLiquidationFeed
 from collectors.registry import venue_keys
-from simulator.market import HOUR_MS, Market, SimContract, SimLiquidation, SimVenue
+from simulator.market import Market
+from simulator.market_state import HOUR_MS, SimContract, SimLiquidation, SimVenue
 from simulator.server import SimulatorThread
 from simulator.stream_hub import hub_for
 from storage import liquidation_reads as liq

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from simulator.market import Market, SimContract, SimLiquidation, SimVenue
+from simulator.market import Market
+from simulator.market_state import SimContract, SimLiquidation, SimVenue
 from simulator.server import SimulatorThread
 from simulator.stream_hub import Cursor
 

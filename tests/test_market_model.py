@@ -18,19 +18,10 @@ import pytest
 
 from backstop.service import Collector
 from simulator import venues as sim_venues
-from simulator.market import (
-    DAY_MS,
-    DEFAULT_DEMO_SPEED,
-    HOUR_MS,
-    MINUTE_MS,
-    Market,
-    SimContract,
-    SimPool,
-    SimVenue,
-    demo_publish_every_s,
-    parse_scenario,
-)
+from simulator.market import Market, demo_publish_every_s
+from simulator.market_state import DAY_MS, HOUR_MS, MINUTE_MS, SimContract, SimPool, SimVenue
 from simulator.routing import Route
+from simulator.scenarios import DEFAULT_DEMO_SPEED, parse_scenario
 from storage.queries import query_df
 from tests.conftest import settings_for
 
@@ -339,7 +330,7 @@ def test_construction_is_fast_with_many_pools(fake_venue: str, monkeypatch: pyte
         return venue
 
     monkeypatch.setattr(__import__(__name__, fromlist=["build"]), "build", many_pools)
-    from backstop.demo import simulator_venues
+    from backstop.simulate import simulator_venues
 
     every_venue = list(dict.fromkeys([*simulator_venues(), FAKE]))
     # CPU time of this process: other workers share the machine, wall time says little about our cost
@@ -411,7 +402,7 @@ def test_cascade_through_stored_data(sim_factory, tmp_path) -> None:
 def test_demo_clock_catches_up_with_the_wall_clock_and_never_passes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fast demo market starts in the past, runs at its speed until it reaches the present, then at 1x:
     no venue timestamp is ever in the future (data ages, staleness and chart ranges stay true)."""
-    from backstop.demo import make_market
+    from backstop.simulate import make_market
     from simulator.market import CATCH_UP_S, catch_up_start_ms
 
     wall_ms = 1_800_000_000_000

@@ -29,8 +29,8 @@ from collectors.okx_parsers import (
     parse_open_interest,
     parse_open_interest_history,
 )
-from simulator.market import DAY_MS
-from simulator.venues.okx import fund_records, funding_history, mark_price, oi_history, oi_row
+from simulator.market_state import DAY_MS
+from simulator.venues.okx_payloads import fund_records, funding_history, mark_price, oi_history, oi_row
 from storage.db import read_connection
 from tests.conftest import example_raw, settings_for
 

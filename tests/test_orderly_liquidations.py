@@ -19,7 +19,7 @@ from collectors.liquidations.orderly import (
     OrderlyLiquidatedPositionsFeed,
     parse_liquidated_positions,
 )
-from simulator.market import HOUR_MS, MINUTE_MS
+from simulator.market_state import HOUR_MS, MINUTE_MS
 from storage.liquidation_writes import BACKEND
 from storage.queries import query_df
 from tests.conftest import example, settings_for

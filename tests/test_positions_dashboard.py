@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from backstop.service import Collector
 from simulator.inventory import TAKEOVER_DELAY_MS
-from simulator.market import HOUR_MS, MINUTE_MS
+from simulator.market_state import HOUR_MS, MINUTE_MS
 from storage.queries import query_df
 from tests.conftest import settings_for
 

@@ -19,7 +19,9 @@ from collectors.base import Batch, FundBalance, OpenInterest, PoolMember, Price
 from collectors.liquidations.base import LiquidationRecord
 from metrics.stress import FillModel, LeverageDistribution
 from simulator.leverage import venue_distribution
-from simulator.market import CASCADE_CRASH_MS, DAY_MS, HOUR_MS, MINUTE_MS, Market
+from simulator.market import Market
+from simulator.market_state import DAY_MS, HOUR_MS, MINUTE_MS
+from simulator.scenarios import CASCADE_CRASH_MS
 from storage import liquidation_writes as liq_store
 from storage.db import write_connection
 from storage.stress_inputs import load_inputs, stress_frame

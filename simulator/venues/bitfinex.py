@@ -20,7 +20,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import HOUR_MS, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

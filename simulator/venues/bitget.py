@@ -17,7 +17,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from simulator.market import DAY_MS, HOUR_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import DAY_MS, HOUR_MS, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 
@@ -30,7 +31,7 @@ RESERVE_CADENCE_S = 3_600  # hourly records (risk-reserve-hour)
 # Pool sizes. Bitget publishes no total; the documented risk-reserve example (BTCUSDT pool 95,815.68 USDT,
 # 2025-07-28) would be ~0.004 % of the documented BTC OI (34,278 BTC) and fire coverage_low in every demo, so
 # it reads as a sample value rather than the pool's size. ASSUMPTION: sized like the other venues without a
-# published total (Bybit, Gate: ~1.2-1.3 % of OI, simulator.market.FUND_TO_OI_CALIBRATION).
+# published total (Bybit, Gate: ~1.2-1.3 % of OI, simulator.calibration.FUND_TO_OI_CALIBRATION).
 RESERVE_POOLS = [  # pool (named after its lead member, as the adapter names it), members, USDT balance
     ("BTCUSDT", ["BTCUSDT"], "31815677.73460800"),
     ("ETHUSDT", ["ETHUSDT", "SOLUSDT"], "19234567.89012000"),  # a shared pool

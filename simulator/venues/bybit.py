@@ -15,7 +15,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from simulator.market import DAY_MS, HOUR_MS, MINUTE_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import DAY_MS, HOUR_MS, MINUTE_MS, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.market import DAY_MS, MINUTE_MS, Market, SimContract, SimFlow, SimVenue
+from simulator.market import Market
+from simulator.market_state import DAY_MS, MINUTE_MS, SimContract, SimFlow, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.market import DAY_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import DAY_MS, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from simulator.market import HOUR_MS, Market, SimContract, SimVenue
+from simulator.market import Market
+from simulator.market_state import HOUR_MS, SimContract, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

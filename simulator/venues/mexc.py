@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from simulator.market import HOUR_MS, Market, SimContract, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import HOUR_MS, SimContract, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 
@@ -21,7 +22,7 @@ CONTRACT_ROWS = [  # symbol, base, quote, settle, contractSize, OI contracts (ho
     ("SOL_USDT", "SOL", "USDT", "USDT", "0.1", "8765432"),
     ("BTC_USD", "BTC", "USD", "BTC", "100", "1234567"),
 ]
-# symbol -> (currency, available). Calibrated (simulator.market.FUND_TO_OI_CALIBRATION): MEXC reported its
+# symbol -> (currency, available). Calibrated (simulator.calibration.FUND_TO_OI_CALIBRATION): MEXC reported its
 # insurance fund at ~$559 M USDT (Jul-Aug 2025 security report), so the four simulated pools hold ~$250 M
 # (~5 % of the simulated $4.9 B OI), not the documented example's 425,018 USDT per contract (0.02 %).
 POOLS = {

@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from simulator.inventory import Holding, InventoryPlan, holdings
-from simulator.market import HOUR_MS, Market, SimContract, SimLiquidation, SimPool, SimVenue
+from simulator.market import Market
+from simulator.market_state import HOUR_MS, SimContract, SimLiquidation, SimPool, SimVenue
 from simulator.respond import reply
 from simulator.routing import Route, market_of
 

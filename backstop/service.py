@@ -27,8 +27,9 @@ from collectors.base import Batch, VenueAdapter
 from collectors.registry import adapter_class
 from collectors.runner import RetryPolicy, RunOutcome, run_job
 from storage import queries
+from storage.batch_writes import RunRecord
 from storage.db import DatabaseBusy, DatabaseUnusable
-from storage.writer import RunRecord, Store
+from storage.writer import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.base import BaseScheduler
 
 from collectors.base import Batch
-from storage.writer import RunRecord, Store
+from storage.batch_writes import RunRecord
+from storage.writer import Store
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from simulator.harness import PROJECT_ROOT, CollectorProcess, collector_config, 
 from storage.db import DatabaseBusy, read_connection  # noqa: E402
 
 INTERVALS = {"funds": 5.0, "open_interest": 2.0, "funding": 5.0, "prices": 2.0, "adl": 5.0}
-# natural keys (storage.writer.TABLES + liquidations)
+# natural keys (storage.batch_writes.TABLES + liquidations)
 KEYS = {
     "fund_balances": "venue, pool_id, asset, ts", "fund_flows": "venue, pool_id, asset, ts, flow_type",
     "open_interest": "venue, symbol, ts", "funding_rates": "venue, symbol, ts",

@@ -4,7 +4,7 @@ Default: 2 years x 10 venues x 100 contracts of 5-minute open interest (210 M ro
 venue's own cadence (Bybit-like isolated pools every minute), 8-hourly funding, 5-minute prices and
 collection-run rows for the last 30 days, liquidations for the last 90 days (complete feeds, ~4 per venue
 and minute, with the per-minute rollup), then the dashboard's hourly rollups (``refresh_rollups``). Rows are built as Arrow tables with numpy (no Python object
-per row) and go through ``storage.writer.insert_idempotent`` in multi-day chunks, in time order, so
+per row) and go through ``storage.batch_writes.insert_idempotent`` in multi-day chunks, in time order, so
 DuckDB's zone maps stay tight (the dashboard's range scans depend on that).
 
     .venv/bin/python bench/make_history.py --db bench/out/history.duckdb
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collectors.base import Batch, PoolMember  # noqa: E402
 from storage.analytics import refresh_rollups  # noqa: E402
+from storage.batch_writes import TABLES, insert_idempotent, revalue_funds, write_batch  # noqa: E402
 from storage.db import write_connection  # noqa: E402
 from storage.liquidation_writes import rebuild_minutes  # noqa: E402
-from storage.writer import TABLES, insert_idempotent, revalue_funds, write_batch  # noqa: E402
 
 US = 1_000_000  # microseconds per second (Arrow timestamps are in us)
 TS = pa.timestamp("us", tz="UTC")

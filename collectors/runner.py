@@ -22,7 +22,7 @@ __all__ = ["RetryPolicy", "RunOutcome", "Sink", "fetch_with_retry", "run_job"]
 
 @dataclass
 class RunOutcome:
-    """What one job run did; ``storage.writer.RunRecord`` is built from it."""
+    """What one job run did; ``storage.batch_writes.RunRecord`` is built from it."""
 
     run_id: str
     venue: str

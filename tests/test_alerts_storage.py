@@ -16,9 +16,10 @@ from collectors.base import AdlSignal, Batch, FundBalance, OpenInterest, Price
 from metrics.alert_rows import FundWindow, Signal
 from storage import alert_store as A
 from storage import coverage_inputs, freshness_inputs, fund_inputs, liquidation_inputs, rule_inputs
+from storage.batch_writes import RunRecord
 from storage.db import read_connection
 from storage.export import EXPORTS, export_csv
-from storage.writer import RunRecord, Store
+from storage.writer import Store
 
 T = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 EXPECTED = {"okx": 300.0, "binance": 86_400.0, "bybit": 300.0}

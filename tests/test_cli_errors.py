@@ -22,8 +22,9 @@ import pytest
 from backstop.cli import reorder_global_options
 from collectors.base import Batch
 from collectors.registry import venue_keys
+from storage.batch_writes import RunRecord
 from storage.db import DatabaseBusy, ensure_database, read_connection, write_connection
-from storage.writer import RunRecord, Store
+from storage.writer import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from collectors.base import Batch, FundBalance, OpenInterest, PoolMember, Price
+from storage.batch_writes import RunRecord
 from storage.db import read_connection
-from storage.writer import RunRecord, Store
+from storage.writer import Store
 
 HOUR = timedelta(hours=1)
 BTC_PRICE = 65_000.0

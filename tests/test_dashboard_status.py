@@ -12,7 +12,8 @@ from collectors.base import Batch
 from collectors.runner import RunOutcome
 from dashboard.status import backfill_progress, diagnose
 from storage import run_state
-from storage.writer import RunRecord, Store
+from storage.batch_writes import RunRecord
+from storage.writer import Store
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

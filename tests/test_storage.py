@@ -15,9 +15,10 @@ import duckdb
 import pytest
 
 from collectors.base import Batch, FundBalance, OpenInterest, PoolMember, Price
+from storage.batch_writes import RunRecord
 from storage.db import migrate, migrations, read_connection, scalar, write_connection
 from storage.export import export_csv
-from storage.writer import RunRecord, Store
+from storage.writer import Store
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 

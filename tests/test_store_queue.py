@@ -14,8 +14,9 @@ import pytest
 
 from collectors.base import Batch, FundBalance
 from simulator.harness import hold_reader
+from storage.batch_writes import RunRecord
 from storage.db import read_connection, write_connection
-from storage.writer import RunRecord, Store
+from storage.writer import Store
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

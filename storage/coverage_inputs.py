@@ -84,28 +84,37 @@ def coverage_history(con: duckdb.DuckDBPyConnection, as_of: datetime, days: int 
     return {venue: [float(v) for v in values] for venue, values in rows}
 
 
-def venue_open_interest(con: duckdb.DuckDBPyConnection, as_of: datetime,
-                        oi_expected_s: Mapping[str, float], gone_multiple: float = 3.0) -> dict[str, float]:
-    """Per venue: current open interest in USD (each symbol's latest value within ``gone_multiple`` x the
-    venue's cadence of the venue's newest poll, itself recent)."""
-    venues, cadences = cadence_lists(oi_expected_s)
-    rows = con.execute(
-        """
-        WITH ocfg AS (SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s),
-        oi_series AS (
-            SELECT venue, symbol, max(ts) AS last_ts, arg_max(oi_usd, ts) AS oi_usd
-            FROM open_interest WHERE ts > ? AND ts <= ? AND oi_usd IS NOT NULL GROUP BY venue, symbol
-        )
-        SELECT s.venue, sum(s.oi_usd)
+# Each venue's current open interest in USD: every symbol's latest value, if it is within $gone x the
+# venue's OI cadence (default hourly) of the venue's newest poll, and that poll itself recent - one
+# definition for the OI alone and for coverage. Needs an ``ocfg`` (venue, expected_s) CTE before it.
+_OI_NOW = """
+    oi_series AS (
+        SELECT venue, symbol, max(ts) AS last_ts, arg_max(oi_usd, ts) AS oi_usd
+        FROM open_interest WHERE ts > $oi_lo AND ts <= $as_of AND oi_usd IS NOT NULL GROUP BY venue, symbol
+    ), oi_now AS (
+        SELECT s.venue, sum(s.oi_usd) AS oi_usd, max(s.last_ts) AS oi_ts
         FROM oi_series AS s
         JOIN (SELECT venue, max(last_ts) AS newest FROM oi_series GROUP BY venue) AS n USING (venue)
         LEFT JOIN ocfg AS c ON c.venue = s.venue
-        WHERE epoch(n.newest) - epoch(s.last_ts) <= ? * coalesce(c.expected_s, 3600)
-          AND epoch(?::TIMESTAMPTZ) - epoch(n.newest) <= ? * greatest(coalesce(c.expected_s, 3600), 3600)
+        WHERE epoch(n.newest) - epoch(s.last_ts) <= $gone * coalesce(c.expected_s, 3600)
+          AND epoch($as_of::TIMESTAMPTZ) - epoch(n.newest) <= $gone * greatest(coalesce(c.expected_s, 3600), 3600)
         GROUP BY s.venue
-        """,
-        [venues, cadences, as_of - timedelta(seconds=gone_multiple * max([3600.0, *cadences]) + 3600), as_of,
-         gone_multiple, as_of, gone_multiple],
+    )"""
+_OI_CONFIG = "ocfg AS (SELECT unnest($o_venues::VARCHAR[]) AS venue, unnest($o_cadences::DOUBLE[]) AS expected_s)"
+
+
+def _oi_params(as_of: datetime, oi_expected_s: Mapping[str, float], gone_multiple: float) -> dict[str, object]:
+    venues, cadences = cadence_lists(oi_expected_s)
+    return {"o_venues": venues, "o_cadences": cadences, "as_of": as_of, "gone": gone_multiple,
+            "oi_lo": as_of - timedelta(seconds=gone_multiple * max([3600.0, *cadences]) + 3600)}
+
+
+def venue_open_interest(con: duckdb.DuckDBPyConnection, as_of: datetime,
+                        oi_expected_s: Mapping[str, float], gone_multiple: float = 3.0) -> dict[str, float]:
+    """Per venue: current open interest in USD (``_OI_NOW``)."""
+    rows = con.execute(
+        f"WITH {_OI_CONFIG}, {_OI_NOW} SELECT venue, oi_usd FROM oi_now",  # noqa: S608 - constant fragments
+        _oi_params(as_of, oi_expected_s, gone_multiple),
     ).fetchall()
     return {venue: float(oi) for venue, oi in rows if oi is not None}
 
@@ -113,20 +122,18 @@ def venue_open_interest(con: duckdb.DuckDBPyConnection, as_of: datetime,
 def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expected_s: Mapping[str, float],
                    oi_expected_s: Mapping[str, float], median_days: int = 30, gone_multiple: float = 3.0,
                    medians: Mapping[str, tuple[float, int]] | None = None) -> list[VenueCoverage]:
-    """Per venue: live funds in USD ÷ current open interest in USD (each OI symbol's latest value, if
-    recent), with the venue's ``coverage_medians`` (computed here unless given)."""
+    """Per venue: live funds in USD ÷ current open interest in USD (``_OI_NOW``), with the venue's
+    ``coverage_medians`` (computed here unless given)."""
     f_venues, f_cadences = cadence_lists(fund_expected_s)
-    o_venues, o_cadences = cadence_lists(oi_expected_s)
     fund_lookback = as_of - timedelta(seconds=GONE_MULTIPLE * max([DEFAULT_EXPECTED_S, *f_cadences]) + 86_400)
-    oi_lookback = as_of - timedelta(seconds=gone_multiple * max([3600.0, *o_cadences]) + 3600)
     rows = con.execute(
         """
-        WITH fcfg AS (SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s),
-        ocfg AS (SELECT unnest(?::VARCHAR[]) AS venue, unnest(?::DOUBLE[]) AS expected_s),
+        WITH fcfg AS (SELECT unnest($f_venues::VARCHAR[]) AS venue, unnest($f_cadences::DOUBLE[]) AS expected_s),
+        {oi_config},
         fund_gaps AS (
             SELECT venue, pool_id, asset, ts, usd_value,
                    epoch(ts) - epoch(lag(ts) OVER (PARTITION BY venue, pool_id, asset ORDER BY ts)) AS gap_s
-            FROM fund_balances WHERE ts > ? AND ts <= ?
+            FROM fund_balances WHERE ts > $fund_lo AND ts <= $as_of
         ), fund_series AS (
             SELECT s.venue, s.last_ts, s.last_usd,
                    {cadence} AS cadence_s FROM (
@@ -139,26 +146,16 @@ def venue_coverage(con: duckdb.DuckDBPyConnection, as_of: datetime, fund_expecte
                    count(*) FILTER (WHERE last_usd IS NULL) AS unpriced
             FROM fund_series WHERE {live}
             GROUP BY venue
-        ), oi_series AS (
-            SELECT venue, symbol, max(ts) AS last_ts, arg_max(oi_usd, ts) AS oi_usd
-            FROM open_interest WHERE ts > ? AND ts <= ? AND oi_usd IS NOT NULL GROUP BY venue, symbol
-        ), oi_now AS (
-            SELECT s.venue, sum(s.oi_usd) AS oi_usd, max(s.last_ts) AS oi_ts
-            FROM oi_series AS s
-            JOIN (SELECT venue, max(last_ts) AS newest FROM oi_series GROUP BY venue) AS n USING (venue)
-            LEFT JOIN ocfg AS c ON c.venue = s.venue
-            WHERE epoch(n.newest) - epoch(s.last_ts) <= ? * coalesce(c.expected_s, 3600)
-              AND epoch(?::TIMESTAMPTZ) - epoch(n.newest) <= ? * greatest(coalesce(c.expected_s, 3600), 3600)
-            GROUP BY s.venue
-        )
+        ), {oi_now}
         SELECT f.venue, f.fund_usd, o.oi_usd, f.fund_ts, o.oi_ts, f.unpriced
         FROM fund_now AS f JOIN oi_now AS o USING (venue)
         WHERE f.fund_usd IS NOT NULL ORDER BY f.venue
-        """.format(  # noqa: S608 - constant fragments (storage.fund_asof)
-            cadence=series_cadence_sql("coalesce(c.expected_s, ?)", "s.last_gap_s"),
-            live=is_current_sql("last_ts", "?::TIMESTAMPTZ", "cadence_s")),
-        [f_venues, f_cadences, o_venues, o_cadences, fund_lookback, as_of, DEFAULT_EXPECTED_S, as_of,
-         oi_lookback, as_of, gone_multiple, as_of, gone_multiple],
+        """.format(  # noqa: S608 - constant fragments (storage.fund_asof, _OI_NOW)
+            oi_config=_OI_CONFIG, oi_now=_OI_NOW,
+            cadence=series_cadence_sql("coalesce(c.expected_s, $default_s)", "s.last_gap_s"),
+            live=is_current_sql("last_ts", "$as_of::TIMESTAMPTZ", "cadence_s")),
+        {"f_venues": f_venues, "f_cadences": f_cadences, "fund_lo": fund_lookback,
+         "default_s": DEFAULT_EXPECTED_S, **_oi_params(as_of, oi_expected_s, gone_multiple)},
     ).fetchall()
     if medians is None:
         medians = coverage_medians(con, as_of, median_days)

@@ -141,6 +141,9 @@ def test_coverage_now_and_median(db: Path) -> None:
     assert okx.ratio == pytest.approx(0.032)
     assert okx.median_days == 9 and okx.median_ratio == pytest.approx(0.04)
     assert "binance" not in rows  # no open interest collected for it
+    with read_connection(db) as con:  # the OI alone (the assessments') is the same definition
+        oi = coverage_inputs.venue_open_interest(con, T, {"okx": 300.0})
+    assert oi == {"okx": pytest.approx(okx.oi_usd, rel=1e-12)}
 
 
 def test_freshness_and_adl(db: Path) -> None:

@@ -78,16 +78,21 @@ def parse_insurance(venue: str, payload: Any) -> Batch:
     batch = Batch()
     for index, row in enumerate(require_list(require(result, "list", "insurance"), "insurance.list")):
         where = f"insurance.list[{index}]"
-        coin = str(require(row, "coin", where))
-        symbols = split_symbols(require(row, "symbols", where), where)
-        pool_id = pool_id_for(coin, symbols)
-        raw = require(row, "balance", where)
-        batch.funds.append(FundBalance(
-            venue=venue, pool_id=pool_id, asset=norm_asset(coin), ts=ts, balance=dec(raw, f"{where}.balance"),
-            balance_raw=raw_text(raw), unit_raw=coin, usd_value=opt_dec(row.get("value"), f"{where}.value"),
-        ))
-        batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
+        _add_pool(batch, venue, row, where, ts, opt_dec(row.get("value"), f"{where}.value"))
     return batch
+
+
+def _add_pool(batch: Batch, venue: str, row: Any, where: str, ts: datetime, usd_value: Decimal | None) -> None:
+    """One pool row of REST or WS (same fields, same pool ids): its fund row and its member contracts."""
+    coin = str(require(row, "coin", where))
+    symbols = split_symbols(require(row, "symbols", where), where)
+    pool_id = pool_id_for(coin, symbols)
+    raw = require(row, "balance", where)
+    batch.funds.append(FundBalance(
+        venue=venue, pool_id=pool_id, asset=norm_asset(coin), ts=ts, balance=dec(raw, f"{where}.balance"),
+        balance_raw=raw_text(raw), unit_raw=coin, usd_value=usd_value,
+    ))
+    batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
 
 
 def parse_insurance_ws(venue: str, message: Any) -> Batch:
@@ -101,16 +106,7 @@ def parse_insurance_ws(venue: str, message: Any) -> Batch:
     batch = Batch()
     for index, row in enumerate(require_list(require(message, "data", "insurance_ws"), "insurance_ws.data")):
         where = f"insurance_ws.data[{index}]"
-        coin = str(require(row, "coin", where))
-        symbols = split_symbols(require(row, "symbols", where), where)
-        pool_id = pool_id_for(coin, symbols)
-        raw = require(row, "balance", where)
-        batch.funds.append(FundBalance(
-            venue=venue, pool_id=pool_id, asset=norm_asset(coin),
-            ts=ts_ms(require(row, "updateTime", where), f"{where}.updateTime"),
-            balance=dec(raw, f"{where}.balance"), balance_raw=raw_text(raw), unit_raw=coin,
-        ))
-        batch.pool_members.extend(PoolMember(venue, pool_id, symbol, norm_asset(coin)) for symbol in symbols)
+        _add_pool(batch, venue, row, where, ts_ms(require(row, "updateTime", where), f"{where}.updateTime"), None)
     return batch
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -315,10 +314,6 @@ def cycle_summary(n: int, polls: dict[str, list[RunOutcome]], venues: int) -> tu
         last = errors[-1]
         line += f" — last error: {last.venue} {last.dataset}: {last.error_class}: {last.error_message}"[:300]
     return line, ok > 0 or not polls
-
-
-def jittered(seconds: float) -> float:
-    return seconds * (0.9 + random.random() * 0.2)
 
 
 def summarize(outcomes: list[RunOutcome]) -> list[dict[str, Any]]:

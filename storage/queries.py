@@ -62,17 +62,6 @@ def collector_status(db: Path) -> pd.DataFrame:
         ).df()
 
 
-def table_counts(db: Path) -> dict[str, int]:
-    with read_connection(db) as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
-        ).fetchall()]
-        return {
-            name: int(con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0])  # noqa: S608
-            for name in names
-        }
-
-
 def query_df(db: Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     """For tests and benches only: an ad-hoc read."""
     with read_connection(db) as con:

@@ -13,7 +13,7 @@ import pytest
 from metrics.coverage import coverage_pct, coverage_series
 from metrics.csv_safe import neutralise_cell, safe_frame, to_csv_bytes
 from metrics.divergence import DivergenceRule, divergence, explain, robust_z, robust_z_frame
-from metrics.drawdown import drawdown_pct, max_drawdown_pct, pct_change
+from metrics.drawdown import drawdown_pct
 from metrics.formatting import fmt_age, fmt_amount, fmt_duration, fmt_pct, fmt_usd
 from metrics.health import (
     DatasetState,
@@ -31,14 +31,9 @@ def test_coverage() -> None:
     assert out.iloc[0] == pytest.approx(1.0) and math.isnan(out.iloc[1]) and math.isnan(out.iloc[2])
 
 
-def test_changes_and_drawdowns() -> None:
-    assert pct_change(82.0, 100.0) == pytest.approx(-18.0)
-    assert pct_change(1.0, 0.0) is None
-    assert pct_change(None, 1.0) is None
+def test_drawdowns() -> None:
     assert drawdown_pct(90.0, [100.0, 95.0, None]) == pytest.approx(-10.0)
     assert drawdown_pct(110.0, [100.0]) == 0.0  # at a new high
-    assert max_drawdown_pct([100, 120, 90, 130, 117]) == pytest.approx(-25.0)
-    assert max_drawdown_pct([]) is None
 
 
 def test_robust_z_matches_the_textbook_formula() -> None:

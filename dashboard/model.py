@@ -67,16 +67,27 @@ def coverage_frame(funds: pd.DataFrame, oi: pd.DataFrame, keys: Sequence[str]) -
     return merged.sort_values([*keys, "ts"]).reset_index(drop=True)
 
 
-def rolling_change(series: pd.DataFrame, window_s: int, step_s: int, keys: Sequence[str] = ("venue",),
-                   ) -> pd.DataFrame:
-    """Change over ``window_s`` at every grid point (needs step dividing the window), in percent."""
+def rolling_venue_change(pools: pd.DataFrame, window_s: int, step_s: int) -> pd.DataFrame:
+    """Each venue's fund change over ``window_s`` at every grid point, weighed as the assessments weigh it
+    (``storage.fund_inputs.venue_changes``): the mean of its pools' native changes, each weighted by its
+    USD value at the window start (else now). A pool without a positive base balance or any USD value takes
+    no part, so a BTC fund is not moved by the BTC price and a pool's first valuation is not a jump.
+    ``pools``: ``fund_series(by="pool_asset")`` on a grid whose step divides the window."""
     if window_s % step_s:
         raise ValueError("the grid step must divide the window")
+    keys = ["venue", "pool_id", "asset"]
+    frame = pools.sort_values([*keys, "ts"]).copy()
+    grouped = frame.groupby(keys)
     lag = window_s // step_s
-    frame = series.sort_values([*keys, "ts"]).copy()
-    previous = frame.groupby(list(keys))["fund_usd"].shift(lag)
-    frame["change_pct"] = (frame["fund_usd"] - previous) / previous.where(previous > 0) * 100.0
-    return frame.dropna(subset=["change_pct"])
+    base_balance = grouped["balance"].shift(lag)
+    weight = grouped["fund_usd"].shift(lag).fillna(frame["fund_usd"])
+    change = frame["balance"] / base_balance.where(base_balance > 0) - 1.0
+    usable = change.notna() & (weight > 0)
+    parts = pd.DataFrame({"venue": frame["venue"], "ts": frame["ts"], "weighted": weight * change,
+                          "weight": weight})[usable]
+    out = parts.groupby(["venue", "ts"], as_index=False)[["weighted", "weight"]].sum()
+    out["change_pct"] = out["weighted"] / out["weight"] * 100.0
+    return out[["venue", "ts", "change_pct"]].sort_values(["venue", "ts"]).reset_index(drop=True)
 
 
 def robust_z_over_time(changes: pd.DataFrame, rule: DivergenceRule | None = None) -> pd.DataFrame:

@@ -218,3 +218,22 @@ def test_blindness_on_simulated_data_comes_from_failing_polls_only() -> None:
     assert real.level == "blind" and set(real.blind_venues) == {"okx", "gate"}
     simulated = blindness(states_for_blindness(frame, simulated=True))
     assert simulated.level == "partial" and simulated.blind_venues == ("gate",)
+
+
+def test_divergence_history_ends_where_the_assessment_is(fx: Fixture) -> None:
+    """The Divergence page's 24 h change over time and its table (the assessment) are one figure: at the
+    assessment's instant the chart's last point is the assessment's 24 h change, venue by venue (native
+    changes, USD-weighted; a BTC pool is not moved by the BTC price)."""
+    from dashboard.model import rolling_venue_change
+    from storage.assessments import load_assessments
+
+    venues = sorted(fx.funds_usd)
+    grid = Grid(fx.now, timedelta(hours=1), 48)
+    pools = analytics.fund_series(fx.path, venues, grid, by="pool_asset")
+    chart = rolling_venue_change(pools, 86_400, 3_600)
+    last = chart[chart["ts"] == pd.Timestamp(fx.now)].set_index("venue")["change_pct"]
+    assessed = {a.venue: a.change_pct("24h") for a in load_assessments(fx.path, fx.now) if a.is_venue}
+    compared = [v for v in last.index if assessed.get(v) is not None]
+    assert len(compared) >= 4, (last, assessed)
+    for venue in compared:
+        assert last[venue] == pytest.approx(assessed[venue], rel=1e-6, abs=1e-9), venue

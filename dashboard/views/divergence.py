@@ -104,8 +104,8 @@ def body(state: PageState) -> None:
     step_s = int(grid.step.total_seconds())
     lag = 86_400 // step_s
     daily_ok = [v for v in everyone if state.info[v].cadence("funds") <= 86_400]
-    series = data.fund_series(db, tuple(daily_ok), grid.end, step_s, grid.points + lag, "venue")
-    changes = model.rolling_change(series, 86_400, step_s)
+    pools = data.fund_series(db, tuple(daily_ok), grid.end, step_s, grid.points + lag, "pool_asset")
+    changes = model.rolling_venue_change(pools, 86_400, step_s)  # native, weighted as the assessments do
     z = model.robust_z_over_time(changes[["ts", "venue", "change_pct"]], rule)
     z = z[z["venue"].isin(state.venues) & (z["ts"] >= pd.Timestamp(state.now - span))]
     fig = go.Figure()

@@ -8,12 +8,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import duckdb
+import pytest
 
 from alerts.fund_rules import coverage_low
 from alerts.parameters import CoverageParams
 from backstop.service import Collector
 from collectors.registry import venue_keys
 from simulator.calibration import COVERAGE_SANE_PCT, FUND_TO_OI_CALIBRATION
+from storage.assessments import load_assessments
 from storage.coverage_inputs import venue_coverage
 from storage.db import migrate, read_connection
 from tests.conftest import settings_for
@@ -41,6 +43,10 @@ def test_calm_demo_coverage_is_calibrated_and_never_low(sim_factory, tmp_path) -
         documented = FUND_TO_OI_CALIBRATION[venue][0]
         assert documented / 1.5 < pct < documented * 1.5, (venue, pct, documented)  # the table stays true
     assert coverage_low(coverages, CoverageParams()) == []
+    # the coverage the alert judges is the one every screen shows (the assessment), venue by venue
+    assessed = {a.venue: a.coverage_pct for a in load_assessments(settings.db) if a.is_venue}
+    for venue, pct in measured.items():
+        assert assessed[venue] == pytest.approx(pct, rel=1e-9), venue
 
 
 def test_migration_008_keeps_existing_rows_and_widens_precision(tmp_path) -> None:

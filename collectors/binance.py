@@ -154,7 +154,7 @@ def parse_klines(venue: str, asset: str, payload: Any) -> list[Price]:
 
 class BinanceAdapter(VenueAdapter):
     key = "binance"
-    display_name = "Binance USDⓈ-M"
+    display_name = "Binance USD-M"  # not "USDⓈ-M": the Ⓢ is missing from common fonts (a box on screen)
     default_base_url = "https://fapi.binance.com"
     capabilities = (
         Capability(FUNDS, "/fapi/v1/insuranceBalance", 86_400, "none (snapshot)", "per asset (USDT, USDC, BTC, BNFCR)",

@@ -194,7 +194,7 @@ def test_failing_receiver_does_not_hold_up_collection(sim_factory: Any, tmp_path
         assert rows[["target_index", "attempt", "ok"]].values.tolist() == [[0, 1, False], [0, 2, False],
                                                                           [0, 3, False], [1, 1, True]]
         alerts = query_df(settings.db, "SELECT rule, venue, status, message FROM alerts")
-        assert alerts.values.tolist() == [["adl_near", "binance", "firing", "Binance USDⓈ-M ADL risk high: ETHUSDT"]]
+        assert alerts.values.tolist() == [["adl_near", "binance", "firing", "Binance USD-M ADL risk high: ETHUSDT"]]
         assert query_df(settings.db, "SELECT count(*) AS n FROM fund_balances")["n"][0] > 0
         assert json.dumps(slow.requests[-1][1]).count("ADL risk high") == 1
     finally:

@@ -38,7 +38,7 @@ PAGES = {
     "stress": "views/stress.py",
 }
 QUERY_FUNCTIONS = ("database_overview", "known_venues", "fund_span", "fund_series", "oi_series",
-                   "fund_native_latest", "fund_pools_latest", "oi_latest", "liquidations_summary",
+                   "fund_pools_latest", "oi_latest", "liquidations_summary",
                    "firing_alerts", "collector_health")
 # module -> named queries (not analytics); the assessments' own nested queries count inside them
 OTHER_QUERY_FUNCTIONS = {"storage.stress_inputs": ("load_inputs",), "alerts.judgement": ("assessments_for",)}

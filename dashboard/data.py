@@ -70,11 +70,6 @@ def oi_series(db: str, venues: tuple[str, ...], end: datetime, step_s: int, poin
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def fund_native_latest(db: str, venues: tuple[str, ...]) -> pd.DataFrame:
-    return analytics.fund_native_latest(db, venues)
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def fund_pools_latest(db: str, venues: tuple[str, ...]) -> pd.DataFrame:
     return analytics.fund_pools_latest(db, venues)
 

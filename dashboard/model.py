@@ -10,6 +10,7 @@ from typing import SupportsFloat
 
 import pandas as pd
 
+from metrics.assessment import Assessment
 from metrics.coverage import coverage_series
 from metrics.divergence import DivergenceRule, robust_z_frame
 from metrics.formatting import fmt_amount, fmt_duration
@@ -44,13 +45,20 @@ def _num(value: object) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def native_text(native: pd.DataFrame, venue: str, top: int = 3) -> str:
-    """'857.00 M USDT + 300.00 M USDC + 61.70 BTC' (largest first by USD; '+ n more')."""
-    rows = native[native["venue"] == venue]
-    if rows.empty:
+def native_text(assessments: Sequence[Assessment], venue: str, top: int = 3) -> str:
+    """'857.00 M USDT + 300.00 M USDC + 61.70 BTC': the venue's pool assessments summed per asset, largest
+    first by USD ('+ n more'). The same pools as the assessment's USD figure beside it, so the two agree."""
+    by_asset: dict[str, list[float]] = {}
+    for a in assessments:
+        if a.venue == venue and not a.is_venue and a.fund_native is not None:
+            native_usd = by_asset.setdefault(a.asset, [0.0, 0.0])
+            native_usd[0] += a.fund_native
+            native_usd[1] += a.fund_usd or 0.0
+    if not by_asset:
         return "—"
-    parts = [fmt_amount(_num(r.balance), str(r.asset)) for r in rows.head(top).itertuples()]
-    more = len(rows) - top
+    ranked = sorted(by_asset.items(), key=lambda item: (-item[1][1], item[0]))
+    parts = [fmt_amount(native, asset) for asset, (native, _usd) in ranked[:top]]
+    more = len(ranked) - top
     return " + ".join(parts) + (f" + {more} more" if more > 0 else "")
 
 

@@ -237,3 +237,22 @@ def test_divergence_history_ends_where_the_assessment_is(fx: Fixture) -> None:
     assert len(compared) >= 4, (last, assessed)
     for venue in compared:
         assert last[venue] == pytest.approx(assessed[venue], rel=1e-6, abs=1e-9), venue
+
+
+def test_overview_native_amounts_are_the_assessed_pools(fx: Fixture) -> None:
+    """The native amounts beside a venue's USD figure sum the same pool assessments as that figure: Bybit's
+    shared USDT pool and its isolated 1000PEPEUSDT pool, BitMEX's XBt pool in BTC."""
+    from dashboard.model import native_text
+    from metrics.formatting import fmt_amount
+    from storage.assessments import load_assessments
+
+    assessed = load_assessments(fx.path, fx.now)
+    bybit_pools = [a for a in assessed if a.venue == "bybit" and not a.is_venue]
+    assert {a.pool_id for a in bybit_pools} == {"USDT", "1000PEPEUSDT"}
+    total = sum(a.fund_native or 0.0 for a in bybit_pools)
+    venue = next(a for a in assessed if a.venue == "bybit" and a.is_venue)
+    assert venue.fund_usd == pytest.approx(total)  # stablecoin pools: USD = native
+    assert native_text(assessed, "bybit") == fmt_amount(total, "USDT")
+    bitmex = next(a for a in assessed if a.venue == "bitmex" and not a.is_venue)
+    assert native_text(assessed, "bitmex") == fmt_amount(bitmex.fund_native, "BTC")
+    assert native_text(assessed, "nowhere") == "—"

@@ -72,7 +72,7 @@ def _attention(a: Assessment, native: str, spark: list[float], state: PageState)
                                query_params={"venues": a.venue, "range": state.controls.range_key})
 
 
-def venue_table(rows: list[Assessment], native: pd.DataFrame, sparks: dict[str, list[float]],
+def venue_table(rows: list[Assessment], assessments: list[Assessment], sparks: dict[str, list[float]],
                 held_back: tuple[str, ...]) -> pd.DataFrame:
     """The ranked table: display names, formatted numbers, '—' for what is unknown."""
     out = []
@@ -81,7 +81,7 @@ def venue_table(rows: list[Assessment], native: pd.DataFrame, sparks: dict[str, 
         out.append({
             "state": "backfilling" if waiting else a.label, "venue": a.display_name,
             "reason": "history still loading" if waiting else ("; ".join(a.reasons) or DASH),
-            "since": since_text(a), "fund": fmt_usd(a.fund_usd), "native": model.native_text(native, a.venue),
+            "since": since_text(a), "fund": fmt_usd(a.fund_usd), "native": model.native_text(assessments, a.venue),
             "24 h": DASH if waiting else fmt_pct(a.change_pct("24h"), signed=True),
             "7 d": DASH if waiting else fmt_pct(a.change_pct("7d"), signed=True),
             "from 30 d max": DASH if waiting else fmt_pct(a.drawdown_30d_pct),
@@ -107,7 +107,6 @@ def body(state: PageState) -> None:
     held_back = backfilling()
     assessments = data.assessments(db, state.ctx.config, state.now)
     rows = ranked(assessments, state.venues, held_back)
-    native = data.fund_native_latest(db, state.known)
     grid = data.grid_for(state.range_td, state.now)
     series = data.fund_series(db, state.venues, grid.end, int(grid.step.total_seconds()), grid.points)
     sparks = {str(v): g["fund_usd"].dropna().tolist() for v, g in series.groupby("venue")}
@@ -118,12 +117,12 @@ def body(state: PageState) -> None:
         st.success("No venue's fund needs attention: every assessed fund is healthy.",
                    icon=":material/check_circle:")
     for a in attention[:ATTENTION_MAX]:
-        _attention(a, model.native_text(native, a.venue), sparks.get(a.venue, []), state)
+        _attention(a, model.native_text(assessments, a.venue), sparks.get(a.venue, []), state)
     if len(attention) > ATTENTION_MAX:
         st.caption(f"{len(attention) - ATTENTION_MAX} more below in the table.")
 
     st.subheader("Every venue with a fund, worst first", anchor=False)
-    table = venue_table(rows, native, sparks, held_back)
+    table = venue_table(rows, assessments, sparks, held_back)
     colours = STATE_FILL
     st.dataframe(table.style.map(lambda v: f"background-color: {colours.get(str(v), 'transparent')}",
                                  subset=["state"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,15 @@ from simulator.market import Market
 from simulator.server import SimulatorThread
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "exchange-api"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll the application's own state until ``condition``; the timeout only catches a hang."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for: {what}")
+        time.sleep(0.05)
 
 
 def example(venue_dir: str, name: str) -> Any:

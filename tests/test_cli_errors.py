@@ -25,6 +25,7 @@ from collectors.registry import venue_keys
 from storage.batch_writes import RunRecord
 from storage.db import DatabaseBusy, ensure_database, read_connection, write_connection
 from storage.writer import Store
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,11 +194,8 @@ def test_collector_daemon_whose_database_turns_read_only_stops_with_one_line(tmp
             cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)}, user=user,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 120
-            while not _runs_stored(db):  # the daemon's first polls landed
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "no run row landed"
-                time.sleep(0.1)
+            wait_until(lambda: _runs_stored(db) > 0 or proc.poll() is not None, 120, "the daemon's first run rows")
+            assert proc.poll() is None, proc.communicate()
             stored_before = _runs_stored(db)
             db.chmod(0o444)
             _out, err = proc.communicate(timeout=120)  # it stops by itself

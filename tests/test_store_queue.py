@@ -5,7 +5,6 @@ storage-error run and does not block the batches behind it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ from simulator.harness import hold_reader
 from storage.batch_writes import RunRecord
 from storage.db import read_connection, write_connection
 from storage.writer import Store
+from tests.conftest import wait_until
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -62,14 +62,6 @@ def test_an_unwritable_batch_is_recorded_and_does_not_block_the_queue(tmp_path: 
     assert store.close() == 0
 
 
-def _wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 60.0) -> None:
-    """Poll the store's own state (not a clock) until ``condition``; the deadline only catches a hang."""
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        time.sleep(0.02)
-
-
 def test_a_file_that_stops_taking_writes_keeps_every_batch_until_it_does_again(tmp_path: Path) -> None:
     """The file is replaced by something DuckDB cannot open for writing (a folder: this works as root too,
     where file modes do not apply) while the collector runs: the writer thread must neither die nor drop the
@@ -77,12 +69,12 @@ def test_a_file_that_stops_taking_writes_keeps_every_batch_until_it_does_again(t
     db = tmp_path / "swap.duckdb"
     store = Store(db)
     assert store.write(_funds(0), _run("before")) == {"fund_balances": 1}
-    _wait_until(lambda: not store.pending and not store._writing, "the first batch is written")
+    assert store.flush(timeout_s=60) == 0  # the writer is out of the file before it is swapped
     aside = tmp_path / "aside.duckdb"
     db.rename(aside)
     db.mkdir()  # the path no longer opens as a database
     futures = [store.submit(_funds(i), _run(f"during-{i}")) for i in range(1, 4)]
-    _wait_until(lambda: store.unusable_for() > 0, "the writer notices the file refuses writes")
+    wait_until(lambda: store.unusable_for() > 0, 60, "the writer to notice the file refuses writes")
     assert store.unusable_reason is not None and "directory" in store.unusable_reason
     assert not any(f.done() for f in futures)
     assert store._thread is not None and store._thread.is_alive()  # still trying, not dead

@@ -166,7 +166,7 @@ class Collector:
         for hook in self.after_cycle:
             try:
                 await hook(outcomes)
-            except (DatabaseBusy, DatabaseUnusable) as exc:  # the file, said once per poll by the writer too
+            except (DatabaseBusy, DatabaseUnusable) as exc:  # the file's state, which the writer reports itself
                 log.warning("after-cycle hook skipped: %s", exc)
             except Exception:  # noqa: BLE001 - a hook never stops collection
                 log.exception("after-cycle hook failed")
@@ -245,8 +245,7 @@ class Collector:
                 reason = (self.store.unusable_reason or "").removeprefix(f"database {self.settings.db} ")
                 gave_up.append(f"database {self.settings.db} refused writes for {refused_s:.0f} s ({reason}); "
                                f"the collector stopped with {len(self.store.pending)} batch(es) not written")
-                log.error("%s", gave_up[0])
-                stop.set()
+                stop.set()  # serve() raises it: the CLI prints it as its one error line
 
     # -- backfill --------------------------------------------------------------------------------
     async def backfill(self, venue: str, dataset: str, since: datetime,

@@ -10,6 +10,8 @@ from aiohttp import web
 from simulator.respond import reply
 from simulator.stream_hub import hub_of, num
 from simulator.stream_venues import bitfinex_entry, htx_row
+from simulator.venues.bitfinex import error as bitfinex_error
+from simulator.venues.bitfinex import hist_query
 
 HTX_PAGE = 100
 BITFINEX_LIQ_MAX = 500
@@ -99,21 +101,15 @@ async def bitfinex_liquidations_hist(request: web.Request) -> web.Response:
     ``["error", CODE, "text"]`` on bad parameters, as Bitfinex answers."""
     hub = hub_of(request)
     venue = hub.venue("bitfinex")
-    now = hub.market.now_ms()
-    try:
-        start = int(request.query.get("start", "0"))
-        end = int(request.query.get("end", str(now)))
-        limit = int(request.query.get("limit", "100"))
-        sort = int(request.query.get("sort", "-1"))
-    except ValueError:
-        return reply(["error", 10020, "params: invalid"], status=500)
-    if venue is None or not 1 <= limit <= BITFINEX_LIQ_MAX:
-        return reply(["error", 10020, "limit: invalid"], status=500)
+    query = hist_query(request, hub.market.now_ms(), BITFINEX_LIQ_MAX)
+    if isinstance(query, web.Response):
+        return query
+    if venue is None:
+        return bitfinex_error(10020, "limit: invalid")
     hub.market.advance()
     chosen = [(venue.contracts[liq.symbol], liq) for liq in venue.liquidations
-              if liq.symbol in venue.contracts and start <= liq.ts_ms <= end]
-    chosen = chosen[:limit] if sort == 1 else list(reversed(chosen))[:limit]
-    return reply([[bitfinex_entry(contract, liq)] for contract, liq in chosen])
+              if liq.symbol in venue.contracts and query.start <= liq.ts_ms <= query.end]
+    return reply([[bitfinex_entry(contract, liq)] for contract, liq in query.pick(chosen)])
 
 
 async def htx_liquidation_orders_v5(request: web.Request) -> web.Response:

@@ -177,3 +177,30 @@ def test_a_failed_page_restarts_the_walk_and_a_lasting_failure_is_an_error(sim_f
     assert rows(settings.db, "SELECT status, error_class FROM collection_runs WHERE venue='bitfinex' "
                              "AND kind='backfill' ORDER BY finished_at") == [("ok", None),
                                                                              ("error", "ExchangeNotAvailable")]
+
+
+def test_simulated_hist_endpoints_refuse_bad_queries_as_bitfinex_does(sim_factory) -> None:
+    """Both simulated ``/hist`` endpoints (fund status, liquidations) read one query (``hist_query``):
+    HTTP 500 with ``["error", 10020, …]`` for a non-number or a limit out of range, a page otherwise."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    sim = sim_factory(["bitfinex"])
+    base = sim.base_url("bitfinex")
+
+    def get(path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(f"{base}{path}", timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    for path, max_limit, page in (("/v2/status/deriv/tBTCF0:USTF0/hist", 5_000, 2), ("/v2/liquidations/hist", 500, 0)):
+        assert get(f"{path}?sort=x") == (500, ["error", 10020, "params: invalid"])
+        assert get(f"{path}?limit=0") == (500, ["error", 10020, "limit: invalid"])
+        assert get(f"{path}?limit={max_limit + 1}") == (500, ["error", 10020, "limit: invalid"])
+        status, rows = get(f"{path}?limit=2&sort=1")
+        assert status == 200 and isinstance(rows, list) and len(rows) == page  # a calm market: no liquidation yet
+        if page:
+            assert rows[0][0] < rows[1][0]  # sort=1: oldest first

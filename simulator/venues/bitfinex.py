@@ -16,7 +16,10 @@ UNCONFIRMED."""
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -26,6 +29,7 @@ from simulator.respond import reply
 from simulator.routing import Route, market_of
 
 KEY = "bitfinex"
+T = TypeVar("T")
 SHARED_POOL = "USTF0"
 FUND_BALANCE = "37671589.7853521"
 FUND_CADENCE_S = 300
@@ -53,6 +57,32 @@ def build(market: Market) -> SimVenue:
 
 def error(code: int, text: str) -> web.Response:
     return reply(["error", code, text], status=500)
+
+
+@dataclass(frozen=True)
+class HistQuery:
+    """Bitfinex's v2 ``/hist`` query: ``start``, ``end`` (ms), ``limit``, ``sort`` (1 = oldest first)."""
+
+    start: int
+    end: int
+    limit: int
+    sort: int
+
+    def pick(self, rows: Sequence[T]) -> list[T]:
+        """The page of time-ordered ``rows``: the oldest ``limit`` with sort=1, else the newest, newest first."""
+        return list(rows[:self.limit]) if self.sort == 1 else list(reversed(rows))[:self.limit]
+
+
+def hist_query(request: web.Request, now_ms: int, max_limit: int) -> HistQuery | web.Response:
+    """The query, or Bitfinex's HTTP 500 ``["error", 10020, …]`` for a non-number or a limit outside 1..max."""
+    try:
+        query = HistQuery(int(request.query.get("start", "0")), int(request.query.get("end", str(now_ms))),
+                          int(request.query.get("limit", "100")), int(request.query.get("sort", "-1")))
+    except ValueError:
+        return error(10020, "params: invalid")
+    if not 1 <= query.limit <= max_limit:
+        return error(10020, "limit: invalid")
+    return query
 
 
 def row(market: Market, c: SimContract, ts: int, fund: Decimal, mark: Decimal) -> list[object]:
@@ -89,24 +119,16 @@ async def status_hist(request: web.Request) -> web.Response:
     venue = market.venue(KEY)
     contract = venue.contracts.get(request.match_info["key"])
     now = market.now_ms()
-    try:
-        start = int(request.query.get("start", "0"))
-        end = int(request.query.get("end", str(now)))
-        limit = int(request.query.get("limit", "100"))
-        sort = int(request.query.get("sort", "-1"))
-    except ValueError:
-        return error(10020, "params: invalid")
-    if not 1 <= limit <= HIST_MAX:
-        return error(10020, "limit: invalid")
+    query = hist_query(request, now, HIST_MAX)
+    if isinstance(query, web.Response):
+        return query
     if contract is None:
         return reply([])
     points = venue.pools[SHARED_POOL].history
-    lo = bisect.bisect_left(points, (start, Decimal("-Infinity")))
-    hi = bisect.bisect_right(points, (min(end, now), Decimal("Infinity")))
-    chosen = points[lo:hi]
-    chosen = chosen[:limit] if sort == 1 else list(reversed(chosen))[:limit]
+    lo = bisect.bisect_left(points, (query.start, Decimal("-Infinity")))
+    hi = bisect.bisect_right(points, (min(query.end, now), Decimal("Infinity")))
     rows = []
-    for ts, fund in chosen:
+    for ts, fund in query.pick(points[lo:hi]):
         price = market.price_at(contract.base, ts)
         rows.append(row(market, contract, ts, fund, (price * Decimal("1.0002")).quantize(price)))
     return reply(rows)
